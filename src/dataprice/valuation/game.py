@@ -1,0 +1,289 @@
+"""The batched game contract, coalition caching and exact tabulation.
+
+A *game* is a set function ``v: 2^N -> R`` over ``n`` players (sellers, data owners,
+federated clients). Every game in dataprice is evaluated on a **batch** of coalitions:
+
+    ``game(coalitions: bool[m, n]) -> float[m]``
+
+so a utility can vectorize over coalitions (a RAG utility merges per-seller top-k lists,
+a DPO utility does arithmetic on per-owner margins) and a batch is the natural unit of
+parallel work. The empty coalition is an ordinary row: ``v(empty)`` is defined by every
+game and returned like any other value (for buyer utilities it is the value of buying
+nothing, normally 0).
+
+Players are numbered ``0..n-1``; a coalition can also be written as an integer bitmask
+with bit ``j`` set iff player ``j`` belongs to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from tqdm.auto import tqdm
+
+from dataprice._typing import CoalitionMatrix, Masks
+
+#: Largest number of players for which a game is tabulated exactly (2^22 ~ 4.2M values).
+MAX_TABULATION_PLAYERS = 22
+
+
+def coalitions_to_masks(coalitions: CoalitionMatrix) -> Masks:
+    """Bitmask of each row: ``sum_j coalitions[k, j] * 2^j`` (requires ``n <= 62``)."""
+    coalitions = np.asarray(coalitions, dtype=bool)
+    n = coalitions.shape[1]
+    if n > 62:
+        raise ValueError(f"bitmasks need at most 62 players, got {n}")
+    weights = np.left_shift(np.int64(1), np.arange(n, dtype=np.int64))
+    return coalitions.astype(np.int64) @ weights
+
+
+def masks_to_coalitions(masks: Masks | Sequence[int], n_players: int) -> CoalitionMatrix:
+    """Inverse of :func:`coalitions_to_masks`: a boolean ``(len(masks), n_players)`` matrix."""
+    masks = np.asarray(masks, dtype=np.int64).reshape(-1, 1)
+    bits = np.left_shift(np.int64(1), np.arange(n_players, dtype=np.int64))
+    return (masks & bits) != 0
+
+
+def popcount(masks: Masks) -> NDArray[np.int64]:
+    """Number of members of each coalition given as bitmasks."""
+    masks = np.asarray(masks, dtype=np.uint64)
+    counts = np.zeros(masks.shape, dtype=np.int64)
+    for shift in range(0, 64, 8):
+        counts += _BYTE_POPCOUNT[(masks >> np.uint64(shift)) & np.uint64(0xFF)]
+    return counts
+
+
+_BYTE_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+
+
+def coalition(n_players: int, members: Iterable[int] = ()) -> CoalitionMatrix:
+    """A ``(1, n_players)`` coalition matrix holding exactly ``members``."""
+    row = np.zeros((1, n_players), dtype=bool)
+    row[0, list(members)] = True
+    return row
+
+
+class Game(ABC):
+    """A cooperative game ``v: 2^N -> R`` evaluated on batches of coalitions.
+
+    Subclasses implement :meth:`value_function`; callers use ``game(coalitions)``, which
+    checks the shape and counts evaluations in :attr:`n_evaluations` (the number of
+    coalition values computed, the budget unit of every Monte Carlo method).
+
+    Contract:
+        * ``coalitions`` is ``bool[m, n_players]``; the result is ``float64[m]``.
+        * ``v(empty)`` is defined and returned like any other coalition.
+        * The game is deterministic: the same coalition always has the same value.
+          Randomness of training lives in the game's seed, fixed at construction.
+    """
+
+    def __init__(self, n_players: int, player_names: Sequence[str] | None = None) -> None:
+        if n_players < 1:
+            raise ValueError(f"a game needs at least one player, got {n_players}")
+        self.n_players = int(n_players)
+        if player_names is None:
+            player_names = [f"player_{j}" for j in range(self.n_players)]
+        if len(player_names) != self.n_players:
+            raise ValueError(f"{len(player_names)} player names for {self.n_players} players")
+        self.player_names: tuple[str, ...] = tuple(str(p) for p in player_names)
+        self.n_evaluations = 0
+
+    @abstractmethod
+    def value_function(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
+        """Values of the rows of ``coalitions`` (already checked to be ``bool[m, n]``)."""
+
+    def __call__(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
+        coalitions = np.asarray(coalitions, dtype=bool)
+        if coalitions.ndim == 1:
+            coalitions = coalitions[None, :]
+        if coalitions.ndim != 2 or coalitions.shape[1] != self.n_players:
+            raise ValueError(
+                f"coalitions must have shape (m, {self.n_players}), got {coalitions.shape}"
+            )
+        if coalitions.shape[0] == 0:
+            return np.zeros(0)
+        values = np.asarray(self.value_function(coalitions), dtype=np.float64).reshape(-1)
+        if values.shape[0] != coalitions.shape[0]:
+            raise RuntimeError(
+                f"{type(self).__name__}.value_function returned {values.shape[0]} values "
+                f"for {coalitions.shape[0]} coalitions"
+            )
+        self.n_evaluations += coalitions.shape[0]
+        return values
+
+    def value_of(self, members: Iterable[int] = ()) -> float:
+        """``v(S)`` for one coalition given by its members."""
+        return float(self(coalition(self.n_players, members))[0])
+
+    def grand_value(self) -> float:
+        """``v(N)``."""
+        return self.value_of(range(self.n_players))
+
+    def empty_value(self) -> float:
+        """``v(empty)``."""
+        return self.value_of(())
+
+
+class CachedGame(Game):
+    """Memoises another game's values by coalition, so repeated coalitions cost nothing.
+
+    ``n_evaluations`` counts the coalitions *requested*; ``hits`` and ``misses`` say how
+    many of those the wrapped game actually computed (``misses``). Within a batch,
+    duplicate coalitions are evaluated once.
+    """
+
+    def __init__(self, game: Game) -> None:
+        super().__init__(game.n_players, game.player_names)
+        self.game = game
+        self._cache: dict[int | bytes, float] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def _keys(self, coalitions: CoalitionMatrix) -> list[int | bytes]:
+        if self.n_players <= 62:
+            return coalitions_to_masks(coalitions).tolist()
+        packed = np.packbits(coalitions, axis=1)
+        return [row.tobytes() for row in packed]
+
+    def value_function(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
+        keys = self._keys(coalitions)
+        missing: dict[int | bytes, int] = {}
+        for row, key in enumerate(keys):
+            if key not in self._cache and key not in missing:
+                missing[key] = row
+        if missing:
+            rows = np.fromiter(missing.values(), dtype=np.int64, count=len(missing))
+            new_values = self.game(coalitions[rows])
+            self._cache.update(zip(missing.keys(), new_values.tolist(), strict=True))
+        self.misses += len(missing)
+        self.hits += len(keys) - len(missing)
+        return np.array([self._cache[k] for k in keys], dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+
+class TabulatedGame(Game):
+    """A game stored as the full table of its ``2^n`` values, indexed by bitmask.
+
+    ``values[mask]`` is ``v(S)`` for the coalition ``S`` whose bitmask is ``mask``. Exact
+    Shapley and Banzhaf values, exact welfare maximisation and VCG all read this table.
+    """
+
+    def __init__(
+        self,
+        values: NDArray[np.float64],
+        player_names: Sequence[str] | None = None,
+        metadata: dict | None = None,
+    ) -> None:
+        values = np.asarray(values, dtype=np.float64)
+        n = int(np.log2(values.shape[0])) if values.size else -1
+        if values.ndim != 1 or n < 1 or values.shape[0] != 2**n:
+            raise ValueError(f"a table needs 2^n values for some n >= 1, got {values.shape}")
+        super().__init__(n, player_names)
+        self.values = values
+        self.metadata = dict(metadata or {})
+
+    def value_function(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
+        return self.values[coalitions_to_masks(coalitions)]
+
+    def restrict(self, players: Sequence[int]) -> TabulatedGame:
+        """The subgame on ``players`` (in the given order): ``v|_T(S) = v(S)`` for ``S ⊆ T``."""
+        players = np.asarray(players, dtype=np.int64)
+        k = players.shape[0]
+        if k == 0:
+            raise ValueError("cannot restrict a game to no players")
+        sub_masks = np.arange(2**k, dtype=np.int64)
+        sub_bits = masks_to_coalitions(sub_masks, k)
+        full_masks = sub_bits.astype(np.int64) @ np.left_shift(np.int64(1), players)
+        names = [self.player_names[p] for p in players]
+        return TabulatedGame(self.values[full_masks], names)
+
+    def fingerprint(self) -> str:
+        """sha256 of the table and the player names (stable across processes and runs)."""
+        digest = hashlib.sha256(self.values.tobytes())
+        digest.update(json.dumps(self.player_names).encode())
+        return digest.hexdigest()
+
+    def save(self, path: str | Path) -> Path:
+        """Write the table to ``path`` (``.npz``, compressed); returns the path written."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(".npz")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            path,
+            values=self.values,
+            player_names=np.array(self.player_names),
+            metadata=np.array(json.dumps(self.metadata)),
+        )
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> TabulatedGame:
+        """Read a table written by :meth:`save`."""
+        with np.load(Path(path), allow_pickle=False) as data:
+            return cls(
+                data["values"],
+                [str(p) for p in data["player_names"]],
+                json.loads(str(data["metadata"])),
+            )
+
+
+def tabulate(
+    game: Game,
+    *,
+    batch_size: int = 4096,
+    progress: bool = False,
+    map_batches=None,
+) -> TabulatedGame:
+    """Evaluate ``game`` on all ``2^n`` coalitions and return the table.
+
+    Args:
+        game: the game (``n_players <= MAX_TABULATION_PLAYERS``).
+        batch_size: coalitions per call to the game.
+        progress: show a progress bar.
+        map_batches: optional ``callable(fn, list_of_mask_arrays) -> list_of_value_arrays``
+            used to evaluate batches in parallel (see :mod:`dataprice.engine`); it must
+            return results in order.
+
+    Returns:
+        The :class:`TabulatedGame`; ``game.n_evaluations`` grows by ``2^n`` when
+        evaluated in this process.
+    """
+    if isinstance(game, TabulatedGame):
+        return game
+    n = game.n_players
+    if n > MAX_TABULATION_PLAYERS:
+        raise ValueError(
+            f"exact tabulation needs 2^{n} evaluations; it is supported for at most "
+            f"{MAX_TABULATION_PLAYERS} players: use a Monte Carlo method instead"
+        )
+    total = 2**n
+    starts = range(0, total, batch_size)
+    batches = [np.arange(s, min(s + batch_size, total), dtype=np.int64) for s in starts]
+    values = np.empty(total, dtype=np.float64)
+    if map_batches is None:
+        for masks in tqdm(batches, desc="tabulating game", unit="batch", disable=not progress):
+            values[masks] = game(masks_to_coalitions(masks, n))
+    else:
+        results = map_batches(_BatchEvaluator(game), batches)
+        for masks, vals in zip(batches, results, strict=True):
+            values[masks] = vals
+    return TabulatedGame(values, game.player_names, {"source": type(game).__name__})
+
+
+class _BatchEvaluator:
+    """Picklable callable that evaluates a game on a batch of bitmasks."""
+
+    def __init__(self, game: Game) -> None:
+        self.game = game
+
+    def __call__(self, masks: Masks) -> NDArray[np.float64]:
+        return self.game(masks_to_coalitions(masks, self.game.n_players))

@@ -1,0 +1,75 @@
+"""Shared loop of the Monte Carlo methods: batches, stopping, budget, progress, resume."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from tqdm.auto import tqdm
+
+from dataprice.valuation.stopping import (
+    EstimationState,
+    MaxEvaluations,
+    StandardErrorBelow,
+    StoppingCriterion,
+)
+
+
+def default_stopping(
+    stopping: StoppingCriterion | None, max_evaluations: int | None, n_players: int
+) -> StoppingCriterion:
+    """The criterion a method uses: the one given, else a budget of evaluations.
+
+    With neither, the default is ``MaxEvaluations(200 n^2)`` OR a relative standard error
+    of 1%, so an unconfigured method always terminates.
+    """
+    if stopping is not None and max_evaluations is not None:
+        return stopping | MaxEvaluations(max_evaluations)
+    if stopping is not None:
+        return stopping
+    budget = max_evaluations if max_evaluations is not None else 200 * n_players**2
+    crit: StoppingCriterion = MaxEvaluations(budget)
+    if max_evaluations is None:
+        crit = crit | StandardErrorBelow(0.01, relative=True, min_samples=30)
+    return crit
+
+
+class SamplingLoop:
+    """Tracks spent budget and time; asks the criterion whether to go on."""
+
+    def __init__(self, criterion: StoppingCriterion, n_evaluations: int, progress: bool, desc: str):
+        self.criterion = criterion
+        self.n_evaluations = n_evaluations
+        self.started_at = time.monotonic()
+        self.bar = tqdm(desc=desc, unit="eval", disable=not progress, initial=n_evaluations)
+
+    def state(self, moments) -> EstimationState:
+        return EstimationState(
+            stderr=moments.stderr,
+            counts=moments.count,
+            n_evaluations=self.n_evaluations,
+            started_at=self.started_at,
+            values=moments.mean,
+        )
+
+    def remaining(self, moments) -> float:
+        return self.criterion.remaining_evaluations(self.state(moments))
+
+    def done(self, moments) -> bool:
+        return bool(self.criterion(self.state(moments)))
+
+    def spend(self, k: int) -> None:
+        self.n_evaluations += k
+        self.bar.update(k)
+
+    def close(self, moments) -> bool:
+        """Close the bar; return whether the estimate converged."""
+        self.bar.close()
+        return bool(self.criterion.converged(self.state(moments)))
+
+
+def affordable(remaining: float, cost_each: int, wanted: int) -> int:
+    """How many units of ``cost_each`` evaluations fit in ``remaining`` (at most ``wanted``)."""
+    if math.isinf(remaining):
+        return wanted
+    return int(min(wanted, remaining // max(cost_each, 1)))

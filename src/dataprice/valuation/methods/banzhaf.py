@@ -1,0 +1,130 @@
+"""Banzhaf values by maximum sample reuse (MSR, Wang & Jia 2023).
+
+``beta_i = E_{S ~ U(2^N)}[v(S) | i ∈ S] - E[v(S) | i ∉ S]`` for uniformly random subsets.
+Every sampled coalition updates *every* player's two means, so one evaluation informs all
+``n`` estimates. Standard error: ``sqrt(var_in / m_in + var_out / m_out)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dataprice.rng import child_rng
+from dataprice.valuation.game import Game
+from dataprice.valuation.methods._montecarlo import SamplingLoop, affordable, default_stopping
+from dataprice.valuation.methods.base import ValuationMethod
+from dataprice.valuation.methods.permutation import _check_resume
+from dataprice.valuation.result import RunningMoments, ValuationResult
+from dataprice.valuation.stopping import StoppingCriterion
+
+
+class _MSRMoments:
+    """Moments of v(S) over samples with i in S and with i not in S, for each player i."""
+
+    def __init__(self, n: int) -> None:
+        self.inside = RunningMoments(n)
+        self.outside = RunningMoments(n)
+
+    def update(self, coalitions: np.ndarray, values: np.ndarray) -> None:
+        for i in range(coalitions.shape[1]):
+            member = coalitions[:, i]
+            self.inside.update(i, values[member])
+            self.outside.update(i, values[~member])
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.inside.mean - self.outside.mean
+
+    @property
+    def count(self) -> np.ndarray:
+        return np.minimum(self.inside.count, self.outside.count)
+
+    @property
+    def stderr(self) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            se = np.sqrt(
+                self.inside.variance / self.inside.count + self.outside.variance / self.outside.count
+            )
+        return np.where(self.count > 1, se, np.inf)
+
+    def to_extra(self) -> dict:
+        return {
+            side: {"count": m.count.tolist(), "mean": m.mean.tolist(), "m2": m.m2.tolist()}
+            for side, m in (("inside", self.inside), ("outside", self.outside))
+        }
+
+    @classmethod
+    def from_extra(cls, n: int, extra: dict) -> _MSRMoments:
+        moments = cls(n)
+        for side in ("inside", "outside"):
+            m = getattr(moments, side)
+            m.count = np.asarray(extra[side]["count"], dtype=np.int64)
+            m.mean = np.asarray(extra[side]["mean"], dtype=np.float64)
+            m.m2 = np.asarray(extra[side]["m2"], dtype=np.float64)
+        return moments
+
+
+class MSRBanzhaf(ValuationMethod):
+    """Monte Carlo Banzhaf values with maximum sample reuse.
+
+    Args:
+        stopping, max_evaluations: as for :class:`PermutationShapley`.
+        batch_size: coalitions sampled per batch (one game call).
+        seed: seed of the samples.
+        progress: show a progress bar.
+    """
+
+    name = "msr_banzhaf"
+
+    def __init__(
+        self,
+        *,
+        stopping: StoppingCriterion | None = None,
+        max_evaluations: int | None = None,
+        batch_size: int = 256,
+        seed: int | None = 0,
+        progress: bool = False,
+    ) -> None:
+        super().__init__()
+        self.stopping = stopping
+        self.max_evaluations = max_evaluations
+        self.batch_size = batch_size
+        self.seed = seed
+        self.progress = progress
+
+    def fit(self, game: Game, *, resume_from: ValuationResult | None = None) -> MSRBanzhaf:
+        n = game.n_players
+        criterion = default_stopping(self.stopping, self.max_evaluations, n)
+        if resume_from is not None:
+            _check_resume(resume_from, game, self.name)
+            moments = _MSRMoments.from_extra(n, resume_from.extra["msr_moments"])
+            batch_index, spent = resume_from.n_batches, resume_from.n_evaluations
+        else:
+            moments, batch_index, spent = _MSRMoments(n), 0, 0
+        loop = SamplingLoop(criterion, spent, self.progress, self.name)
+        while not loop.done(moments):
+            k = affordable(loop.remaining(moments), 1, self.batch_size)
+            if k <= 0:
+                break
+            rng = child_rng(self.seed, batch_index)
+            coalitions = rng.random((k, n)) < 0.5
+            values = game(coalitions)
+            loop.spend(k)
+            moments.update(coalitions, values)
+            batch_index += 1
+        converged = loop.close(moments)
+        counts = moments.count
+        stderr = moments.stderr
+        self._result = ValuationResult(
+            values=moments.mean,
+            variances=np.where(np.isfinite(stderr), stderr**2 * counts, 0.0),
+            counts=counts,
+            player_names=game.player_names,
+            method=self.name,
+            n_evaluations=loop.n_evaluations,
+            converged=converged,
+            seed=self.seed,
+            n_batches=batch_index,
+            extra={"msr_moments": moments.to_extra(), "stopping": repr(criterion)},
+        )
+        return self

@@ -1,0 +1,165 @@
+"""Permutation sampling Shapley with truncation (TMC-Shapley, Ghorbani & Zou 2019).
+
+``phi_i = E_pi [ v(P_i^pi ∪ {i}) - v(P_i^pi) ]`` where ``P_i^pi`` are the players before
+``i`` in a uniformly random permutation ``pi``. Each permutation yields one marginal
+contribution per player, so ``phi`` is a mean of i.i.d. samples and its standard error is
+``sqrt(var / m)`` after ``m`` permutations.
+
+Truncation: once a prefix's value is within ``truncation_rtol * |v(N)|`` of ``v(N)``, the
+remaining marginals of that permutation are taken as 0 and not evaluated (this biases
+values slightly towards early players; ``truncation_rtol=0`` disables it).
+
+Prefixes are evaluated in blocks across a batch of permutations, so each call to the game
+holds many coalitions (the batched contract), and truncation is checked after each block.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dataprice.rng import child_rng
+from dataprice.valuation.game import Game
+from dataprice.valuation.methods._montecarlo import SamplingLoop, affordable, default_stopping
+from dataprice.valuation.methods.base import ValuationMethod
+from dataprice.valuation.result import RunningMoments, ValuationResult
+from dataprice.valuation.stopping import StoppingCriterion
+
+
+class PermutationShapley(ValuationMethod):
+    """Monte Carlo Shapley values from random permutations, with optional truncation.
+
+    Args:
+        stopping: when to stop (``StandardErrorBelow(...) | MaxEvaluations(...)``...).
+        max_evaluations: shorthand for ``| MaxEvaluations(max_evaluations)``.
+        batch_size: permutations per batch (each batch draws from its own seed stream).
+        truncation_rtol: relative tolerance of the truncation rule (0 = exact marginals).
+        block_size: prefix positions evaluated per game call when truncating.
+        seed: seed of the permutations; the same seed gives the same values.
+        progress: show a progress bar.
+    """
+
+    name = "tmc_shapley"
+
+    def __init__(
+        self,
+        *,
+        stopping: StoppingCriterion | None = None,
+        max_evaluations: int | None = None,
+        batch_size: int = 16,
+        truncation_rtol: float = 0.0,
+        block_size: int | None = None,
+        seed: int | None = 0,
+        progress: bool = False,
+    ) -> None:
+        super().__init__()
+        self.stopping = stopping
+        self.max_evaluations = max_evaluations
+        self.batch_size = batch_size
+        self.truncation_rtol = truncation_rtol
+        self.block_size = block_size
+        self.seed = seed
+        self.progress = progress
+
+    def fit(self, game: Game, *, resume_from: ValuationResult | None = None) -> PermutationShapley:
+        """Estimate values; with ``resume_from``, continue that run (same seed stream)."""
+        n = game.n_players
+        criterion = default_stopping(self.stopping, self.max_evaluations, n)
+        if resume_from is not None:
+            _check_resume(resume_from, game, self.name)
+            moments = RunningMoments.from_result(resume_from)
+            batch_index, spent = resume_from.n_batches, resume_from.n_evaluations
+            truncated = int(resume_from.extra.get("truncated_evaluations_saved", 0))
+        else:
+            moments, batch_index, spent, truncated = RunningMoments(n), 0, 0, 0
+        loop = SamplingLoop(criterion, spent, self.progress, f"{self.name}")
+        v_empty = v_full = None
+        per_permutation = max(n - 1, 1)  # prefixes of sizes 1..n-1 (v(empty), v(N) shared)
+
+        while not loop.done(moments):
+            reserve = 0 if v_full is not None else 2
+            k = affordable(loop.remaining(moments) - reserve, per_permutation, self.batch_size)
+            if k <= 0:
+                break
+            if v_full is None:
+                ends = np.zeros((2, n), dtype=bool)
+                ends[1] = True
+                v_empty, v_full = game(ends)
+                loop.spend(2)
+            rng = child_rng(self.seed, batch_index)
+            perms = np.argsort(rng.random((k, n)), axis=1)
+            marginals, used, saved = self._batch(game, perms, v_empty, v_full)
+            loop.spend(used)
+            truncated += saved
+            moments.update_all(marginals)
+            batch_index += 1
+
+        converged = loop.close(moments)
+        self._result = ValuationResult(
+            values=moments.mean.copy(),
+            variances=moments.variance.copy(),
+            counts=moments.count.copy(),
+            player_names=game.player_names,
+            method=self.name,
+            n_evaluations=loop.n_evaluations,
+            converged=converged,
+            seed=self.seed,
+            n_batches=batch_index,
+            extra={
+                "truncation_rtol": self.truncation_rtol,
+                "truncated_evaluations_saved": truncated,
+                "stopping": repr(criterion),
+            },
+        )
+        return self
+
+    def _batch(self, game: Game, perms: np.ndarray, v_empty: float, v_full: float):
+        """Marginals ``(k, n)`` by player for the permutations ``perms``; evaluations used."""
+        k, n = perms.shape
+        prefix_values = np.empty((k, n + 1))
+        prefix_values[:, 0] = v_empty
+        prefix_values[:, n] = v_full
+        # membership[p, pos, j]: player j is among the first pos players of permutation p
+        positions = np.empty((k, n), dtype=np.int64)
+        positions[np.arange(k)[:, None], perms] = np.arange(n)
+        used = 0
+        if self.truncation_rtol <= 0:
+            sizes = np.arange(1, n)
+            coalitions = positions[:, None, :] < sizes[None, :, None]
+            if n > 1:
+                prefix_values[:, 1:n] = game(coalitions.reshape(-1, n)).reshape(k, n - 1)
+            used = k * (n - 1)
+            saved = 0
+        else:
+            tol = self.truncation_rtol * max(abs(v_full), 1e-12)
+            block = self.block_size or max(1, int(np.ceil(n / 4)))
+            active = np.ones(k, dtype=bool)
+            truncated_at = np.full(k, n, dtype=np.int64)
+            for start in range(1, n, block):
+                stop = min(start + block, n)
+                rows = np.flatnonzero(active)
+                if rows.size == 0:
+                    break
+                sizes = np.arange(start, stop)
+                coalitions = positions[rows, None, :] < sizes[None, :, None]
+                vals = game(coalitions.reshape(-1, n)).reshape(rows.size, sizes.size)
+                used += vals.size
+                prefix_values[rows, start:stop] = vals
+                close = np.abs(v_full - vals) <= tol
+                hit = np.flatnonzero(close.any(axis=1))
+                truncated_at[rows[hit]] = start + np.argmax(close[hit], axis=1)
+                active[rows[hit]] = False
+            for row in range(k):
+                t = truncated_at[row]
+                if t < n:
+                    prefix_values[row, t + 1 : n + 1] = prefix_values[row, t]
+            saved = k * (n - 1) - used
+        by_position = np.diff(prefix_values, axis=1)  # marginal of the player at each position
+        marginals = np.take_along_axis(by_position, positions, axis=1)
+        return marginals, used, saved
+
+
+def _check_resume(previous: ValuationResult, game: Game, method: str) -> None:
+    if previous.method != method:
+        raise ValueError(f"cannot resume {method} from a {previous.method} result")
+    if previous.player_names != game.player_names:
+        raise ValueError("cannot resume: the result is over different players than the game")

@@ -1,0 +1,1 @@
+"""Buyers' learning tasks; each defines a game ``v(S)`` over the sellers."""
