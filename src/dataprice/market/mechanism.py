@@ -1,0 +1,77 @@
+"""``settle``: one round of the subset market, from reports to an :class:`Outcome`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dataprice.market.payments import PAYMENT_RULES, SubsetMarket
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Result of one settlement, in either market.
+
+    ``quantities[j]`` is how much of seller ``j``'s data the buyer uses: 0 or 1 in the
+    subset market, ``f_j(W) = sum_i w_ij^2`` in the continuous market; a seller's cost is
+    ``c_j * quantities[j]``. ``utilities`` and ``welfare`` are at the true costs when they
+    were given (else NaN).
+    """
+
+    rule: str
+    bids: NDArray[np.float64]
+    quantities: NDArray[np.float64]
+    payments: NDArray[np.float64]
+    value: float  # buyer's gross value v(S*) (or V(W))
+    costs: NDArray[np.float64] | None = None
+
+    @property
+    def selected(self) -> NDArray[np.bool_]:
+        return self.quantities > 0
+
+    @property
+    def buyer_surplus(self) -> float:
+        """``v(S*) - sum_j p_j``."""
+        return self.value - float(self.payments.sum())
+
+    @property
+    def total_paid(self) -> float:
+        return float(self.payments.sum())
+
+    @property
+    def utilities(self) -> NDArray[np.float64]:
+        """``u_j = p_j - c_j x_j`` at the true costs."""
+        if self.costs is None:
+            return np.full(self.payments.shape, np.nan)
+        return self.payments - self.costs * self.quantities
+
+    @property
+    def welfare(self) -> float:
+        """``v(S*) - sum_j c_j x_j`` (buyer surplus plus seller utilities)."""
+        if self.costs is None:
+            return float("nan")
+        return self.value - float(self.costs @ self.quantities)
+
+
+def settle(
+    market: SubsetMarket,
+    bids: NDArray[np.float64],
+    rule: str,
+    costs: NDArray[np.float64] | None = None,
+) -> Outcome:
+    """Allocate at the reports ``bids`` and pay under ``rule`` (``loo|shapley|myerson|vcg``)."""
+    if rule not in PAYMENT_RULES:
+        raise ValueError(f"unknown payment rule {rule!r}; choose one of {sorted(PAYMENT_RULES)}")
+    bids = np.asarray(bids, dtype=np.float64)
+    alloc = market.allocate(bids)
+    payments = PAYMENT_RULES[rule](market, bids, alloc)
+    return Outcome(
+        rule=rule,
+        bids=bids,
+        quantities=alloc.selected.astype(np.float64),
+        payments=payments,
+        value=alloc.value,
+        costs=None if costs is None else np.asarray(costs, dtype=np.float64),
+    )

@@ -1,0 +1,134 @@
+"""Market metrics: welfare, efficiency, individual rationality, truthfulness, stability.
+
+* Welfare at true costs: ``W(S) = v(S) - sum_{j in S} c_j``; efficiency ratio
+  ``W(S*(b)) / max_S W(S)`` (1 when the best welfare is 0 and reached).
+* Individual rationality: a seller reporting truthfully should not lose (``u_j >= 0``).
+* Truthfulness audit: for each seller, the best gain in utility from any report on a grid,
+  others' reports fixed: ``gain_j = max_r u_j(r, b_-j) - u_j(c_j, b_-j)`` (0 for a truthful rule).
+* Stability: spread of each seller's payment across seeds (coefficient of variation) and
+  Spearman rank correlation of payments between seeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from scipy.stats import spearmanr
+
+from dataprice.market.allocation import ExactAllocation
+from dataprice.market.mechanism import Outcome, settle
+from dataprice.market.payments import SubsetMarket
+from dataprice.valuation.game import TabulatedGame
+
+#: Tolerance below which a loss or a gain counts as zero (money units, relative to v(N)).
+TOLERANCE = 1e-7
+
+DEFAULT_MULTIPLIERS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.1, 1.25, 1.5, 2.0, 3.0)
+
+
+def optimal_welfare(market: SubsetMarket, costs: NDArray[np.float64]) -> float:
+    """``max_S v(S) - c(S)`` (exact when the game is tabulated; else the allocation rule's)."""
+    if isinstance(market.game, TabulatedGame):
+        return float(ExactAllocation().welfare_table(market.game, costs).max())
+    return market.allocation(market.game, costs).welfare_at_bids
+
+
+def efficiency(outcome: Outcome, best_welfare: float) -> float:
+    """``W(S*) / max_S W(S)`` at true costs."""
+    if best_welfare <= TOLERANCE:
+        return 1.0 if outcome.welfare >= best_welfare - TOLERANCE else 0.0
+    return outcome.welfare / best_welfare
+
+
+def ir_violations(outcome: Outcome, scale: float = 1.0) -> int:
+    """Number of sellers whose utility at the true cost is negative."""
+    return int(np.sum(outcome.utilities < -TOLERANCE * max(scale, 1.0)))
+
+
+def report_grid(cost: float, max_report: float, multipliers: Sequence[float], n_linear: int) -> NDArray:
+    """Candidate misreports: multiples of the cost and an even grid over ``[0, max_report]``."""
+    grid = np.concatenate([cost * np.asarray(multipliers), np.linspace(0.0, max_report, n_linear)])
+    return np.unique(grid[grid >= 0])
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """Per seller: utility when truthful, best utility on the grid, the report that gets it."""
+
+    truthful_utility: NDArray[np.float64]
+    best_utility: NDArray[np.float64]
+    best_report: NDArray[np.float64]
+
+    @property
+    def gain(self) -> NDArray[np.float64]:
+        return np.maximum(self.best_utility - self.truthful_utility, 0.0)
+
+
+def truthfulness_audit(
+    market: SubsetMarket,
+    rule: str,
+    costs: NDArray[np.float64],
+    bids: NDArray[np.float64] | None = None,
+    *,
+    multipliers: Sequence[float] = DEFAULT_MULTIPLIERS,
+    n_linear: int = 21,
+) -> AuditResult:
+    """Each seller's best gain from misreporting, the others' reports fixed at ``bids``.
+
+    ``bids`` defaults to the true costs (the question "is truth-telling a best response when
+    everyone else is truthful?"). The grid covers multiples of the cost and ``[0, max_j]``
+    where ``max_j`` bounds any useful report: ``v(N) - v(empty)`` plus the cost.
+    """
+    costs = np.asarray(costs, dtype=np.float64)
+    base = costs.copy() if bids is None else np.asarray(bids, dtype=np.float64).copy()
+    span = abs(market.game.grand_value() - market.game.empty_value())
+    n = costs.shape[0]
+    truthful = np.empty(n)
+    best = np.empty(n)
+    best_report = np.empty(n)
+    for j in range(n):
+        reports = base.copy()
+        reports[j] = costs[j]
+        truthful[j] = settle(market, reports, rule, costs).utilities[j]
+        best[j], best_report[j] = truthful[j], costs[j]
+        for r in report_grid(costs[j], span + costs[j], multipliers, n_linear):
+            reports[j] = r
+            u = settle(market, reports, rule, costs).utilities[j]
+            if u > best[j] + TOLERANCE * max(span, 1.0):
+                best[j], best_report[j] = u, r
+    return AuditResult(truthful, best, best_report)
+
+
+def payment_stability(payments: NDArray[np.float64]) -> pd.DataFrame:
+    """Stability of payments across replicates: ``payments`` has shape ``(n_seeds, n_sellers)``.
+
+    Per seller: mean, standard deviation and coefficient of variation ``std / |mean|``
+    (NaN when the mean is 0). The mean pairwise Spearman rank correlation between seeds is
+    in ``attrs["rank_correlation"]`` (NaN with one seed).
+    """
+    payments = np.atleast_2d(np.asarray(payments, dtype=np.float64))
+    mean = payments.mean(axis=0)
+    std = payments.std(axis=0, ddof=1) if payments.shape[0] > 1 else np.zeros(payments.shape[1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cv = np.where(np.abs(mean) > TOLERANCE, std / np.abs(mean), np.nan)
+    frame = pd.DataFrame({"mean": mean, "std": std, "cv": cv})
+    frame.attrs["rank_correlation"] = mean_rank_correlation(payments)
+    return frame
+
+
+def mean_rank_correlation(samples: NDArray[np.float64]) -> float:
+    """Mean Spearman correlation over all pairs of rows (NaN with fewer than two rows)."""
+    rows = samples.shape[0]
+    if rows < 2:
+        return float("nan")
+    values = []
+    for a in range(rows):
+        for b in range(a + 1, rows):
+            if np.ptp(samples[a]) == 0 or np.ptp(samples[b]) == 0:
+                continue
+            values.append(spearmanr(samples[a], samples[b]).statistic)
+    return float(np.mean(values)) if values else float("nan")
