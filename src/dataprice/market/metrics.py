@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,38 +69,53 @@ class AuditResult:
 
 
 def truthfulness_audit(
-    market: SubsetMarket,
+    settle_fn: Callable[[NDArray[np.float64], str, NDArray[np.float64]], Outcome],
     rule: str,
     costs: NDArray[np.float64],
     bids: NDArray[np.float64] | None = None,
     *,
+    span: float,
     multipliers: Sequence[float] = DEFAULT_MULTIPLIERS,
     n_linear: int = 21,
 ) -> AuditResult:
     """Each seller's best gain from misreporting, the others' reports fixed at ``bids``.
 
-    ``bids`` defaults to the true costs (the question "is truth-telling a best response when
-    everyone else is truthful?"). The grid covers multiples of the cost and ``[0, max_j]``
-    where ``max_j`` bounds any useful report: ``v(N) - v(empty)`` plus the cost.
+    Args:
+        settle_fn: ``settle_fn(bids, rule, costs) -> Outcome`` for the market at hand.
+        rule: the payment rule audited.
+        costs: true costs.
+        bids: the others' reports (default: the true costs, i.e. "is truth-telling a best
+            response when everyone else is truthful?").
+        span: scale of useful reports (``v(N) - v(empty)``); the grid covers multiples of
+            the cost and ``[0, span + cost]``.
     """
     costs = np.asarray(costs, dtype=np.float64)
     base = costs.copy() if bids is None else np.asarray(bids, dtype=np.float64).copy()
-    span = abs(market.game.grand_value() - market.game.empty_value())
     n = costs.shape[0]
     truthful = np.empty(n)
     best = np.empty(n)
     best_report = np.empty(n)
+    tol = TOLERANCE * max(span, 1.0)
     for j in range(n):
         reports = base.copy()
         reports[j] = costs[j]
-        truthful[j] = settle(market, reports, rule, costs).utilities[j]
+        truthful[j] = settle_fn(reports, rule, costs).utilities[j]
         best[j], best_report[j] = truthful[j], costs[j]
         for r in report_grid(costs[j], span + costs[j], multipliers, n_linear):
             reports[j] = r
-            u = settle(market, reports, rule, costs).utilities[j]
-            if u > best[j] + TOLERANCE * max(span, 1.0):
+            u = settle_fn(reports, rule, costs).utilities[j]
+            if u > best[j] + tol:
                 best[j], best_report[j] = u, r
     return AuditResult(truthful, best, best_report)
+
+
+def subset_settler(market: SubsetMarket):
+    """``settle_fn`` for :func:`truthfulness_audit` on a subset market."""
+    return lambda bids, rule, costs: settle(market, bids, rule, costs)
+
+
+def market_span(market: SubsetMarket) -> float:
+    return abs(market.game.grand_value() - market.game.empty_value())
 
 
 def payment_stability(payments: NDArray[np.float64]) -> pd.DataFrame:

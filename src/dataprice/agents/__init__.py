@@ -1,0 +1,1 @@
+"""Seller and buyer behaviour: bidding strategies (and, later, the repeated Mesa market)."""

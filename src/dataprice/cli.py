@@ -1,0 +1,88 @@
+"""Command line: ``dataprice run | validate``.
+
+Exit codes: 0 success, 2 bad input (scenario, data), 1 unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dataprice import __version__
+from dataprice.errors import DatapriceError, ScenarioError
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from dataprice.scenario import load_scenario
+
+    status = 0
+    for path in args.scenarios:
+        try:
+            scenario = load_scenario(path)
+        except ScenarioError as exc:
+            for line in str(exc).splitlines():
+                print(f"error: {line}", file=sys.stderr)
+            status = 2
+            continue
+        print(f"{path}: ok ({scenario.name}: {scenario.sellers.count} sellers, buyer {scenario.buyer.task})")
+    return status
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from dataprice.report import write_report
+    from dataprice.runner import run_scenario
+    from dataprice.scenario import load_scenario
+
+    overrides = {}
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    if args.replicates is not None:
+        overrides["replicates"] = args.replicates
+    scenario = load_scenario(args.scenario, overrides)
+    out = scenario.resolved_output_dir(args.out)
+    result = run_scenario(scenario, progress=not args.quiet)
+    write_report(result, out)
+    if not args.quiet:
+        print(result.mechanisms_table().to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
+    print(f"report written to {out / 'report.html'} ({result.seconds:.1f} s)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dataprice",
+        description="Simulate data markets and compute incentive-aware compensation for data contributors.",
+    )
+    parser.add_argument("--version", action="version", version=f"dataprice {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a scenario and write its compensation report")
+    run.add_argument("scenario", type=Path, help="scenario YAML file")
+    run.add_argument("--out", type=Path, default=None, help="report directory (default: the scenario's output_dir)")
+    run.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    run.add_argument("--replicates", type=int, default=None, help="override the number of replicates")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary table")
+    run.set_defaults(func=_cmd_run)
+
+    validate = sub.add_parser("validate", help="check scenario files without running them")
+    validate.add_argument("scenarios", type=Path, nargs="+", help="scenario YAML files")
+    validate.set_defaults(func=_cmd_validate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DatapriceError as exc:
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; no report was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

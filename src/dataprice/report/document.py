@@ -1,0 +1,128 @@
+"""A tiny document model rendered to both Markdown and self-contained HTML."""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+
+@dataclass
+class Table:
+    frame: pd.DataFrame
+    caption: str = ""
+    digits: int = 3
+
+
+@dataclass
+class Image:
+    path: Path
+    alt: str
+
+
+@dataclass
+class Code:
+    text: str
+    language: str = ""
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list = field(default_factory=list)  # str (paragraph) | Table | Image | Code
+
+
+def _format_frame(frame: pd.DataFrame, digits: int) -> pd.DataFrame:
+    def fmt(v):
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if isinstance(v, float):
+            return "" if pd.isna(v) else f"{v:,.{digits}f}"
+        return str(v)
+
+    return frame.map(fmt)
+
+
+def to_markdown(title: str, intro: list[str], sections: list[Section]) -> str:
+    out = [f"# {title}", ""]
+    out += [p + "\n" for p in intro]
+    for section in sections:
+        out += [f"## {section.title}", ""]
+        for block in section.blocks:
+            if isinstance(block, str):
+                out += [block, ""]
+            elif isinstance(block, Table):
+                if block.caption:
+                    out += [f"*{block.caption}*", ""]
+                frame = _format_frame(block.frame, block.digits)
+                out.append("| " + " | ".join(map(str, frame.columns)) + " |")
+                out.append("|" + "|".join("---" for _ in frame.columns) + "|")
+                for row in frame.itertuples(index=False):
+                    out.append("| " + " | ".join(row) + " |")
+                out.append("")
+            elif isinstance(block, Image):
+                out += [f"![{block.alt}]({block.path.name})", ""]
+            elif isinstance(block, Code):
+                out += [f"```{block.language}", block.text.rstrip(), "```", ""]
+    return "\n".join(out)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;
+padding:0 1rem;color:#1d2330;line-height:1.45}
+h1{border-bottom:2px solid #3b6ea5;padding-bottom:.3rem}h2{margin-top:2rem;color:#3b6ea5}
+table{border-collapse:collapse;margin:.6rem 0 1rem;font-size:.88rem;display:block;overflow-x:auto}
+th,td{border:1px solid #d0d6e0;padding:.3rem .55rem;text-align:right;white-space:nowrap}
+th{background:#eef2f8}td:first-child,th:first-child{text-align:left}
+caption{caption-side:top;text-align:left;font-style:italic;padding-bottom:.3rem}
+img{max-width:100%;border:1px solid #e0e4ea;margin:.5rem 0}
+pre{background:#f5f7fa;padding:.8rem;overflow-x:auto;font-size:.82rem;border-radius:4px}
+"""
+
+
+def to_html(title: str, intro: list[str], sections: list[Section]) -> str:
+    esc = html.escape
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+    ]
+    out += [f"<p>{_inline(p)}</p>" for p in intro]
+    for section in sections:
+        out.append(f"<h2>{esc(section.title)}</h2>")
+        for block in section.blocks:
+            if isinstance(block, str):
+                out.append(f"<p>{_inline(block)}</p>")
+            elif isinstance(block, Table):
+                frame = _format_frame(block.frame, block.digits)
+                cap = f"<caption>{esc(block.caption)}</caption>" if block.caption else ""
+                head = "".join(f"<th>{esc(str(c))}</th>" for c in frame.columns)
+                body = "".join(
+                    "<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>"
+                    for row in frame.itertuples(index=False)
+                )
+                out.append(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            elif isinstance(block, Image):
+                data = base64.b64encode(block.path.read_bytes()).decode()
+                out.append(f'<img alt="{esc(block.alt)}" src="data:image/png;base64,{data}">')
+            elif isinstance(block, Code):
+                out.append(f"<pre><code>{esc(block.text)}</code></pre>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def _inline(text: str) -> str:
+    """Escape, then render `code` spans and **bold** (the only Markdown used in paragraphs)."""
+    parts = html.escape(text).split("`")
+    for k in range(1, len(parts), 2):
+        parts[k] = f"<code>{parts[k]}</code>"
+    joined = "".join(parts)
+    bold = joined.split("**")
+    for k in range(1, len(bold), 2):
+        bold[k] = f"<strong>{bold[k]}</strong>"
+    return "".join(bold)

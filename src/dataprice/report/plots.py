@@ -1,0 +1,54 @@
+"""Plots of a run (matplotlib, non-interactive backend, deterministic PNG output)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+_META = {"Software": None}  # no version string in the file: same data, same bytes
+
+
+def payments_by_rule(sellers: pd.DataFrame, rules: list[str], path: Path) -> Path:
+    """Grouped bars: each seller's mean payment under each rule, with its cost marked."""
+    n = len(sellers)
+    width = 0.8 / max(len(rules), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * n + 2), 4))
+    x = np.arange(n)
+    for k, rule in enumerate(rules):
+        ax.bar(x + (k - (len(rules) - 1) / 2) * width, sellers[f"payment[{rule}]"], width, label=rule)
+    ax.scatter(x, sellers["cost"], marker="_", s=400, color="black", zorder=3, label="cost")
+    ax.set_xticks(x, sellers["seller"], rotation=45, ha="right")
+    ax.set_ylabel("payment (money)")
+    ax.set_title("Payment to each seller under each rule")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.legend(ncols=min(len(rules) + 1, 5), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata=_META)
+    plt.close(fig)
+    return path
+
+
+def value_vs_cost(sellers: pd.DataFrame, methods: list[str], path: Path) -> Path:
+    """Scatter of each seller's value under each method against its cost."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for method in methods:
+        ax.scatter(sellers["cost"], sellers[f"value[{method}]"], label=method, alpha=0.8)
+    lo = min(0.0, float(sellers["cost"].min()))
+    hi = float(max(sellers["cost"].max(), max(sellers[f"value[{m}]"].max() for m in methods)))
+    ax.plot([lo, hi], [lo, hi], color="grey", ls="--", lw=0.8, label="value = cost")
+    for _, row in sellers.iterrows():
+        ax.annotate(row["seller"], (row["cost"], row[f"value[{methods[0]}]"]), fontsize=7, alpha=0.7)
+    ax.set_xlabel("private cost")
+    ax.set_ylabel("value (money)")
+    ax.set_title("Value of each seller's data against its cost")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata=_META)
+    plt.close(fig)
+    return path

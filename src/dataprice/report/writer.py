@@ -1,0 +1,157 @@
+"""Write a run's report directory atomically.
+
+Everything is written into a temporary sibling directory that replaces the target only
+once complete, so a failure never leaves a half-written report (and an earlier report at
+the same place survives a failed run).
+
+Contents: ``scenario.yaml`` (fully resolved), ``sellers.csv/.parquet`` (per-seller
+statement), ``mechanisms.csv/.parquet`` (rule comparison), ``values.csv/.parquet`` and
+``outcomes.csv/.parquet`` (long tables), ``valuations.json`` (results with provenance),
+two plots, ``report.md`` and a self-contained ``report.html``. Timings go to
+``timings.json`` only, so two runs with the same seed give byte-identical reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from dataprice.report import plots
+from dataprice.report.document import Code, Image, Section, Table, to_html, to_markdown
+from dataprice.runner import RunResult
+from dataprice.scenario import scenario_to_yaml
+
+_TASK_LABEL = {
+    "classifier": "a classifier trained on the sellers' data shards",
+    "mean_estimation": "mean-estimation buyers combining the sellers' noisy signals (continuous market)",
+    "single_winner": "a buyer who takes the single document with the best value minus price",
+}
+
+_RULE_NOTE = {
+    "loo": "pays each selected seller its leave-one-out value v(S*) - v(S* without j)",
+    "shapley": "pays each selected seller its Shapley value",
+    "myerson": "pays each selected seller its critical bid (the highest report at which it is still selected)",
+    "vcg": "pays b_j + W(b) - W_-j(b) (Clarke pivot)",
+}
+
+
+def _save_table(frame: pd.DataFrame, directory: Path, stem: str) -> None:
+    frame.to_csv(directory / f"{stem}.csv", index=False)
+    frame.to_parquet(directory / f"{stem}.parquet", index=False)
+
+
+def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], list[Section]]:
+    s = run.scenario
+    sellers = run.sellers_table()
+    mechanisms = run.mechanisms_table()
+    rules, methods = run.rules, run.methods
+    title = f"Compensation report: {s.name}"
+    intro = [s.description.strip()] if s.description.strip() else []
+    intro.append(
+        f"{s.sellers.count} sellers sell data to {_TASK_LABEL[s.buyer.task]}. "
+        f"Seed {s.seed}, {s.replicates} replicate(s), {s.rounds} round(s); "
+        f"allocation `{s.market.allocation}`"
+        + (f" with reserve {s.market.reserve:g}" if s.market.reserve is not None else "")
+        + f"; sellers bid `{s.bidding.strategy}`."
+    )
+
+    summary = Section("Summary")
+    best = sum(r.best_welfare for r in run.replicates) / len(run.replicates)
+    summary.blocks.append(f"Best achievable welfare at the true costs: **{best:,.3f}** (mean over replicates).")
+    summary.blocks.append(Table(mechanisms, "One row per payment rule (means over replicates and rounds)."))
+    for _, row in mechanisms.iterrows():
+        line = f"**{row['rule']}** {_RULE_NOTE[row['rule']]}: total paid {row['total_paid']:,.3f}, buyer surplus {row['buyer_surplus']:,.3f}, efficiency {row['efficiency']:.3f}"
+        if "truthful" in row:
+            line += (
+                "; truth-telling was a best response for every seller"
+                if row["truthful"]
+                else f"; {row['sellers_gaining']:g} seller(s) could gain up to {row['max_misreport_gain']:,.3f} by misreporting"
+            )
+        if row["ir_violations"] > 0:
+            line += f"; {row['ir_violations']:g} seller(s) paid less than their cost"
+        summary.blocks.append(line + ".")
+
+    statement = Section("Per-seller statement")
+    cols = ["seller"] + [c for c in sellers.columns if c in {"data_points", "noisy_label_fraction", "document_value", "noise_variance"}]
+    cols += ["cost", "bid"] + [f"value[{m}]" for m in methods]
+    statement.blocks.append(Table(sellers[cols], "Contribution, cost, report and value under each method."))
+    pay_cols = ["seller"] + [f"payment[{r}]" for r in rules] + [f"utility[{r}]" for r in rules]
+    statement.blocks.append(Table(sellers[pay_cols], "Payment and utility (payment minus cost of what was used) under each rule."))
+    if s.audit.enabled:
+        gain_cols = ["seller"] + [f"misreport_gain[{r}]" for r in rules]
+        statement.blocks.append(
+            Table(sellers[gain_cols], "Truthfulness audit: best utility gain from misreporting (others truthful).")
+        )
+
+    methods_section = Section("Valuation methods")
+    rows = []
+    for method in methods:
+        results = [rep.values[method] for rep in run.replicates]
+        rows.append(
+            {
+                "method": method,
+                "game evaluations": sum(r.n_evaluations for r in results) / len(results),
+                "converged": all(r.converged for r in results),
+                "mean stderr": float(sum(r.stderr.mean() for r in results) / len(results)),
+                "stopping": results[0].extra.get("stopping", results[0].extra.get("note", "exact")),
+            }
+        )
+    methods_section.blocks.append(Table(pd.DataFrame(rows), "Evaluations are per replicate; exact methods read the tabulated game."))
+    if len(run.replicates) > 1:
+        methods_section.blocks.append(
+            "Values and payments are means over replicates; `*_sd` columns in `sellers.csv` give their spread."
+        )
+
+    figures = Section("Figures")
+    figures.blocks.append(Image(plots.payments_by_rule(sellers, rules, directory / "payments_by_rule.png"), "payments by rule"))
+    figures.blocks.append(Image(plots.value_vs_cost(sellers, methods, directory / "value_vs_cost.png"), "value vs cost"))
+
+    reproduce = Section("Reproduce")
+    reproduce.blocks.append("Run `dataprice run scenario.yaml` in this directory; the resolved scenario is below.")
+    reproduce.blocks.append(Code(scenario_to_yaml(s), "yaml"))
+    return title, intro, [summary, statement, methods_section, figures, reproduce]
+
+
+def write_report(run: RunResult, out_dir: str | Path) -> Path:
+    """Write the report for ``run`` to ``out_dir`` (replacing it only when complete)."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        (tmp / "scenario.yaml").write_text(scenario_to_yaml(run.scenario))
+        _save_table(run.sellers_table(), tmp, "sellers")
+        _save_table(run.mechanisms_table(), tmp, "mechanisms")
+        _save_table(run.values_table(), tmp, "values")
+        _save_table(run.outcomes_table(), tmp, "outcomes")
+        valuations = {
+            str(rep.replicate): {m: r.to_dict() for m, r in rep.values.items()} for rep in run.replicates
+        }
+        (tmp / "valuations.json").write_text(json.dumps(valuations, indent=1, default=float))
+        (tmp / "provenance.json").write_text(json.dumps(run.provenance, indent=1))
+        (tmp / "timings.json").write_text(
+            json.dumps({"total_seconds": run.seconds, "replicate_seconds": [r.seconds for r in run.replicates]}, indent=1)
+        )
+        title, intro, sections = build_sections(run, tmp)
+        (tmp / "report.md").write_text(to_markdown(title, intro, sections))
+        (tmp / "report.html").write_text(to_html(title, intro, sections))
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    if target.exists():
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+        os.replace(new, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, target)

@@ -1,0 +1,361 @@
+"""Scenario files: the pydantic schema and the loader (the one place input is validated).
+
+A scenario is a YAML file describing sellers, a buyer, valuation methods, the market
+(allocation, payment rules), bidding, rounds, seeds, output and engine. Everything past
+:func:`load_scenario` trusts the :class:`Scenario` it gets.
+
+Errors are collected and reported one per line as ``field.path: what was wrong (got X)``,
+so ``dataprice validate`` tells a user everything to fix in one go.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
+
+from dataprice.errors import ScenarioError
+from dataprice.rng import child_rng
+from dataprice.valuation.game import MAX_TABULATION_PLAYERS
+
+#: Largest market for which the exact (2^n) allocation is allowed.
+MAX_EXACT_SELLERS = MAX_TABULATION_PLAYERS
+#: Largest continuous market for which Shapley payments (2^n solves) are allowed.
+MAX_CONTINUOUS_SHAPLEY = 16
+
+
+class StrictModel(BaseModel):
+    """A model that rejects unknown keys, naming the keys it accepts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            known = set(cls.model_fields)
+            unknown = [k for k in data if k not in known]
+            if unknown:
+                raise ValueError(
+                    f"unknown field {unknown[0]!r}; allowed fields: {', '.join(sorted(known))}"
+                )
+        return data
+
+
+# --- sellers ---------------------------------------------------------------------------------
+
+
+class CostDistribution(StrictModel):
+    """Costs drawn once per scenario (the sellers are the same people in every replicate)."""
+
+    distribution: Literal["uniform", "lognormal", "constant"] = "uniform"
+    low: NonNegativeFloat = 0.0
+    high: NonNegativeFloat = 1.0
+    mean: float = 0.0  # of log-cost, for lognormal
+    sigma: NonNegativeFloat = 0.5  # of log-cost, for lognormal
+    value: NonNegativeFloat = 0.0  # for constant
+
+    @model_validator(mode="after")
+    def _check_range(self) -> CostDistribution:
+        if self.distribution == "uniform" and self.high < self.low:
+            raise ValueError(f"high ({self.high}) must be >= low ({self.low})")
+        return self
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        if self.distribution == "uniform":
+            return rng.uniform(self.low, self.high, size=n)
+        if self.distribution == "lognormal":
+            return rng.lognormal(self.mean, self.sigma, size=n)
+        return np.full(n, self.value)
+
+
+class Partition(StrictModel):
+    """How the buyer's training data is split among sellers."""
+
+    kind: Literal["iid", "sizes", "dirichlet"] = "iid"
+    sizes: list[PositiveFloat] | None = None
+    alpha: PositiveFloat = 1.0
+
+    @model_validator(mode="after")
+    def _sizes_given(self) -> Partition:
+        if self.kind == "sizes" and not self.sizes:
+            raise ValueError("kind 'sizes' needs a list 'sizes' with one positive number per seller")
+        return self
+
+
+class LabelNoise(StrictModel):
+    """Sellers whose labels are corrupted, and the fraction of their points affected."""
+
+    sellers: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
+    fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+
+
+class Sellers(StrictModel):
+    count: Annotated[int, Field(ge=1, le=10_000)]
+    names: list[str] | None = None
+    costs: list[NonNegativeFloat] | CostDistribution = Field(default_factory=CostDistribution)
+    partition: Partition = Field(default_factory=Partition)
+    label_noise: LabelNoise = Field(default_factory=LabelNoise)
+
+    def player_names(self) -> list[str]:
+        return list(self.names) if self.names else [f"seller_{j}" for j in range(self.count)]
+
+    def draw_costs(self, seed: int) -> np.ndarray:
+        if isinstance(self.costs, list):
+            return np.asarray(self.costs, dtype=np.float64)
+        return self.costs.draw(self.count, child_rng(seed, 1000))
+
+
+# --- buyers ----------------------------------------------------------------------------------
+
+
+class ClassifierBuyer(StrictModel):
+    """A buyer training a classifier on the sellers' shards of a bundled dataset."""
+
+    task: Literal["classifier"]
+    value_per_quality: PositiveFloat = 100.0
+    dataset: Literal["breast_cancer", "wine", "iris", "digits"] = "breast_cancer"
+    model: Literal["logistic", "knn"] = "logistic"
+    k_neighbors: PositiveInt = 5
+    regularization: PositiveFloat = 1.0
+    validation_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
+    max_points: PositiveInt | None = None
+
+
+class MeanEstimationBuyer(StrictModel):
+    """Buyers estimating means from sellers' noisy signals (continuous market)."""
+
+    task: Literal["mean_estimation"]
+    value_per_quality: PositiveFloat = 10.0
+    n_buyers: PositiveInt = 5
+    dim: PositiveInt | None = None
+    noise: PositiveFloat | list[PositiveFloat] = 0.5
+    correlation: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
+
+
+class SingleWinnerBuyer(StrictModel):
+    """A buyer who takes the one document with the best value minus price.
+
+    Document values are given (``values``) or drawn (``value_distribution``); the game is
+    ``v(S) = max_{j in S} value_j``.
+    """
+
+    task: Literal["single_winner"]
+    value_per_quality: PositiveFloat = 1.0
+    values: list[NonNegativeFloat] | None = None
+    value_distribution: CostDistribution = Field(
+        default_factory=lambda: CostDistribution(distribution="uniform", low=0.0, high=1.0)
+    )
+
+
+Buyer = Annotated[
+    ClassifierBuyer | MeanEstimationBuyer | SingleWinnerBuyer, Field(discriminator="task")
+]
+
+
+# --- valuation, market, bidding --------------------------------------------------------------
+
+MethodName = Literal["loo", "exact_shapley", "exact_banzhaf", "tmc_shapley", "msr_banzhaf", "knn_shapley"]
+EXACT_METHODS = frozenset({"exact_shapley", "exact_banzhaf"})
+
+
+class MethodSpec(StrictModel):
+    """One valuation method and its budget (Monte Carlo methods)."""
+
+    method: MethodName
+    max_evaluations: PositiveInt | None = None
+    stderr: PositiveFloat | None = None  # stop when every value's stderr is below this
+    max_seconds: PositiveFloat | None = None
+    truncation_rtol: NonNegativeFloat = 0.0
+    batch_size: PositiveInt | None = None
+
+
+RuleName = Literal["loo", "shapley", "myerson", "vcg"]
+
+
+class Market(StrictModel):
+    allocation: Literal["exact", "greedy"] = "exact"
+    payment_rules: list[RuleName] = Field(default_factory=lambda: ["loo", "shapley", "myerson", "vcg"], min_length=1)
+    shapley_scope: Literal["selected", "all"] = "selected"
+    reserve: NonNegativeFloat | None = None
+
+
+class Bidding(StrictModel):
+    """How sellers report costs: truthfully, with a fixed markup, or a random markup per round."""
+
+    strategy: Literal["truthful", "markup", "random_markup"] = "truthful"
+    markup: float = Field(default=0.0, ge=-1.0)
+    markup_low: float = Field(default=0.0, ge=-1.0)
+    markup_high: float = Field(default=0.5, ge=-1.0)
+
+
+class Audit(StrictModel):
+    """Truthfulness audit: each seller's best gain from misreporting over a grid of reports."""
+
+    enabled: bool = True
+    multipliers: list[NonNegativeFloat] = Field(
+        default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 0.9, 1.1, 1.25, 1.5, 2.0, 3.0]
+    )
+    grid_points: Annotated[int, Field(ge=2, le=1000)] = 21
+
+
+class Engine(StrictModel):
+    kind: Literal["serial", "loky"] = "serial"
+    workers: Annotated[int, Field(ge=1, le=256)] = 2
+
+
+class Scenario(StrictModel):
+    """A whole scenario file."""
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    description: str = ""
+    seed: Annotated[int, Field(ge=0)] = 0
+    replicates: Annotated[int, Field(ge=1, le=1000)] = 1
+    rounds: Annotated[int, Field(ge=1, le=100_000)] = 1
+    output_dir: str | None = None
+    sellers: Sellers
+    buyer: Buyer
+    valuation: list[MethodSpec] = Field(default_factory=lambda: [MethodSpec(method="loo")])
+    market: Market = Field(default_factory=Market)
+    bidding: Bidding = Field(default_factory=Bidding)
+    audit: Audit = Field(default_factory=Audit)
+    engine: Engine = Field(default_factory=Engine)
+
+    @property
+    def market_kind(self) -> Literal["subset", "continuous"]:
+        return "continuous" if self.buyer.task == "mean_estimation" else "subset"
+
+    def resolved_output_dir(self, override: str | Path | None = None) -> Path:
+        return Path(override or self.output_dir or f"reports/{self.name}")
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Scenario:
+        problems = list(_consistency_problems(self))
+        if problems:
+            raise ValueError(" | ".join(problems))
+        return self
+
+
+def _consistency_problems(s: Scenario):
+    n = s.sellers.count
+    if isinstance(s.sellers.costs, list) and len(s.sellers.costs) != n:
+        yield f"sellers.costs: {len(s.sellers.costs)} costs for {n} sellers; give one cost per seller or a distribution"
+    if s.sellers.names is not None and len(s.sellers.names) != n:
+        yield f"sellers.names: {len(s.sellers.names)} names for {n} sellers; give one name per seller"
+    if s.sellers.names is not None and len(set(s.sellers.names)) != len(s.sellers.names):
+        yield "sellers.names: names must be unique"
+    sizes = s.sellers.partition.sizes
+    if sizes is not None and len(sizes) != n:
+        yield f"sellers.partition.sizes: {len(sizes)} sizes for {n} sellers; give one size per seller"
+    bad = [j for j in s.sellers.label_noise.sellers if j >= n]
+    if bad:
+        yield f"sellers.label_noise.sellers: seller index {bad[0]} out of range; allowed 0..{n - 1}"
+    buyer = s.buyer
+    methods = [m.method for m in s.valuation]
+    if "knn_shapley" in methods and buyer.task != "classifier":
+        yield f"valuation: method 'knn_shapley' needs buyer.task 'classifier' (got {buyer.task!r})"
+    if any(m in EXACT_METHODS for m in methods) and n > MAX_TABULATION_PLAYERS:
+        yield (
+            f"valuation: exact methods need at most {MAX_TABULATION_PLAYERS} sellers (got {n}); "
+            "use tmc_shapley or msr_banzhaf"
+        )
+    if s.market.allocation == "exact" and n > MAX_EXACT_SELLERS and buyer.task != "mean_estimation":
+        yield f"market.allocation: 'exact' needs at most {MAX_EXACT_SELLERS} sellers (got {n}); use 'greedy'"
+    if buyer.task == "mean_estimation":
+        if isinstance(buyer.noise, list) and len(buyer.noise) != n:
+            yield f"buyer.noise: {len(buyer.noise)} noise levels for {n} sellers; give one per seller or a number"
+        if "shapley" in s.market.payment_rules and n > MAX_CONTINUOUS_SHAPLEY:
+            yield f"market.payment_rules: 'shapley' in the continuous market needs at most {MAX_CONTINUOUS_SHAPLEY} sellers (got {n})"
+        if s.market.allocation != "exact":
+            yield "market.allocation: the mean-estimation market has a closed-form allocation; use 'exact'"
+    if buyer.task == "single_winner" and buyer.values is not None and len(buyer.values) != n:
+        yield f"buyer.values: {len(buyer.values)} values for {n} sellers; give one value per seller"
+    if buyer.task == "classifier" and buyer.max_points is not None and buyer.max_points < 2 * n:
+        yield f"buyer.max_points: {buyer.max_points} points is too few for {n} sellers; allowed >= {2 * n}"
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def _format_location(loc: tuple) -> str:
+    parts = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in {"classifier", "mean_estimation", "single_winner"} or "[" in str(item):
+            continue  # union branch tags pydantic inserts
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(top level)"
+
+
+def format_validation_error(error: ValidationError) -> list[str]:
+    """One line per problem: ``field.path: message (got value)``.
+
+    For a union field, pydantic reports a type mismatch against every branch; a type error
+    is dropped when a more specific error lies below the same field.
+    """
+    errors = error.errors()
+    locs = [_format_location(e["loc"]) for e in errors]
+    lines = []
+    for e, loc in zip(errors, locs, strict=True):
+        deeper = any(o != loc and (o.startswith(loc + "[") or o.startswith(loc + ".")) for o in locs)
+        if deeper and e["type"].endswith("_type"):
+            continue
+        msg = e["msg"].removeprefix("Value error, ")
+        if loc == "(top level)" and " | " in msg:
+            lines.extend(msg.split(" | "))
+            continue
+        if msg.split(":", 1)[0].count(".") and loc == "(top level)":
+            lines.append(msg)
+            continue
+        got = e.get("input")
+        shown = "" if e["type"] in {"missing", "value_error"} or isinstance(got, dict | list) else f" (got {got!r})"
+        lines.append(f"{loc}: {msg}{shown}")
+    return lines
+
+
+def parse_scenario(data: Any, source: str | None = None) -> Scenario:
+    """Validate a mapping as a scenario; raise :class:`ScenarioError` listing every problem."""
+    if not isinstance(data, dict):
+        raise ScenarioError(f"a scenario must be a mapping of fields, got {type(data).__name__}", source)
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(format_validation_error(exc), source) from None
+
+
+def load_scenario(path: str | Path, overrides: dict | None = None) -> Scenario:
+    """Read and validate a YAML scenario file (``overrides`` are merged at the top level)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError(f"scenario file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError(f"not valid YAML: {where}{problem}", str(path)) from None
+    if data is None:
+        raise ScenarioError("the file is empty; a scenario needs at least name, sellers and buyer", str(path))
+    if overrides and isinstance(data, dict):
+        data = {**data, **overrides}
+    return parse_scenario(data, str(path))
+
+
+def scenario_to_yaml(scenario: Scenario) -> str:
+    """The fully resolved scenario (every default filled in), as YAML."""
+    return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)
