@@ -36,14 +36,16 @@ def payments_by_rule(sellers: pd.DataFrame, rules: list[str], path: Path) -> Pat
 
 def value_vs_cost(sellers: pd.DataFrame, methods: list[str], path: Path) -> Path:
     """Scatter of each seller's value under each method against its cost."""
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for method in methods:
         ax.scatter(sellers["cost"], sellers[f"value[{method}]"], label=method, alpha=0.8)
-    lo = min(0.0, float(sellers["cost"].min()))
-    hi = float(max(sellers["cost"].max(), max(sellers[f"value[{m}]"].max() for m in methods)))
-    ax.plot([lo, hi], [lo, hi], color="grey", ls="--", lw=0.8, label="value = cost")
+    hi = float(sellers["cost"].max()) * 1.15 or 1.0
+    ax.plot([0.0, hi], [0.0, hi], color="grey", ls="--", lw=0.8, label="value = cost")
+    ax.set_xlim(0.0, hi)
+    label_by = next((m for m in ("exact_shapley", "tmc_shapley") if m in methods), methods[0])
     for _, row in sellers.iterrows():
-        ax.annotate(row["seller"], (row["cost"], row[f"value[{methods[0]}]"]), fontsize=7, alpha=0.7)
+        ax.annotate(row["seller"], (row["cost"], row[f"value[{label_by}]"]), fontsize=7, alpha=0.7,
+                    xytext=(3, 2), textcoords="offset points")
     ax.set_xlabel("private cost")
     ax.set_ylabel("value (money)")
     ax.set_title("Value of each seller's data against its cost")

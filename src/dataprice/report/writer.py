@@ -40,6 +40,14 @@ _RULE_NOTE = {
 }
 
 
+def _count(mean: float, run: RunResult) -> str:
+    """'2 sellers', or '1.67 sellers on average' when it is a mean over several settlements."""
+    settlements = len(run.replicates) * run.scenario.rounds
+    if float(mean).is_integer() or settlements == 1:
+        return f"{mean:g} seller{'s' if mean != 1 else ''}"
+    return f"{mean:.3g} sellers on average"
+
+
 def _save_table(frame: pd.DataFrame, directory: Path, stem: str) -> None:
     frame.to_csv(directory / f"{stem}.csv", index=False)
     frame.to_parquet(directory / f"{stem}.parquet", index=False)
@@ -70,10 +78,10 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
             line += (
                 "; truth-telling was a best response for every seller"
                 if row["truthful"]
-                else f"; {row['sellers_gaining']:g} seller(s) could gain up to {row['max_misreport_gain']:,.3f} by misreporting"
+                else f"; {_count(row['sellers_gaining'], run)} could gain up to {row['max_misreport_gain']:,.3f} by misreporting"
             )
         if row["ir_violations"] > 0:
-            line += f"; {row['ir_violations']:g} seller(s) paid less than their cost"
+            line += f"; {_count(row['ir_violations'], run)} paid less than their cost"
         summary.blocks.append(line + ".")
 
     statement = Section("Per-seller statement")

@@ -266,11 +266,13 @@ def tabulate(
             f"{MAX_TABULATION_PLAYERS} players: use a Monte Carlo method instead"
         )
     total = 2**n
+    if progress:  # enough batches for the bar to move, without tiny game calls
+        batch_size = min(batch_size, max(16, total // 100))
     starts = range(0, total, batch_size)
     batches = [np.arange(s, min(s + batch_size, total), dtype=np.int64) for s in starts]
     values = np.empty(total, dtype=np.float64)
     if map_batches is None:
-        for masks in tqdm(batches, desc="tabulating game", unit="batch", disable=not progress):
+        for masks in tqdm(batches, desc="tabulating game", unit="batch", disable=not progress, leave=False):
             values[masks] = game(masks_to_coalitions(masks, n))
     else:
         results = map_batches(_BatchEvaluator(game), batches)

@@ -41,7 +41,7 @@ class SamplingLoop:
         self.criterion = criterion
         self.n_evaluations = n_evaluations
         self.started_at = time.monotonic()
-        self.bar = tqdm(desc=desc, unit="eval", disable=not progress, initial=n_evaluations)
+        self.bar = tqdm(desc=desc, unit="eval", disable=not progress, initial=n_evaluations, leave=False)
 
     def state(self, moments) -> EstimationState:
         return EstimationState(

@@ -115,9 +115,11 @@ class MSRBanzhaf(ValuationMethod):
         converged = loop.close(moments)
         counts = moments.count
         stderr = moments.stderr
+        with np.errstate(invalid="ignore", over="ignore"):
+            variances = np.where(np.isfinite(stderr), stderr**2 * counts, 0.0)
         self._result = ValuationResult(
             values=moments.mean,
-            variances=np.where(np.isfinite(stderr), stderr**2 * counts, 0.0),
+            variances=variances,
             counts=counts,
             player_names=game.player_names,
             method=self.name,

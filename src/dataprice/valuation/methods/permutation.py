@@ -61,7 +61,12 @@ class PermutationShapley(ValuationMethod):
         self.progress = progress
 
     def fit(self, game: Game, *, resume_from: ValuationResult | None = None) -> PermutationShapley:
-        """Estimate values; with ``resume_from``, continue that run (same seed stream)."""
+        """Estimate values; with ``resume_from``, continue that run on the same seed stream.
+
+        Batch ``b`` always draws from the child stream ``(seed, b)``, so a run resumed after
+        whole batches gives exactly the values of one uninterrupted run with the larger
+        budget (a budget that cut the last batch short ends that batch's stream early).
+        """
         n = game.n_players
         criterion = default_stopping(self.stopping, self.max_evaluations, n)
         if resume_from is not None:
@@ -69,10 +74,11 @@ class PermutationShapley(ValuationMethod):
             moments = RunningMoments.from_result(resume_from)
             batch_index, spent = resume_from.n_batches, resume_from.n_evaluations
             truncated = int(resume_from.extra.get("truncated_evaluations_saved", 0))
+            v_empty, v_full = resume_from.extra.get("v_empty"), resume_from.extra.get("v_full")
         else:
             moments, batch_index, spent, truncated = RunningMoments(n), 0, 0, 0
+            v_empty = v_full = None
         loop = SamplingLoop(criterion, spent, self.progress, f"{self.name}")
-        v_empty = v_full = None
         per_permutation = max(n - 1, 1)  # prefixes of sizes 1..n-1 (v(empty), v(N) shared)
 
         while not loop.done(moments):
@@ -83,7 +89,7 @@ class PermutationShapley(ValuationMethod):
             if v_full is None:
                 ends = np.zeros((2, n), dtype=bool)
                 ends[1] = True
-                v_empty, v_full = game(ends)
+                v_empty, v_full = game(ends).tolist()
                 loop.spend(2)
             rng = child_rng(self.seed, batch_index)
             perms = np.argsort(rng.random((k, n)), axis=1)
@@ -107,6 +113,8 @@ class PermutationShapley(ValuationMethod):
             extra={
                 "truncation_rtol": self.truncation_rtol,
                 "truncated_evaluations_saved": truncated,
+                "v_empty": v_empty,
+                "v_full": v_full,
                 "stopping": repr(criterion),
             },
         )

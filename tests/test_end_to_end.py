@@ -1,0 +1,148 @@
+"""Whole runs: reports written, identical for the same seed, engine-independent."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from dataprice.cli import main
+from dataprice.engine import LokyEngine, SerialEngine
+from dataprice.runner import run_scenario
+from dataprice.scenario import parse_scenario
+
+SMALL_CLASSIFIER = {
+    "name": "small",
+    "seed": 4,
+    "replicates": 2,
+    "sellers": {
+        "count": 5,
+        "costs": {"distribution": "uniform", "low": 0.5, "high": 3.0},
+        "label_noise": {"sellers": [4], "fraction": 1.0},
+    },
+    "buyer": {"task": "classifier", "dataset": "breast_cancer", "max_points": 200, "value_per_quality": 100},
+    "valuation": [
+        {"method": "loo"},
+        {"method": "exact_shapley"},
+        {"method": "tmc_shapley", "max_evaluations": 300},
+        {"method": "knn_shapley"},
+    ],
+    "audit": {"grid_points": 9},
+}
+
+
+def _write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / f"{data['name']}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+REPORT_FILES = {
+    "scenario.yaml", "sellers.csv", "sellers.parquet", "mechanisms.csv", "mechanisms.parquet",
+    "values.csv", "values.parquet", "outcomes.csv", "outcomes.parquet", "valuations.json",
+    "provenance.json", "timings.json", "payments_by_rule.png", "value_vs_cost.png",
+    "report.md", "report.html",
+}
+
+
+def test_run_writes_a_complete_report_and_is_reproducible(tmp_path):
+    scenario = _write(tmp_path, SMALL_CLASSIFIER)
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["run", str(scenario), "--out", str(a), "--quiet"]) == 0
+    assert main(["run", str(scenario), "--out", str(b), "--quiet"]) == 0
+    assert {p.name for p in a.iterdir()} == REPORT_FILES
+    same = [f for f in REPORT_FILES if f != "timings.json"]
+    match, mismatch, errors = filecmp.cmpfiles(a, b, same, shallow=False)
+    assert not mismatch and not errors, mismatch
+    html = (a / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2
+    sellers = pd.read_csv(a / "sellers.csv")
+    assert {"cost", "bid", "value[exact_shapley]", "payment[myerson]", "utility[vcg]"} <= set(sellers.columns)
+    # the noisy seller is valued lowest by exact Shapley
+    assert sellers["value[exact_shapley]"].idxmin() == 4
+
+
+def test_different_seed_gives_a_different_report(tmp_path):
+    scenario = _write(tmp_path, SMALL_CLASSIFIER)
+    main(["run", str(scenario), "--out", str(tmp_path / "a"), "--quiet"])
+    main(["run", str(scenario), "--out", str(tmp_path / "b"), "--quiet", "--seed", "5"])
+    assert (tmp_path / "a" / "values.csv").read_text() != (tmp_path / "b" / "values.csv").read_text()
+
+
+def test_failed_run_keeps_the_previous_report(tmp_path, monkeypatch):
+    scenario = _write(tmp_path, SMALL_CLASSIFIER)
+    out = tmp_path / "r"
+    main(["run", str(scenario), "--out", str(out), "--quiet"])
+    before = (out / "report.md").read_text()
+
+    import dataprice.report.writer as writer
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(writer, "to_html", boom)
+    with pytest.raises(RuntimeError):
+        main(["run", str(scenario), "--out", str(out), "--quiet", "--seed", "9"])
+    assert (out / "report.md").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r", "small.yaml"]
+
+
+def test_same_values_with_serial_and_two_local_workers():
+    scenario = parse_scenario({**SMALL_CLASSIFIER, "replicates": 3, "audit": {"enabled": False}})
+    serial = run_scenario(scenario, progress=False, engine=SerialEngine())
+    engine = LokyEngine(2)
+    try:
+        parallel = run_scenario(scenario, progress=False, engine=engine)
+    finally:
+        engine.shutdown()
+    pd.testing.assert_frame_equal(serial.values_table(), parallel.values_table())
+    pd.testing.assert_frame_equal(serial.outcomes_table(), parallel.outcomes_table())
+
+
+def test_continuous_and_single_winner_runs(tmp_path):
+    mean = {
+        "name": "mean",
+        "sellers": {"count": 4, "costs": [0.1, 0.2, 0.4, 0.8]},
+        "buyer": {"task": "mean_estimation", "n_buyers": 3, "noise": [0.2, 0.5, 1.0, 0.3]},
+        "valuation": [{"method": "loo"}, {"method": "exact_shapley"}],
+        "audit": {"grid_points": 7},
+    }
+    out = tmp_path / "mean"
+    assert main(["run", str(_write(tmp_path, mean)), "--out", str(out), "--quiet"]) == 0
+    mech = pd.read_csv(out / "mechanisms.csv").set_index("rule")
+    assert mech.loc["myerson", "total_paid"] == pytest.approx(mech.loc["vcg", "total_paid"], rel=1e-6)
+    assert bool(mech.loc["myerson", "truthful"]) and bool(mech.loc["vcg", "truthful"])
+
+    single = {
+        "name": "single",
+        "sellers": {"count": 4, "costs": [1.0, 2.0, 0.5, 3.0]},
+        "buyer": {"task": "single_winner", "values": [5.0, 8.0, 4.0, 9.0]},
+        "valuation": [{"method": "exact_shapley"}],
+    }
+    out = tmp_path / "single"
+    assert main(["run", str(_write(tmp_path, single)), "--out", str(out), "--quiet"]) == 0
+    sellers = pd.read_csv(out / "sellers.csv").set_index("seller")
+    # nets: 4, 6, 3.5, 6 -> seller_1 wins the tie by lowest index; critical = 8 - 6 = 2
+    assert sellers.loc["seller_1", "payment[myerson]"] == pytest.approx(2.0)
+    assert sellers["selected[myerson]"].sum() == 1
+
+
+def test_random_markup_rounds_vary_bids(tmp_path):
+    data = {
+        **SMALL_CLASSIFIER,
+        "replicates": 1,
+        "rounds": 3,
+        "bidding": {"strategy": "random_markup", "markup_low": 0.0, "markup_high": 1.0},
+        "valuation": [{"method": "loo"}],
+        "audit": {"enabled": False},
+    }
+    result = run_scenario(parse_scenario(data), progress=False)
+    bids = result.outcomes_table().query("rule == 'vcg'").pivot(index="round", columns="seller", values="bid")
+    assert bids.shape == (3, 5)
+    assert not np.allclose(bids.iloc[0], bids.iloc[1])
+    assert np.all(bids.to_numpy() >= result.costs - 1e-12)

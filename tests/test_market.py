@@ -1,0 +1,186 @@
+"""Mechanisms by brute force on small random instances."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dataprice.market import GreedyAllocation, SubsetMarket, settle
+from dataprice.market.allocation import ExactAllocation, subset_sums
+from dataprice.market.metrics import market_span, subset_settler, truthfulness_audit
+from dataprice.market.payments import critical_bid
+from dataprice.valuation.game import TabulatedGame, tabulate
+from dataprice.valuation.reference_games import AdditiveGame
+from dataprice.valuation.utilities.selection import SingleWinnerGame, critical_prices
+
+from .conftest import random_monotone_table
+
+instances = st.tuples(st.integers(2, 5), st.integers(0, 2**32 - 1))
+
+
+def _instance(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    table = random_monotone_table(n, rng)
+    costs = rng.uniform(0, 8, size=n)
+    return table, costs
+
+
+def _brute_force_best(table: TabulatedGame, bids: np.ndarray) -> float:
+    n = table.n_players
+    best = -np.inf
+    for members in itertools.product([0, 1], repeat=n):
+        mask = sum(b << j for j, b in enumerate(members))
+        best = max(best, table.values[mask] - np.dot(members, bids))
+    return best
+
+
+def test_subset_sums():
+    w = np.array([1.0, 10.0, 100.0])
+    assert subset_sums(w).tolist() == [0, 1, 10, 11, 100, 101, 110, 111]
+
+
+@given(instances)
+def test_exact_allocation_maximises_welfare(inst):
+    table, costs = _instance(*inst)
+    alloc = ExactAllocation()(table, costs)
+    assert alloc.welfare_at_bids == pytest.approx(_brute_force_best(table, costs), abs=1e-9)
+
+
+@given(instances)
+def test_myerson_and_vcg_are_truthful_and_individually_rational(inst):
+    table, costs = _instance(*inst)
+    market = SubsetMarket(table)
+    for rule in ("myerson", "vcg"):
+        outcome = settle(market, costs, rule, costs)
+        assert np.all(outcome.utilities >= -1e-9), rule
+        audit = truthfulness_audit(subset_settler(market), rule, costs, span=market_span(market))
+        assert np.all(audit.gain <= 1e-7), (rule, audit.gain)
+
+
+@given(instances, st.integers(0, 2**32 - 1))
+def test_truthful_also_against_arbitrary_reports_of_others(inst, seed):
+    table, costs = _instance(*inst)
+    others = np.random.default_rng(seed).uniform(0, 8, size=costs.shape)
+    market = SubsetMarket(table)
+    for rule in ("myerson", "vcg"):
+        audit = truthfulness_audit(subset_settler(market), rule, costs, others, span=market_span(market))
+        assert np.all(audit.gain <= 1e-7)
+
+
+@given(instances)
+def test_vcg_equals_myerson_without_reserve(inst):
+    table, costs = _instance(*inst)
+    market = SubsetMarket(table)
+    np.testing.assert_allclose(
+        settle(market, costs, "vcg").payments, settle(market, costs, "myerson").payments, atol=1e-9
+    )
+
+
+@given(instances, st.floats(0.5, 6.0))
+def test_vcg_at_least_myerson_with_a_reserve(inst, reserve):
+    table, costs = _instance(*inst)
+    market = SubsetMarket(table, reserve=reserve)
+    vcg = settle(market, costs, "vcg").payments
+    myerson = settle(market, costs, "myerson").payments
+    assert np.all(vcg >= myerson - 1e-9)
+    assert np.all(myerson <= reserve + 1e-9)
+
+
+def test_reserve_makes_vcg_pay_strictly_more_and_keeps_myerson_truthful():
+    # one valuable seller; the reserve binds below its VCG payment
+    table = tabulate(AdditiveGame([10.0, 1.0]))
+    costs = np.array([2.0, 0.5])
+    market = SubsetMarket(table, reserve=4.0)
+    assert settle(market, costs, "vcg").payments[0] == pytest.approx(10.0)
+    assert settle(market, costs, "myerson").payments[0] == pytest.approx(4.0)
+    audit = truthfulness_audit(subset_settler(market), "myerson", costs, span=market_span(market))
+    assert np.all(audit.gain <= 1e-7)
+
+
+def test_loo_and_shapley_are_not_truthful_on_a_constructed_instance():
+    """Two interchangeable sellers (v = 10 with either, 10 with both).
+
+    Truthful reports (1, 2): the buyer takes seller 0 alone; LOO and Shapley on the
+    selected set pay it 10, seller 1 gets nothing. Seller 1 gains by underbidding seller 0
+    (report 0.5 wins and is paid 10 - cost 2 = 8 > 0). Myerson pays seller 0 its critical
+    bid 2 and seller 1 cannot gain.
+    """
+    table = TabulatedGame(np.array([0.0, 10.0, 10.0, 10.0]))
+    costs = np.array([1.0, 2.0])
+    market = SubsetMarket(table)
+    span = market_span(market)
+    for rule in ("loo", "shapley"):
+        audit = truthfulness_audit(subset_settler(market), rule, costs, span=span)
+        assert audit.gain[1] == pytest.approx(8.0, abs=1e-6)
+        assert audit.best_report[1] < costs[0]
+    assert settle(market, costs, "myerson").payments.tolist() == pytest.approx([2.0, 0.0])
+
+
+def test_shapley_is_not_individually_rational_on_complements():
+    """Complements: each seller alone is worthless, together they are worth 10. With costs
+    (1, 8) the buyer takes both (welfare 1 > 0); Shapley splits 10 equally, so seller 1 is
+    paid 5 < 8."""
+    table = TabulatedGame(np.array([0.0, 0.0, 0.0, 10.0]))
+    costs = np.array([1.0, 8.0])
+    outcome = settle(SubsetMarket(table), costs, "shapley", costs)
+    assert outcome.selected.all()
+    assert outcome.utilities[1] == pytest.approx(-3.0)
+
+
+@given(instances)
+def test_loo_is_individually_rational_under_exact_allocation(inst):
+    """Welfare maximisation implies v(S*) - v(S* minus j) >= b_j for every selected j, so LOO
+    pays at least the reported cost (LOO fails truthfulness, not IR, here)."""
+    table, costs = _instance(*inst)
+    outcome = settle(SubsetMarket(table), costs, "loo", costs)
+    assert np.all(outcome.utilities >= -1e-9)
+
+
+def test_shapley_scope_all_versus_selected():
+    table = TabulatedGame(np.array([0.0, 10.0, 10.0, 10.0]))
+    costs = np.array([1.0, 2.0])
+    selected = settle(SubsetMarket(table, shapley_scope="selected"), costs, "shapley").payments
+    everyone = settle(SubsetMarket(table, shapley_scope="all"), costs, "shapley").payments
+    assert selected.tolist() == [10.0, 0.0]
+    assert everyone.tolist() == [5.0, 0.0]
+
+
+@given(instances)
+def test_critical_bid_by_bisection_matches_closed_form(inst):
+    table, costs = _instance(*inst)
+    market = SubsetMarket(table)
+    closed = settle(market, costs, "myerson").payments
+    for j in np.flatnonzero(closed > 0):
+        assert critical_bid(market, costs, j) == pytest.approx(closed[j], abs=1e-6)
+
+
+def test_greedy_is_exact_and_truthful_on_additive_games():
+    rng = np.random.default_rng(2)
+    game = AdditiveGame(rng.uniform(0, 5, 6))
+    costs = rng.uniform(0, 5, 6)
+    greedy = SubsetMarket(game, allocation=GreedyAllocation())
+    exact = SubsetMarket(tabulate(game))
+    for rule in ("myerson", "vcg"):
+        np.testing.assert_allclose(settle(greedy, costs, rule).payments, settle(exact, costs, rule).payments, atol=1e-6)
+    audit = truthfulness_audit(subset_settler(greedy), "myerson", costs, span=market_span(greedy))
+    assert np.all(audit.gain <= 1e-6)
+
+
+@given(st.integers(2, 10), st.integers(0, 2**32 - 1))
+def test_single_winner_market_pays_the_critical_price(n, seed):
+    rng = np.random.default_rng(seed)
+    values = rng.uniform(0, 10, n)
+    prices = rng.uniform(0, 6, n)
+    market = SubsetMarket(tabulate(SingleWinnerGame(values)))
+    winner, critical = critical_prices(values, prices)
+    for rule in ("myerson", "vcg"):
+        outcome = settle(market, prices, rule, prices)
+        if winner is None:
+            assert not outcome.selected.any()
+            continue
+        assert np.flatnonzero(outcome.selected).tolist() == [winner]
+        assert outcome.payments[winner] == pytest.approx(critical, abs=1e-9)
