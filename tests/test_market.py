@@ -184,3 +184,18 @@ def test_single_winner_market_pays_the_critical_price(n, seed):
             continue
         assert np.flatnonzero(outcome.selected).tolist() == [winner]
         assert outcome.payments[winner] == pytest.approx(critical, abs=1e-9)
+
+
+def test_greedy_loses_welfare_on_complements_where_exact_does_not():
+    """Sellers 0 and 1 are complements (worth 10 together, nothing alone); seller 2 is worth
+    6 alone. Greedy takes seller 2 first and never finds the pair: welfare 5 instead of 8."""
+    values = np.zeros(8)
+    for mask in range(8):
+        pair = (mask & 0b011) == 0b011
+        values[mask] = 10.0 if pair else (6.0 if mask & 0b100 else 0.0)
+    table = TabulatedGame(values)
+    costs = np.ones(3)
+    greedy = GreedyAllocation()(table, costs)
+    exact = ExactAllocation()(table, costs)
+    assert greedy.selected.tolist() == [False, False, True] and greedy.welfare_at_bids == 5.0
+    assert exact.selected.tolist() == [True, True, False] and exact.welfare_at_bids == 8.0

@@ -70,7 +70,16 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
 
     summary = Section("Summary")
     best = sum(r.best_welfare for r in run.replicates) / len(run.replicates)
-    summary.blocks.append(f"Best achievable welfare at the true costs: **{best:,.3f}** (mean over replicates).")
+    if s.market.allocation == "greedy":
+        summary.blocks.append(
+            f"Welfare of the greedy choice at the true costs: **{best:,.3f}** (mean over replicates). "
+            "With the greedy allocation, efficiency is measured against this greedy choice, not the exact "
+            "optimum over all coalitions, which is not computed. VCG payments computed with a greedy welfare "
+            "are not guaranteed truthful. Myerson critical bids are truthful when the greedy rule is monotone "
+            "(for example when v is submodular). The audit below measures both."
+        )
+    else:
+        summary.blocks.append(f"Best achievable welfare at the true costs: **{best:,.3f}** (mean over replicates).")
     summary.blocks.append(Table(mechanisms, "One row per payment rule (means over replicates and rounds)."))
     for _, row in mechanisms.iterrows():
         line = f"**{row['rule']}** {_RULE_NOTE[row['rule']]}: total paid {row['total_paid']:,.3f}, buyer surplus {row['buyer_surplus']:,.3f}, efficiency {row['efficiency']:.3f}"
