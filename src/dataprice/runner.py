@@ -34,14 +34,13 @@ from dataprice.market.metrics import (
     subset_settler,
     truthfulness_audit,
 )
-from dataprice.market.mechanism import settle
 from dataprice.market.payments import SubsetMarket
 from dataprice.rng import child_rng, child_sequence
 from dataprice.scenario import MethodSpec, Scenario
 from dataprice.valuation.game import CachedGame, Game, tabulate
 from dataprice.valuation.methods import METHODS
 from dataprice.valuation.result import ValuationResult
-from dataprice.valuation.stopping import MaxEvaluations, MaxTime, StandardErrorBelow
+from dataprice.valuation.stopping import MaxTime, StandardErrorBelow
 from dataprice.valuation.utilities.classifier import ClassifierGame, make_shards
 from dataprice.valuation.utilities.mean_estimation import MeanEstimationGame, make_mean_estimation_task
 from dataprice.valuation.utilities.selection import SingleWinnerGame
@@ -112,7 +111,7 @@ class RunResult:
         """Long table: one row per replicate, method and seller."""
         frames = []
         for rep in self.replicates:
-            for method, result in rep.values.items():
+            for result in rep.values.values():
                 frame = result.to_dataframe().rename(columns={"player": "seller"})
                 frame.insert(0, "replicate", rep.replicate)
                 frame["n_evaluations"] = result.n_evaluations

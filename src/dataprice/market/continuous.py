@@ -68,7 +68,7 @@ class ContinuousMarket:
         upper = np.inf if self.reserve is None else self.reserve
         for j in np.flatnonzero(x > 0):
             tail, _ = integrate.quad(
-                lambda u: self.quantity(j, u, reports), reports[j], upper, epsabs=1e-12, epsrel=1e-10, limit=200
+                lambda u, j=j: self.quantity(j, u, reports), reports[j], upper, epsabs=1e-12, epsrel=1e-10, limit=200
             )
             pay[j] = reports[j] * x[j] + tail
         return pay

@@ -127,16 +127,16 @@ class GloveGame(Game):
         return np.minimum(left, right).astype(np.float64)
 
     def shapley_values(self) -> NDArray[np.float64]:
-        l, r = self.n_left, self.n_right
-        if l == r:
-            return np.full(l + r, 0.5)
-        if l == 1:
+        left, r = self.n_left, self.n_right
+        if left == r:
+            return np.full(left + r, 0.5)
+        if left == 1:
             return np.concatenate([[r / (r + 1)], np.full(r, 1 / (r * (r + 1)))])
         raise NotImplementedError("closed form implemented for |L| = |R| or |L| = 1")
 
     def banzhaf_values(self) -> NDArray[np.float64]:
-        l, r = self.n_left, self.n_right
-        if l == 1:
+        left, r = self.n_left, self.n_right
+        if left == 1:
             return np.concatenate([[1 - 0.5**r], np.full(r, 0.5**r)])
         raise NotImplementedError("closed form implemented for |L| = 1")
 

@@ -7,6 +7,10 @@ import time
 
 from tqdm.auto import tqdm
 
+from dataprice.valuation.game import Game
+from dataprice.valuation.methods.base import ValuationMethod
+from dataprice.valuation.result import ValuationResult
+
 from dataprice.valuation.stopping import (
     EstimationState,
     MaxEvaluations,
@@ -73,3 +77,42 @@ def affordable(remaining: float, cost_each: int, wanted: int) -> int:
     if math.isinf(remaining):
         return wanted
     return int(min(wanted, remaining // max(cost_each, 1)))
+
+
+class MonteCarloMethod(ValuationMethod):
+    """Shared configuration of sampling methods: stopping, budget, batch size, seed, progress.
+
+    Batch ``b`` of a run draws from the child stream ``(seed, b)`` (see :mod:`dataprice.rng`),
+    and a result records how many batches it drew, so ``fit(game, resume_from=result)``
+    continues the same stream.
+    """
+
+    default_batch_size: int = 16
+
+    def __init__(
+        self,
+        *,
+        stopping: StoppingCriterion | None = None,
+        max_evaluations: int | None = None,
+        batch_size: int | None = None,
+        seed: int | None = 0,
+        progress: bool = False,
+    ) -> None:
+        super().__init__()
+        self.stopping = stopping
+        self.max_evaluations = max_evaluations
+        self.batch_size = batch_size or self.default_batch_size
+        self.seed = seed
+        self.progress = progress
+
+    def _start(self, game: Game, resume_from: ValuationResult | None) -> SamplingLoop:
+        """The sampling loop, with the budget already spent by ``resume_from`` counted."""
+        criterion = default_stopping(self.stopping, self.max_evaluations, game.n_players)
+        spent = 0
+        if resume_from is not None:
+            if resume_from.method != self.name:
+                raise ValueError(f"cannot resume {self.name} from a {resume_from.method} result")
+            if resume_from.player_names != game.player_names:
+                raise ValueError("cannot resume: the result is over different players than the game")
+            spent = resume_from.n_evaluations
+        return SamplingLoop(criterion, spent, self.progress, self.name)

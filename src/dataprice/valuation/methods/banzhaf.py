@@ -11,11 +11,8 @@ import numpy as np
 
 from dataprice.rng import child_rng
 from dataprice.valuation.game import Game
-from dataprice.valuation.methods._montecarlo import SamplingLoop, affordable, default_stopping
-from dataprice.valuation.methods.base import ValuationMethod
-from dataprice.valuation.methods.permutation import _check_resume
+from dataprice.valuation.methods._montecarlo import MonteCarloMethod, affordable
 from dataprice.valuation.result import RunningMoments, ValuationResult
-from dataprice.valuation.stopping import StoppingCriterion
 
 
 class _MSRMoments:
@@ -64,7 +61,7 @@ class _MSRMoments:
         return moments
 
 
-class MSRBanzhaf(ValuationMethod):
+class MSRBanzhaf(MonteCarloMethod):
     """Monte Carlo Banzhaf values with maximum sample reuse.
 
     Args:
@@ -76,32 +73,16 @@ class MSRBanzhaf(ValuationMethod):
 
     name = "msr_banzhaf"
 
-    def __init__(
-        self,
-        *,
-        stopping: StoppingCriterion | None = None,
-        max_evaluations: int | None = None,
-        batch_size: int = 256,
-        seed: int | None = 0,
-        progress: bool = False,
-    ) -> None:
-        super().__init__()
-        self.stopping = stopping
-        self.max_evaluations = max_evaluations
-        self.batch_size = batch_size
-        self.seed = seed
-        self.progress = progress
+    default_batch_size = 256
 
     def fit(self, game: Game, *, resume_from: ValuationResult | None = None) -> MSRBanzhaf:
         n = game.n_players
-        criterion = default_stopping(self.stopping, self.max_evaluations, n)
+        loop = self._start(game, resume_from)
         if resume_from is not None:
-            _check_resume(resume_from, game, self.name)
             moments = _MSRMoments.from_extra(n, resume_from.extra["msr_moments"])
-            batch_index, spent = resume_from.n_batches, resume_from.n_evaluations
+            batch_index = resume_from.n_batches
         else:
-            moments, batch_index, spent = _MSRMoments(n), 0, 0
-        loop = SamplingLoop(criterion, spent, self.progress, self.name)
+            moments, batch_index = _MSRMoments(n), 0
         while not loop.done(moments):
             k = affordable(loop.remaining(moments), 1, self.batch_size)
             if k <= 0:
@@ -127,6 +108,6 @@ class MSRBanzhaf(ValuationMethod):
             converged=converged,
             seed=self.seed,
             n_batches=batch_index,
-            extra={"msr_moments": moments.to_extra(), "stopping": repr(criterion)},
+            extra={"msr_moments": moments.to_extra(), "stopping": repr(loop.criterion)},
         )
         return self

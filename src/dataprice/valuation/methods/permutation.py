@@ -19,13 +19,12 @@ import numpy as np
 
 from dataprice.rng import child_rng
 from dataprice.valuation.game import Game
-from dataprice.valuation.methods._montecarlo import SamplingLoop, affordable, default_stopping
-from dataprice.valuation.methods.base import ValuationMethod
+from dataprice.valuation.methods._montecarlo import MonteCarloMethod, affordable
 from dataprice.valuation.result import RunningMoments, ValuationResult
 from dataprice.valuation.stopping import StoppingCriterion
 
 
-class PermutationShapley(ValuationMethod):
+class PermutationShapley(MonteCarloMethod):
     """Monte Carlo Shapley values from random permutations, with optional truncation.
 
     Args:
@@ -51,14 +50,11 @@ class PermutationShapley(ValuationMethod):
         seed: int | None = 0,
         progress: bool = False,
     ) -> None:
-        super().__init__()
-        self.stopping = stopping
-        self.max_evaluations = max_evaluations
-        self.batch_size = batch_size
+        super().__init__(
+            stopping=stopping, max_evaluations=max_evaluations, batch_size=batch_size, seed=seed, progress=progress
+        )
         self.truncation_rtol = truncation_rtol
         self.block_size = block_size
-        self.seed = seed
-        self.progress = progress
 
     def fit(self, game: Game, *, resume_from: ValuationResult | None = None) -> PermutationShapley:
         """Estimate values; with ``resume_from``, continue that run on the same seed stream.
@@ -68,17 +64,15 @@ class PermutationShapley(ValuationMethod):
         budget (a budget that cut the last batch short ends that batch's stream early).
         """
         n = game.n_players
-        criterion = default_stopping(self.stopping, self.max_evaluations, n)
+        loop = self._start(game, resume_from)
         if resume_from is not None:
-            _check_resume(resume_from, game, self.name)
             moments = RunningMoments.from_result(resume_from)
-            batch_index, spent = resume_from.n_batches, resume_from.n_evaluations
+            batch_index = resume_from.n_batches
             truncated = int(resume_from.extra.get("truncated_evaluations_saved", 0))
             v_empty, v_full = resume_from.extra.get("v_empty"), resume_from.extra.get("v_full")
         else:
-            moments, batch_index, spent, truncated = RunningMoments(n), 0, 0, 0
+            moments, batch_index, truncated = RunningMoments(n), 0, 0
             v_empty = v_full = None
-        loop = SamplingLoop(criterion, spent, self.progress, f"{self.name}")
         per_permutation = max(n - 1, 1)  # prefixes of sizes 1..n-1 (v(empty), v(N) shared)
 
         while not loop.done(moments):
@@ -115,7 +109,7 @@ class PermutationShapley(ValuationMethod):
                 "truncated_evaluations_saved": truncated,
                 "v_empty": v_empty,
                 "v_full": v_full,
-                "stopping": repr(criterion),
+                "stopping": repr(loop.criterion),
             },
         )
         return self
@@ -165,9 +159,3 @@ class PermutationShapley(ValuationMethod):
         marginals = np.take_along_axis(by_position, positions, axis=1)
         return marginals, used, saved
 
-
-def _check_resume(previous: ValuationResult, game: Game, method: str) -> None:
-    if previous.method != method:
-        raise ValueError(f"cannot resume {method} from a {previous.method} result")
-    if previous.player_names != game.player_names:
-        raise ValueError("cannot resume: the result is over different players than the game")
