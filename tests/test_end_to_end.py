@@ -44,6 +44,7 @@ def _write(tmp_path: Path, data: dict) -> Path:
 REPORT_FILES = {
     "scenario.yaml", "sellers.csv", "sellers.parquet", "mechanisms.csv", "mechanisms.parquet",
     "values.csv", "values.parquet", "outcomes.csv", "outcomes.parquet", "valuations.json",
+    "dynamics.csv", "dynamics.parquet", "transactions.csv", "transactions.parquet",
     "provenance.json", "timings.json", "payments_by_rule.png", "value_vs_cost.png",
     "report.md", "report.html",
 }

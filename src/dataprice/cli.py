@@ -1,4 +1,4 @@
-"""Command line: ``dataprice run | validate``.
+"""Command line: ``dataprice run | compare | validate``.
 
 Exit codes: 0 success, 2 bad input (scenario, data), 1 unexpected failure.
 """
@@ -49,6 +49,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from dataprice.compare import comparison_table
+    from dataprice.report import write_comparison
+    from dataprice.runner import run_scenario
+    from dataprice.scenario import load_scenario
+
+    overrides = {}
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    if args.seeds is not None:
+        overrides["replicates"] = args.seeds
+    if args.workers is not None:
+        overrides["engine"] = {"kind": "loky" if args.workers > 1 else "serial", "workers": args.workers}
+    scenario = load_scenario(args.scenario, overrides)
+    out = Path(args.out) if args.out else scenario.resolved_output_dir().with_name(scenario.name + "_compare")
+    result = run_scenario(scenario, progress=not args.quiet)
+    write_comparison(result, out)
+    if not args.quiet:
+        table = comparison_table(result)
+        cols = ["rule", "max_misreport_gain_mean", "misreport_mean", "efficiency_mean", "buyer_cost_mean", "payment_cv"]
+        print(table[cols].to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
+    print(f"comparison written to {out / 'report.html'} ({result.seconds:.1f} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dataprice",
@@ -64,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--replicates", type=int, default=None, help="override the number of replicates")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary table")
     run.set_defaults(func=_cmd_run)
+
+    compare = sub.add_parser("compare", help="run every payment rule over several seeds and compare them")
+    compare.add_argument("scenario", type=Path, help="scenario YAML file")
+    compare.add_argument("--out", type=Path, default=None, help="report directory (default: <output_dir>_compare)")
+    compare.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the scenario's replicates)")
+    compare.add_argument("--seed", type=int, default=None, help="override the base seed")
+    compare.add_argument("--workers", type=int, default=None, help="local worker processes (default: the scenario's engine)")
+    compare.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary table")
+    compare.set_defaults(func=_cmd_compare)
 
     validate = sub.add_parser("validate", help="check scenario files without running them")
     validate.add_argument("scenarios", type=Path, nargs="+", help="scenario YAML files")

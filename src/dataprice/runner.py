@@ -20,9 +20,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from dataprice import __version__
-from dataprice.agents.strategies import make_bids
+from dataprice.agents.model import MarketEnvironment, MarketModel, RoundMarket, with_budget
+from dataprice.agents.strategies import make_strategy
 from dataprice.engine import make_engine
-from dataprice.market.allocation import ALLOCATION_RULES
+from dataprice.market.allocation import ALLOCATION_RULES, subset_sums
 from dataprice.market.continuous import ContinuousMarket
 from dataprice.market.mechanism import Outcome
 from dataprice.market.metrics import (
@@ -37,7 +38,7 @@ from dataprice.market.metrics import (
 from dataprice.market.payments import SubsetMarket
 from dataprice.rng import child_rng, child_sequence
 from dataprice.scenario import MethodSpec, Scenario
-from dataprice.valuation.game import CachedGame, Game, tabulate
+from dataprice.valuation.game import CachedGame, Game, TabulatedGame, tabulate
 from dataprice.valuation.methods import METHODS
 from dataprice.valuation.result import ValuationResult
 from dataprice.valuation.stopping import MaxTime, StandardErrorBelow
@@ -55,10 +56,16 @@ class ReplicateResult:
     sellers: pd.DataFrame  # what each seller contributed in this replicate
     values: dict[str, ValuationResult]
     outcomes: dict[str, list[Outcome]]  # rule -> one outcome per round
-    audits: dict[str, AuditResult]
-    best_welfare: float
+    audits: dict[str, AuditResult]  # rule -> audit at the last round's reports
+    round_best_welfare: list[float]  # best welfare at true costs, per round
+    dynamics: pd.DataFrame  # one row per rule and round (Mesa model variables)
+    transactions: pd.DataFrame  # one row per purchase
     game_evaluations: int
     seconds: float
+
+    @property
+    def best_welfare(self) -> float:
+        return float(np.mean(self.round_best_welfare))
 
 
 @dataclass
@@ -107,6 +114,20 @@ class RunResult:
                         )
         return pd.DataFrame(rows)
 
+    def dynamics_table(self) -> pd.DataFrame:
+        """One row per replicate, rule and round: welfare, efficiency, payments, mean report
+        over cost; ``late`` marks the last fifth of the rounds (where learners have settled)."""
+        frame = pd.concat(
+            [rep.dynamics.assign(replicate=rep.replicate) for rep in self.replicates], ignore_index=True
+        )
+        frame["late"] = frame["round"] >= int(np.floor(0.8 * self.scenario.rounds))
+        return frame
+
+    def transactions_table(self) -> pd.DataFrame:
+        return pd.concat(
+            [rep.transactions.assign(replicate=rep.replicate) for rep in self.replicates], ignore_index=True
+        )
+
     def values_table(self) -> pd.DataFrame:
         """Long table: one row per replicate, method and seller."""
         frames = []
@@ -154,12 +175,12 @@ class RunResult:
         for rule in self.rules:
             paid, surplus, welfare, eff, ir, selected = [], [], [], [], [], []
             for rep in self.replicates:
-                for o in rep.outcomes[rule]:
+                for o, best in zip(rep.outcomes[rule], rep.round_best_welfare, strict=True):
                     paid.append(o.total_paid)
                     surplus.append(o.buyer_surplus)
                     welfare.append(o.welfare)
-                    eff.append(efficiency(o, rep.best_welfare))
-                    ir.append(int(np.sum(o.utilities < -TOLERANCE * max(abs(rep.best_welfare), 1.0))))
+                    eff.append(efficiency(o, best))
+                    ir.append(int(np.sum(o.utilities < -TOLERANCE * max(abs(best), 1.0))))
                     selected.append(int(o.selected.sum()))
             payments = np.array([np.mean([o.payments for o in rep.outcomes[rule]], axis=0) for rep in self.replicates])
             mean = payments.mean(axis=0)
@@ -172,6 +193,15 @@ class RunResult:
                 "efficiency": float(np.mean(eff)),
                 "ir_violations": float(np.mean(ir)),
             }
+            if self.scenario.rounds > 1:
+                dyn = self.dynamics_table()
+                late = dyn[(dyn["rule"] == rule) & dyn["late"]]
+                row["late_efficiency"] = float(late["efficiency"].mean())
+                row["late_bid_ratio"] = float(late["mean_bid_ratio"].mean())
+                row["late_total_paid"] = float(late["total_paid"].mean())
+                row["sellers_active_end"] = float(
+                    np.mean([r.dynamics[r.dynamics["rule"] == rule]["sellers_active"].iloc[-1] for r in self.replicates])
+                )
             if self.scenario.audit.enabled:
                 gains = np.array([rep.audits[rule].gain for rep in self.replicates])
                 row["max_misreport_gain"] = float(gains.max(axis=1).mean())
@@ -279,22 +309,64 @@ class _ReplicateJob:
         return run_replicate(self.scenario, self.costs, self.replicate, progress=self.progress)
 
 
+def shifted_game(game: Game, shocks: np.ndarray) -> Game:
+    """``v(S) + sum_{j in S} shocks_j`` (a table stays a table)."""
+    if isinstance(game, TabulatedGame):
+        return TabulatedGame(game.values + subset_sums(shocks), game.player_names)
+    return _ShiftedGame(game, shocks)
+
+
+class _ShiftedGame(Game):
+    def __init__(self, game: Game, shocks: np.ndarray) -> None:
+        super().__init__(game.n_players, game.player_names)
+        self.game, self.shocks = game, shocks
+
+    def value_function(self, coalitions):
+        return self.game(coalitions) + coalitions @ self.shocks
+
+
+def build_environment(
+    scenario: Scenario, seed: int, valued: Game, task, costs: np.ndarray, values: dict[str, ValuationResult]
+) -> MarketEnvironment:
+    """The repeated market of one replicate (static, or with per-round value shocks)."""
+    names = scenario.sellers.player_names()
+    if scenario.market_kind == "continuous":
+        cmarket = ContinuousMarket(task, reserve=scenario.market.reserve)
+        scale = task.value(task.allocation(np.zeros_like(costs)))
+        return MarketEnvironment.static(cmarket.settle, cmarket.optimal_welfare(costs), costs, scale, names)
+    base = SubsetMarket(
+        valued,
+        allocation=ALLOCATION_RULES[scenario.market.allocation](),
+        reserve=scenario.market.reserve,
+        shapley_scope=scenario.market.shapley_scope,
+        shapley_values=values["exact_shapley"].values if "exact_shapley" in values else None,
+        seed=seed,
+    )
+    scale = abs(valued.grand_value() - valued.empty_value())
+    if scenario.market.value_noise == 0:
+        return MarketEnvironment.static(subset_settler(base), optimal_welfare(base, costs), costs, scale, names)
+    n = valued.n_players
+    sigma = scenario.market.value_noise * scale / n
+
+    def round_market(t: int) -> RoundMarket:
+        shocks = child_rng(seed, 4000, t).normal(0.0, sigma, n)
+        market = SubsetMarket(
+            shifted_game(valued, shocks),
+            allocation=base.allocation,
+            reserve=base.reserve,
+            shapley_scope=base.shapley_scope,
+            seed=seed,
+        )
+        return RoundMarket(subset_settler(market), optimal_welfare(market, costs))
+
+    return MarketEnvironment(round_market, costs, scale, names)
+
+
 def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, progress: bool = False) -> ReplicateResult:
-    """Build the game, value the sellers, settle every round under every rule, audit."""
+    """Build the game, value the sellers, run the repeated market under every rule, audit."""
     started = time.monotonic()
     seed = _replicate_seed(scenario, replicate)
-    bid_rounds = [
-        make_bids(
-            scenario.bidding.strategy,
-            costs,
-            child_rng(scenario.seed, replicate, 3000 + t),
-            markup=scenario.bidding.markup,
-            markup_low=scenario.bidding.markup_low,
-            markup_high=scenario.bidding.markup_high,
-        )
-        for t in range(scenario.rounds)
-    ]
-    game, contrib, task = build_game(scenario, seed, bid_rounds[0])
+    game, contrib, task = build_game(scenario, seed, costs)
     needs_table = scenario.market_kind == "subset" and scenario.market.allocation == "exact"
     needs_table |= any(METHODS[m.method].needs_tabulation for m in scenario.valuation)
     counted = CachedGame(game)
@@ -306,32 +378,35 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
         target = game if spec.method == "knn_shapley" else valued
         values[spec.method] = method.fit(target).result
 
-    rules = scenario.market.payment_rules
+    env = build_environment(scenario, seed, valued, task, costs, values)
+    bidding = scenario.bidding
+    # the same stream for every rule: sellers' random draws are common across rules
+    stream = child_sequence(scenario.seed, replicate, 5000)
     outcomes: dict[str, list[Outcome]] = {}
     audits: dict[str, AuditResult] = {}
-    audit = scenario.audit
-    if scenario.market_kind == "subset":
-        market = SubsetMarket(
-            valued,
-            allocation=ALLOCATION_RULES[scenario.market.allocation](),
-            reserve=scenario.market.reserve,
-            shapley_scope=scenario.market.shapley_scope,
-            shapley_values=values["exact_shapley"].values if "exact_shapley" in values else None,
-            seed=seed,
-        )
-        settle_fn = subset_settler(market)
-        best = optimal_welfare(market, costs)
-        span = abs(valued.grand_value() - valued.empty_value())
-    else:
-        cmarket = ContinuousMarket(task, reserve=scenario.market.reserve)
-        settle_fn = cmarket.settle
-        best = cmarket.optimal_welfare(costs)
-        span = task.value(task.allocation(np.zeros_like(costs)))
-    for rule in rules:
-        outcomes[rule] = [settle_fn(b, rule, costs) for b in bid_rounds]
-        if audit.enabled:
+    dynamics, transactions = [], []
+    best_by_round: list[float] = []
+    rules = scenario.market.payment_rules
+    for rule in tqdm(rules, desc="payment rules", leave=False, disable=not progress or scenario.rounds < 20):
+        strategies = [make_strategy(bidding.strategy, **bidding.strategy_params()) for _ in costs]
+        model = MarketModel(
+            env, rule, strategies, seed=stream, budget=scenario.market.budget, exit_after=bidding.exit_after
+        ).run(scenario.rounds)
+        outcomes[rule] = model.outcomes
+        best_by_round = model.best_welfare
+        frame = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+        dynamics.append(frame.assign(rule=rule, round=np.arange(len(frame))))
+        transactions.append(model.datacollector.get_table_dataframe("transactions").assign(rule=rule))
+        if scenario.audit.enabled:
+            last = env.round_market(scenario.rounds - 1)
             audits[rule] = truthfulness_audit(
-                settle_fn, rule, costs, span=span, multipliers=audit.multipliers, n_linear=audit.grid_points
+                with_budget(last.settle, scenario.market.budget),
+                rule,
+                costs,
+                model.final_bids(),
+                span=env.scale,
+                multipliers=scenario.audit.multipliers,
+                n_linear=scenario.audit.grid_points,
             )
     return ReplicateResult(
         replicate=replicate,
@@ -340,7 +415,9 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
         values=values,
         outcomes=outcomes,
         audits=audits,
-        best_welfare=float(best),
+        round_best_welfare=list(best_by_round),
+        dynamics=pd.concat(dynamics, ignore_index=True),
+        transactions=pd.concat(transactions, ignore_index=True),
         game_evaluations=counted.misses,
         seconds=time.monotonic() - started,
     )

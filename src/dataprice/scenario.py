@@ -182,23 +182,47 @@ class MethodSpec(StrictModel):
     batch_size: PositiveInt | None = None
 
 
-RuleName = Literal["loo", "shapley", "myerson", "vcg"]
+RuleName = Literal["loo", "shapley", "myerson", "vcg", "pay_as_bid"]
 
 
 class Market(StrictModel):
+    """Allocation and payment rules, and what changes from round to round.
+
+    ``value_noise`` is the standard deviation, as a fraction of ``(v(N) - v(empty)) / n``, of
+    per-round, per-seller shocks to the buyer's value: ``v_t(S) = v(S) + sum_{j in S} eta_jt``
+    (each round brings new queries, on which each seller's data is worth a little more or
+    less). ``budget`` caps what the buyer pays per round (payments scaled down pro rata).
+    """
+
     allocation: Literal["exact", "greedy"] = "exact"
     payment_rules: list[RuleName] = Field(default_factory=lambda: ["loo", "shapley", "myerson", "vcg"], min_length=1)
     shapley_scope: Literal["selected", "all"] = "selected"
     reserve: NonNegativeFloat | None = None
+    value_noise: NonNegativeFloat = 0.0
+    budget: PositiveFloat | None = None
 
 
 class Bidding(StrictModel):
-    """How sellers report costs: truthfully, with a fixed markup, or a random markup per round."""
+    """How sellers report costs.
 
-    strategy: Literal["truthful", "markup", "random_markup"] = "truthful"
+    Static: ``truthful``, ``markup`` (fixed), ``random_markup`` (drawn each round).
+    Learning: ``best_response`` (to the last round, over ``multipliers`` of the cost) and
+    ``hedge`` (no-regret multiplicative weights over ``multipliers``, rate ``learning_rate``).
+    ``exit_after``: a seller leaves after this many rounds in a row with negative utility.
+    """
+
+    strategy: Literal["truthful", "markup", "random_markup", "best_response", "hedge"] = "truthful"
     markup: float = Field(default=0.0, ge=-1.0)
     markup_low: float = Field(default=0.0, ge=-1.0)
     markup_high: float = Field(default=0.5, ge=-1.0)
+    multipliers: list[NonNegativeFloat] = Field(
+        default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0], min_length=2
+    )
+    learning_rate: PositiveFloat = 2.0
+    exit_after: PositiveInt | None = None
+
+    def strategy_params(self) -> dict:
+        return self.model_dump(exclude={"strategy", "exit_after"})
 
 
 class Audit(StrictModel):
@@ -280,6 +304,8 @@ def _consistency_problems(s: Scenario):
             yield f"market.payment_rules: 'shapley' in the continuous market needs at most {MAX_CONTINUOUS_SHAPLEY} sellers (got {n})"
         if s.market.allocation != "exact":
             yield "market.allocation: the mean-estimation market has a closed-form allocation; use 'exact'"
+        if s.market.value_noise > 0:
+            yield "market.value_noise: per-round value shocks are defined for subset markets only; use 0 with buyer.task 'mean_estimation'"
     if buyer.task == "single_winner" and buyer.values is not None and len(buyer.values) != n:
         yield f"buyer.values: {len(buyer.values)} values for {n} sellers; give one value per seller"
     if buyer.task == "classifier" and buyer.max_points is not None and buyer.max_points < 2 * n:

@@ -14,6 +14,9 @@ allocation, and the classical payment rules apply:
   VCG then pays more than Myerson.
 * **LOO**: ``p_j = V(W(a)) - V(W_{-j}(a))``, the buyers' value lost without ``j``.
 * **Shapley**: Shapley value of ``j`` in ``S -> V(W_S(a))`` (exact over ``2^n`` coalitions).
+* **Pay-as-bid**: ``p_j = a_j x_j(a)``, the reported cost of what was used (manipulable).
+
+A report of ``inf`` takes a seller out of the market (used by the agents for sellers who left).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from dataprice.valuation.game import tabulate
 from dataprice.valuation.methods.exact import ExactShapley
 from dataprice.valuation.utilities.mean_estimation import MeanEstimationGame, MeanEstimationTask
 
-CONTINUOUS_RULES = ("loo", "shapley", "myerson", "vcg")
+CONTINUOUS_RULES = ("loo", "shapley", "myerson", "vcg", "pay_as_bid")
 
 
 @dataclass
@@ -40,9 +43,12 @@ class ContinuousMarket:
     reserve: float | None = None
 
     def members(self, reports: NDArray[np.float64]) -> NDArray[np.bool_]:
-        if self.reserve is None:
-            return np.ones(self.task.n_sellers, dtype=bool)
-        return np.asarray(reports) <= self.reserve
+        """Sellers in the market: a finite report, at most the reserve."""
+        reports = np.asarray(reports)
+        members = np.isfinite(reports)
+        if self.reserve is not None:
+            members &= reports <= self.reserve
+        return members
 
     def allocate(self, reports: NDArray[np.float64], exclude: int | None = None) -> NDArray[np.float64]:
         members = self.members(reports)
@@ -59,7 +65,8 @@ class ContinuousMarket:
 
     def social_welfare(self, reports: NDArray[np.float64], exclude: int | None = None) -> float:
         """``SW_a(S) = V(W_S(a)) - sum_{j in S} a_j f_j(W_S(a))``."""
-        return self.task.welfare(self.allocate(reports, exclude), reports)
+        finite = np.where(np.isfinite(reports), reports, 0.0)  # sellers out of the market use nothing
+        return self.task.welfare(self.allocate(reports, exclude), finite)
 
     def myerson(self, reports: NDArray[np.float64]) -> NDArray[np.float64]:
         reports = np.asarray(reports, dtype=np.float64)
@@ -81,6 +88,12 @@ class ContinuousMarket:
         for j in np.flatnonzero(x > 0):
             pay[j] = reports[j] * x[j] + full - self.social_welfare(reports, exclude=j)
         return pay
+
+    def pay_as_bid(self, reports: NDArray[np.float64]) -> NDArray[np.float64]:
+        """``p_j = a_j x_j(a)``: the reported cost of the data used (manipulable)."""
+        reports = np.asarray(reports, dtype=np.float64)
+        x = self.task.quantities(self.allocate(reports))
+        return np.where(x > 0, reports * x, 0.0)
 
     def loo(self, reports: NDArray[np.float64]) -> NDArray[np.float64]:
         reports = np.asarray(reports, dtype=np.float64)

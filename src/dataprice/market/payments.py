@@ -12,6 +12,7 @@ All rules pay 0 to unselected sellers. For a selected seller ``j`` in ``S* = S*(
   the reserve.
 * **VCG** (Clarke pivot): ``p_j = b_j + W(b) - W_{-j}(b)`` with ``W`` the best welfare at the
   reports; truthful when the allocation maximises welfare exactly.
+* **Pay-as-bid** (first price): ``p_j = b_j``; the reference manipulable rule (overbidding pays).
 
 LOO and Shapley pay for value created, not for cost incurred: they ignore the report once
 the seller is selected, so a seller with a high cost may be paid less than its cost (not
@@ -184,11 +185,23 @@ def vcg_payment(market: SubsetMarket, bids: NDArray[np.float64], alloc: Allocati
     return payments
 
 
+def pay_as_bid_payment(
+    market: SubsetMarket, bids: NDArray[np.float64], alloc: Allocation
+) -> NDArray[np.float64]:
+    """First-price procurement: ``p_j = b_j`` for ``j in S*``.
+
+    Individually rational at truthful reports but never truthful: a selected seller gains
+    from any overbid that keeps it selected, so it is the reference manipulable rule.
+    """
+    return np.where(alloc.selected, np.asarray(bids, dtype=np.float64), 0.0)
+
+
 PAYMENT_RULES: dict[str, PaymentRule] = {
     "loo": loo_payment,
     "shapley": shapley_payment,
     "myerson": myerson_payment,
     "vcg": vcg_payment,
+    "pay_as_bid": pay_as_bid_payment,
 }
 
 #: Rules that are truthful when the allocation is exact (tests check this by brute force).

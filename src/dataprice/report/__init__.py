@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from dataprice.report.writer import write_report
+from dataprice.report.writer import write_comparison, write_report
 
-__all__ = ["write_report"]
+__all__ = ["write_comparison", "write_report"]

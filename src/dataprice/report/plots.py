@@ -54,3 +54,23 @@ def value_vs_cost(sellers: pd.DataFrame, methods: list[str], path: Path) -> Path
     fig.savefig(path, dpi=110, metadata=_META)
     plt.close(fig)
     return path
+
+
+def over_rounds(dynamics: pd.DataFrame, column: str, ylabel: str, title: str, path: Path, *, reference: float | None = None) -> Path:
+    """A line per rule: mean of ``column`` per round over replicates, with a min-max band."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for rule, frame in dynamics.groupby("rule", sort=False):
+        stats = frame.groupby("round")[column].agg(["mean", "min", "max"])
+        ax.plot(stats.index, stats["mean"], label=rule, lw=1.4)
+        if frame["replicate"].nunique() > 1:
+            ax.fill_between(stats.index, stats["min"], stats["max"], alpha=0.15)
+    if reference is not None:
+        ax.axhline(reference, color="black", ls="--", lw=0.8)
+    ax.set_xlabel("round")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8, ncols=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata=_META)
+    plt.close(fig)
+    return path

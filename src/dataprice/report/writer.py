@@ -37,6 +37,7 @@ _RULE_NOTE = {
     "shapley": "pays each selected seller its Shapley value",
     "myerson": "pays each selected seller its critical bid (the highest report at which it is still selected)",
     "vcg": "pays b_j + W(b) - W_-j(b) (Clarke pivot)",
+    "pay_as_bid": "pays each selected seller its own report (first price)",
 }
 
 
@@ -128,34 +129,116 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
     figures.blocks.append(Image(plots.payments_by_rule(sellers, rules, directory / "payments_by_rule.png"), "payments by rule"))
     figures.blocks.append(Image(plots.value_vs_cost(sellers, methods, directory / "value_vs_cost.png"), "value vs cost"))
 
-    reproduce = Section("Reproduce")
-    reproduce.blocks.append("Run `dataprice run scenario.yaml` in this directory; the resolved scenario is below.")
-    reproduce.blocks.append(Code(scenario_to_yaml(s), "yaml"))
-    return title, intro, [summary, statement, methods_section, figures, reproduce]
+    sections = [summary, statement, methods_section, figures]
+    if s.rounds > 1:
+        sections.append(dynamics_section(run, directory))
+    sections.append(reproduce_section(run, "run"))
+    return title, intro, sections
+
+
+def dynamics_section(run: RunResult, directory: Path) -> Section:
+    """Reports and welfare round after round, per rule."""
+    s = run.scenario
+    dynamics = run.dynamics_table()
+    section = Section("Dynamics over rounds")
+    section.blocks.append(
+        f"Sellers bid `{s.bidding.strategy}` for {s.rounds} rounds"
+        + (f"; each round the buyer's values get shocks of relative size {s.market.value_noise:g}" if s.market.value_noise else "")
+        + (f"; the buyer's budget per round is {s.market.budget:g}" if s.market.budget else "")
+        + (f"; a seller leaves after {s.bidding.exit_after} losing rounds in a row" if s.bidding.exit_after else "")
+        + ". The bands span the replicates."
+    )
+    section.blocks.append(
+        Image(
+            plots.over_rounds(dynamics, "mean_bid_ratio", "mean report / cost", "Reports relative to costs",
+                              directory / "bids_over_rounds.png", reference=1.0),
+            "bids over rounds",
+        )
+    )
+    section.blocks.append(
+        Image(
+            plots.over_rounds(dynamics, "efficiency", "welfare / best welfare", "Efficiency per round",
+                              directory / "welfare_over_rounds.png", reference=1.0),
+            "welfare over rounds",
+        )
+    )
+    return section
+
+
+def reproduce_section(run: RunResult, command: str) -> Section:
+    section = Section("Reproduce")
+    section.blocks.append(f"Run `dataprice {command} scenario.yaml` in this directory; the resolved scenario is below.")
+    section.blocks.append(Code(scenario_to_yaml(run.scenario), "yaml"))
+    return section
+
+
+def _write_common(run: RunResult, directory: Path) -> None:
+    """Tables and provenance shared by run and comparison reports."""
+    (directory / "scenario.yaml").write_text(scenario_to_yaml(run.scenario))
+    _save_table(run.sellers_table(), directory, "sellers")
+    _save_table(run.mechanisms_table(), directory, "mechanisms")
+    _save_table(run.values_table(), directory, "values")
+    _save_table(run.outcomes_table(), directory, "outcomes")
+    _save_table(run.dynamics_table(), directory, "dynamics")
+    _save_table(run.transactions_table(), directory, "transactions")
+    valuations = {str(rep.replicate): {m: r.to_dict() for m, r in rep.values.items()} for rep in run.replicates}
+    (directory / "valuations.json").write_text(json.dumps(valuations, indent=1, default=float))
+    (directory / "provenance.json").write_text(json.dumps(run.provenance, indent=1))
+    (directory / "timings.json").write_text(
+        json.dumps({"total_seconds": run.seconds, "replicate_seconds": [r.seconds for r in run.replicates]}, indent=1)
+    )
 
 
 def write_report(run: RunResult, out_dir: str | Path) -> Path:
     """Write the report for ``run`` to ``out_dir`` (replacing it only when complete)."""
+
+    def fill(tmp: Path) -> None:
+        _write_common(run, tmp)
+        title, intro, sections = build_sections(run, tmp)
+        (tmp / "report.md").write_text(to_markdown(title, intro, sections))
+        (tmp / "report.html").write_text(to_html(title, intro, sections))
+
+    return write_atomically(out_dir, fill)
+
+
+def write_comparison(run: RunResult, out_dir: str | Path) -> Path:
+    """Write the mechanism comparison for ``run`` (several seeds, every rule) to ``out_dir``."""
+    from dataprice.compare import METRICS, comparison_table, per_seed_metrics
+
+    def fill(tmp: Path) -> None:
+        _write_common(run, tmp)
+        table = comparison_table(run)
+        _save_table(table, tmp, "comparison")
+        _save_table(per_seed_metrics(run), tmp, "per_seed")
+        s = run.scenario
+        title = f"Mechanism comparison: {s.name}"
+        intro = [s.description.strip()] if s.description.strip() else []
+        intro.append(
+            f"{s.sellers.count} sellers, buyer `{s.buyer.task}`, {len(run.replicates)} seeds, {s.rounds} rounds per seed, "
+            f"sellers bid `{s.bidding.strategy}`; every payment rule runs on the same seeds and the same random draws."
+        )
+        summary = Section("Comparison")
+        show = ["rule"] + [f"{m}_mean" for m in METRICS] + ["payment_cv", "rank_correlation"]
+        summary.blocks.append(Table(table[show], "Means over seeds (standard deviations in comparison.csv)."))
+        summary.blocks.append(
+            "Columns: " + "; ".join(f"**{m}**: {text}" for m, text in METRICS.items())
+            + "; **payment_cv**: spread of each seller's payment across seeds over its mean; "
+            "**rank_correlation**: Spearman correlation of payments between seeds."
+        )
+        sections = [summary, dynamics_section(run, tmp), reproduce_section(run, "compare")]
+        (tmp / "report.md").write_text(to_markdown(title, intro, sections))
+        (tmp / "report.html").write_text(to_html(title, intro, sections))
+
+    return write_atomically(out_dir, fill)
+
+
+def write_atomically(out_dir: str | Path, fill) -> Path:
+    """Call ``fill(tmp_dir)`` on a fresh sibling directory, then swap it in for ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        (tmp / "scenario.yaml").write_text(scenario_to_yaml(run.scenario))
-        _save_table(run.sellers_table(), tmp, "sellers")
-        _save_table(run.mechanisms_table(), tmp, "mechanisms")
-        _save_table(run.values_table(), tmp, "values")
-        _save_table(run.outcomes_table(), tmp, "outcomes")
-        valuations = {
-            str(rep.replicate): {m: r.to_dict() for m, r in rep.values.items()} for rep in run.replicates
-        }
-        (tmp / "valuations.json").write_text(json.dumps(valuations, indent=1, default=float))
-        (tmp / "provenance.json").write_text(json.dumps(run.provenance, indent=1))
-        (tmp / "timings.json").write_text(
-            json.dumps({"total_seconds": run.seconds, "replicate_seconds": [r.seconds for r in run.replicates]}, indent=1)
-        )
-        title, intro, sections = build_sections(run, tmp)
-        (tmp / "report.md").write_text(to_markdown(title, intro, sections))
-        (tmp / "report.html").write_text(to_html(title, intro, sections))
+        fill(tmp)
         _replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
