@@ -56,19 +56,38 @@ def value_vs_cost(sellers: pd.DataFrame, methods: list[str], path: Path) -> Path
     return path
 
 
-def over_rounds(dynamics: pd.DataFrame, column: str, ylabel: str, title: str, path: Path, *, reference: float | None = None) -> Path:
-    """A line per rule: mean of ``column`` per round over replicates, with a min-max band."""
+def over_rounds(
+    dynamics: pd.DataFrame,
+    column: str,
+    ylabel: str,
+    title: str,
+    path: Path,
+    *,
+    reference: float | None = None,
+    smooth: bool = False,
+) -> Path:
+    """A line per rule: mean of ``column`` per round over replicates, with a min-max band.
+
+    Rules that coincide (Myerson and VCG without constraints) stay visible through
+    alternating line styles. With ``smooth``, a centred rolling mean over about a twentieth
+    of the rounds (said in the title).
+    """
     fig, ax = plt.subplots(figsize=(7, 4))
-    for rule, frame in dynamics.groupby("rule", sort=False):
+    styles = ["-", "--", ":", "-."]
+    rounds = int(dynamics["round"].max()) + 1
+    window = max(1, rounds // 20) if smooth else 1
+    for k, (rule, frame) in enumerate(dynamics.groupby("rule", sort=False)):
         stats = frame.groupby("round")[column].agg(["mean", "min", "max"])
-        ax.plot(stats.index, stats["mean"], label=rule, lw=1.4)
+        if window > 1:
+            stats = stats.rolling(window, center=True, min_periods=1).mean()
+        ax.plot(stats.index, stats["mean"], label=rule, lw=1.5, ls=styles[k % len(styles)])
         if frame["replicate"].nunique() > 1:
-            ax.fill_between(stats.index, stats["min"], stats["max"], alpha=0.15)
+            ax.fill_between(stats.index, stats["min"], stats["max"], alpha=0.12)
     if reference is not None:
         ax.axhline(reference, color="black", ls="--", lw=0.8)
     ax.set_xlabel("round")
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    ax.set_title(title + (f" (rolling mean over {window} rounds)" if window > 1 else ""))
     ax.legend(fontsize=8, ncols=3)
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata=_META)

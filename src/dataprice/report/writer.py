@@ -158,7 +158,7 @@ def dynamics_section(run: RunResult, directory: Path) -> Section:
     section.blocks.append(
         Image(
             plots.over_rounds(dynamics, "efficiency", "welfare / best welfare", "Efficiency per round",
-                              directory / "welfare_over_rounds.png", reference=1.0),
+                              directory / "welfare_over_rounds.png", reference=1.0, smooth=True),
             "welfare over rounds",
         )
     )
