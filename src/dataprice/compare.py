@@ -18,6 +18,7 @@ from dataprice.runner import RunResult
 METRICS = {
     "max_misreport_gain": "largest gain any seller gets from misreporting at the final reports",
     "misreport": "mean |report / cost - 1| over the last fifth of the rounds",
+    "misreport_winners": "the same, over sellers selected at least once in those rounds",
     "efficiency": "welfare at true costs over the best welfare, mean over rounds",
     "late_efficiency": "efficiency over the last fifth of the rounds",
     "buyer_cost": "total payments per round",
@@ -37,14 +38,19 @@ def per_seed_metrics(run: RunResult) -> pd.DataFrame:
             outcomes = rep.outcomes[rule]
             eff = [efficiency(o, b) for o, b in zip(outcomes, rep.round_best_welfare, strict=True)]
             late = outcomes[late_from:]
-            ratios = [np.abs(o.bids[positive & np.isfinite(o.bids)] / costs[positive & np.isfinite(o.bids)] - 1) for o in late]
+            bids = np.array([o.bids for o in late])
+            ok = positive & np.all(np.isfinite(bids), axis=0)
+            ratios = np.abs(bids[:, ok] / costs[ok] - 1)
+            winners = ok & np.any([o.selected for o in late], axis=0)
+            winner_ratios = np.abs(bids[:, winners] / costs[winners] - 1)
             tol = TOLERANCE * max(abs(rep.best_welfare), 1.0)
             rows.append(
                 {
                     "rule": rule,
                     "replicate": rep.replicate,
                     "max_misreport_gain": float(rep.audits[rule].gain.max()) if rule in rep.audits else np.nan,
-                    "misreport": float(np.mean(np.concatenate(ratios))) if ratios else np.nan,
+                    "misreport": float(ratios.mean()) if ratios.size else np.nan,
+                    "misreport_winners": float(winner_ratios.mean()) if winner_ratios.size else np.nan,
                     "efficiency": float(np.mean(eff)),
                     "late_efficiency": float(np.mean(eff[late_from:])),
                     "buyer_cost": float(np.mean([o.total_paid for o in outcomes])),

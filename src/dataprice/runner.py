@@ -330,10 +330,11 @@ def build_environment(
 ) -> MarketEnvironment:
     """The repeated market of one replicate (static, or with per-round value shocks)."""
     names = scenario.sellers.player_names()
+    info = {"task": scenario.buyer.task, "value_per_quality": scenario.buyer.value_per_quality}
     if scenario.market_kind == "continuous":
         cmarket = ContinuousMarket(task, reserve=scenario.market.reserve)
         scale = task.value(task.allocation(np.zeros_like(costs)))
-        return MarketEnvironment.static(cmarket.settle, cmarket.optimal_welfare(costs), costs, scale, names)
+        return MarketEnvironment.static(cmarket.settle, cmarket.optimal_welfare(costs), costs, scale, names, **info)
     base = SubsetMarket(
         valued,
         allocation=ALLOCATION_RULES[scenario.market.allocation](),
@@ -344,7 +345,7 @@ def build_environment(
     )
     scale = abs(valued.grand_value() - valued.empty_value())
     if scenario.market.value_noise == 0:
-        return MarketEnvironment.static(subset_settler(base), optimal_welfare(base, costs), costs, scale, names)
+        return MarketEnvironment.static(subset_settler(base), optimal_welfare(base, costs), costs, scale, names, **info)
     n = valued.n_players
     sigma = scenario.market.value_noise * scale / n
 
@@ -359,7 +360,7 @@ def build_environment(
         )
         return RoundMarket(subset_settler(market), optimal_welfare(market, costs))
 
-    return MarketEnvironment(round_market, costs, scale, names)
+    return MarketEnvironment(round_market, costs, scale, names, **info)
 
 
 def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, progress: bool = False) -> ReplicateResult:

@@ -54,17 +54,23 @@ class MarketEnvironment:
         costs: true costs.
         scale: ``v(N) - v(empty)``, used to normalise learners' gains and tolerances.
         player_names: sellers' names.
+        task: the buyer's task (``classifier``, ``single_winner``, ...), for the record.
+        value_per_quality: the buyer's money value per unit of task quality.
     """
 
     round_market: Callable[[int], RoundMarket]
     costs: NDArray[np.float64]
     scale: float
     player_names: list[str]
+    task: str = "custom"
+    value_per_quality: float = 1.0
 
     @classmethod
-    def static(cls, settle: SettleFn, best_welfare: float, costs, scale: float, player_names) -> MarketEnvironment:
+    def static(
+        cls, settle: SettleFn, best_welfare: float, costs, scale: float, player_names, **info
+    ) -> MarketEnvironment:
         market = RoundMarket(settle, best_welfare)
-        return cls(lambda t: market, np.asarray(costs, dtype=np.float64), scale, list(player_names))
+        return cls(lambda t: market, np.asarray(costs, dtype=np.float64), scale, list(player_names), **info)
 
 
 def with_budget(settle: SettleFn, budget: float | None) -> SettleFn:
@@ -149,10 +155,12 @@ class Seller(mesa.Agent):
 
 
 class Buyer(mesa.Agent):
-    """The data buyer: settles each round under the payment rule."""
+    """The data buyer: its task, value per unit of quality and budget; settles each round."""
 
     def __init__(self, model: MarketModel, budget: float | None) -> None:
         super().__init__(model)
+        self.task = model.environment.task
+        self.value_per_quality = model.environment.value_per_quality
         self.budget = budget
         self.spent: list[float] = []
 
