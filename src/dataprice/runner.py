@@ -42,9 +42,7 @@ from dataprice.valuation.game import CachedGame, Game, TabulatedGame, tabulate
 from dataprice.valuation.methods import METHODS
 from dataprice.valuation.result import ValuationResult
 from dataprice.valuation.stopping import MaxTime, StandardErrorBelow
-from dataprice.valuation.utilities.classifier import ClassifierGame, make_shards
-from dataprice.valuation.utilities.mean_estimation import MeanEstimationGame, make_mean_estimation_task
-from dataprice.valuation.utilities.selection import SingleWinnerGame
+from dataprice.buyers import build_task, seller_names
 
 
 @dataclass
@@ -80,7 +78,7 @@ class RunResult:
 
     @property
     def player_names(self) -> list[str]:
-        return self.scenario.sellers.player_names()
+        return seller_names(self.scenario)
 
     @property
     def rules(self) -> list[str]:
@@ -223,59 +221,6 @@ def _replicate_seed(scenario: Scenario, replicate: int) -> int:
     return int(child_sequence(scenario.seed, replicate).generate_state(1)[0])
 
 
-def build_game(scenario: Scenario, seed: int, bids: np.ndarray) -> tuple[Game, pd.DataFrame, object]:
-    """The buyer's game for one replicate, a table of what each seller contributes, and the
-    task object (shards, document values or the mean-estimation task)."""
-    names = scenario.sellers.player_names()
-    buyer = scenario.buyer
-    n = scenario.sellers.count
-    if buyer.task == "classifier":
-        part = scenario.sellers.partition
-        shards = make_shards(
-            buyer.dataset,
-            n,
-            seed=seed,
-            validation_fraction=buyer.validation_fraction,
-            partition=part.kind,
-            sizes=part.sizes,
-            alpha=part.alpha,
-            noisy_sellers=scenario.sellers.label_noise.sellers,
-            noise_fraction=scenario.sellers.label_noise.fraction,
-            max_points=buyer.max_points,
-        )
-        game = ClassifierGame(
-            shards,
-            model=buyer.model,
-            value_per_quality=buyer.value_per_quality,
-            k_neighbors=buyer.k_neighbors,
-            regularization=buyer.regularization,
-            player_names=names,
-        )
-        contrib = pd.DataFrame(
-            {"seller": names, "data_points": shards.shard_sizes(), "noisy_label_fraction": shards.noisy_fraction()}
-        )
-        return game, contrib, shards
-    if buyer.task == "single_winner":
-        if buyer.values is not None:
-            doc_values = np.asarray(buyer.values, dtype=np.float64)
-        else:
-            doc_values = buyer.value_distribution.draw(n, child_rng(scenario.seed, 2000))
-        doc_values = doc_values * buyer.value_per_quality
-        contrib = pd.DataFrame({"seller": names, "document_value": doc_values})
-        return SingleWinnerGame(doc_values, names), contrib, doc_values
-    task = make_mean_estimation_task(
-        n,
-        buyer.n_buyers,
-        dim=buyer.dim,
-        noise=buyer.noise,
-        correlation=buyer.correlation,
-        value_per_quality=buyer.value_per_quality,
-        seed=seed,
-    )
-    contrib = pd.DataFrame({"seller": names, "noise_variance": task.noise})
-    return MeanEstimationGame(task, bids, names), contrib, task
-
-
 def make_method(spec: MethodSpec, seed: int, progress: bool):
     """A configured valuation method from its scenario spec."""
     cls = METHODS[spec.method]
@@ -329,8 +274,13 @@ def build_environment(
     scenario: Scenario, seed: int, valued: Game, task, costs: np.ndarray, values: dict[str, ValuationResult]
 ) -> MarketEnvironment:
     """The repeated market of one replicate (static, or with per-round value shocks)."""
-    names = scenario.sellers.player_names()
     info = {"task": scenario.buyer.task, "value_per_quality": scenario.buyer.value_per_quality}
+    names = seller_names(scenario)
+    if scenario.market_kind == "per_query":
+        market = task
+        return MarketEnvironment.static(
+            market.settle, market.optimal_welfare(costs), costs, market.value_span(), names, **info
+        )
     if scenario.market_kind == "continuous":
         cmarket = ContinuousMarket(task, reserve=scenario.market.reserve)
         scale = task.value(task.allocation(np.zeros_like(costs)))
@@ -367,7 +317,8 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
     """Build the game, value the sellers, run the repeated market under every rule, audit."""
     started = time.monotonic()
     seed = _replicate_seed(scenario, replicate)
-    game, contrib, task = build_game(scenario, seed, costs)
+    built = build_task(scenario, seed, costs)
+    game, contrib, task = built.game, built.contributions, built.task
     needs_table = scenario.market_kind == "subset" and scenario.market.allocation == "exact"
     needs_table |= any(METHODS[m.method].needs_tabulation for m in scenario.valuation)
     counted = CachedGame(game)

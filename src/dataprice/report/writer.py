@@ -30,6 +30,8 @@ _TASK_LABEL = {
     "classifier": "a classifier trained on the sellers' data shards",
     "mean_estimation": "mean-estimation buyers combining the sellers' noisy signals (continuous market)",
     "single_winner": "a buyer who takes the single document with the best value minus price",
+    "rag": "a retrieval-augmented QA system that retrieves from the documents it buys",
+    "rag_single_document": "a RAG system that buys, per query, the one document with the best value minus price",
 }
 
 _RULE_NOTE = {
@@ -95,7 +97,9 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
         summary.blocks.append(line + ".")
 
     statement = Section("Per-seller statement")
-    cols = ["seller"] + [c for c in sellers.columns if c in {"data_points", "noisy_label_fraction", "document_value", "noise_variance"}]
+    contribution = {"data_points", "noisy_label_fraction", "document_value", "noise_variance",
+                    "documents", "original", "duplicate", "corrupted", "candidate_queries"}
+    cols = ["seller"] + [c for c in sellers.columns if c in contribution]
     cols += ["cost", "bid"] + [f"value[{m}]" for m in methods]
     statement.blocks.append(Table(sellers[cols], "Contribution, cost, report and value under each method."))
     pay_cols = ["seller"] + [f"payment[{r}]" for r in rules] + [f"utility[{r}]" for r in rules]

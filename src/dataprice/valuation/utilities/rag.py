@@ -1,0 +1,190 @@
+"""RAG buyer: the value of a coalition of sellers is the QA quality of retrieval over their documents.
+
+``v(S) = kappa * mean_q [ score(q, R_S(q)) - score(q, empty) ]`` where ``R_S(q)`` is the
+top-k of question ``q`` among the documents of the sellers in ``S`` (see
+:class:`~dataprice.valuation.utilities.retrieval.SellerTopK`), ``kappa`` the buyer's value
+per unit of quality, and the empty coalition scores 0 (``v(empty) = 0``).
+
+Scorers of a retrieved list:
+
+* :class:`RetrievalScorer`: retrieval-grounded, ``hit@k`` (a document that answers is in the
+  top-k) or ``mrr@k`` (``1 / rank`` of the first one);
+* :class:`ReaderScorer`: an LM reader (SmolLM2) scoring the reference answer's mean token
+  log-probability given the retrieved context, minus the same without context; outputs are
+  cached by (question, retrieved list), so coalitions that retrieve the same documents cost
+  one forward pass;
+* :class:`ReplayScorer`: recorded ``(question, document) -> score`` tables (an LLM judge run
+  elsewhere), aggregated over the retrieved list (``max``, ``top1`` or ``mean``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from dataprice._typing import CoalitionMatrix
+from dataprice.data.corpus import Corpus
+from dataprice.errors import DataError
+from dataprice.valuation.game import Game
+from dataprice.valuation.utilities.retrieval import SellerTopK
+
+
+class Scorer(Protocol):
+    def __call__(self, retrieved: NDArray[np.int64]) -> NDArray[np.float64]:
+        """``retrieved``: ``int[B, Q, k]`` document indices (``-1`` = none) -> ``float[B, Q]``."""
+
+
+def _gather(table: NDArray, retrieved: NDArray[np.int64], fill) -> NDArray:
+    """``table[q, retrieved[b, q, i]]`` with ``fill`` where ``retrieved == -1``."""
+    q_count, d_count = table.shape
+    padded = np.concatenate([table, np.full((q_count, 1), fill, dtype=table.dtype)], axis=1)
+    idx = np.where(retrieved < 0, d_count, retrieved)
+    q_index = np.arange(q_count)[None, :, None]
+    return padded[q_index, idx]
+
+
+class RetrievalScorer:
+    """``hit@k`` or ``mrr@k`` against the corpus's relevance matrix."""
+
+    def __init__(self, relevance: NDArray[np.bool_], metric: Literal["hit", "mrr"] = "hit") -> None:
+        self.relevance = np.asarray(relevance, dtype=bool)
+        self.metric = metric
+
+    def __call__(self, retrieved: NDArray[np.int64]) -> NDArray[np.float64]:
+        rel = _gather(self.relevance, retrieved, False)  # (B, Q, k)
+        found = rel.any(axis=2)
+        if self.metric == "hit":
+            return found.astype(np.float64)
+        first = np.argmax(rel, axis=2)
+        return np.where(found, 1.0 / (first + 1.0), 0.0)
+
+
+class ReplayScorer:
+    """Scores read from a recorded table ``(question_id, doc_id, score)``.
+
+    Pairs missing from the table score ``missing`` (default 0). ``aggregate`` combines the
+    retrieved documents' scores: ``max`` (the best document the reader saw), ``top1`` (the
+    top-ranked document's) or ``mean``.
+    """
+
+    def __init__(self, scores: NDArray[np.float64], aggregate: Literal["max", "top1", "mean"] = "max") -> None:
+        self.scores = np.asarray(scores, dtype=np.float64)
+        self.aggregate = aggregate
+
+    @classmethod
+    def from_file(cls, path: str | Path, corpus: Corpus, *, aggregate="max", missing: float = 0.0) -> ReplayScorer:
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"replay scores file not found: {path}")
+        frame = pd.read_json(path, lines=True, dtype=False) if path.suffix == ".jsonl" else pd.read_csv(path, dtype={"question_id": str, "doc_id": str})
+        for column in ("question_id", "doc_id", "score"):
+            if column not in frame.columns:
+                raise DataError(f"{path}: replay column {column!r} is missing; columns found: {', '.join(map(str, frame.columns))}")
+        if frame.empty:
+            raise DataError(f"{path}: the replay file has no rows")
+        q_index = {q: i for i, q in enumerate(corpus.question_ids)}
+        d_index = {d: i for i, d in enumerate(corpus.doc_ids)}
+        unknown = frame.loc[~frame["question_id"].astype(str).isin(q_index), "question_id"]
+        if len(unknown):
+            raise DataError(f"{path}: question {unknown.iloc[0]!r} is not in the corpus")
+        unknown = frame.loc[~frame["doc_id"].astype(str).isin(d_index), "doc_id"]
+        if len(unknown):
+            raise DataError(f"{path}: document {unknown.iloc[0]!r} is not in the corpus")
+        table = np.full((corpus.n_questions, corpus.n_documents), missing, dtype=np.float64)
+        rows = frame["question_id"].astype(str).map(q_index).to_numpy()
+        cols = frame["doc_id"].astype(str).map(d_index).to_numpy()
+        table[rows, cols] = pd.to_numeric(frame["score"], errors="raise").to_numpy()
+        return cls(table, aggregate)
+
+    def __call__(self, retrieved: NDArray[np.int64]) -> NDArray[np.float64]:
+        if self.aggregate == "top1":
+            return _gather(self.scores, retrieved[..., :1], 0.0)[..., 0]
+        values = _gather(self.scores, retrieved, np.nan)
+        if self.aggregate == "mean":
+            count = np.sum(~np.isnan(values), axis=2)
+            out = np.where(count > 0, np.nansum(values, axis=2) / np.maximum(count, 1), 0.0)
+        else:
+            out = np.nanmax(np.where(np.isnan(values), -np.inf, values), axis=2)
+        return np.where(np.isfinite(out), out, 0.0)
+
+
+class ReaderScorer:
+    """LM reader gain: ``logp(answer | context, question) - logp(answer | question)``.
+
+    The context is the retrieved documents, best first, separated by blank lines. Gains are
+    cached by (question, retrieved list): ``n_unique`` counts the distinct lists scored.
+    """
+
+    def __init__(self, reader, corpus: Corpus) -> None:
+        if any(a is None for a in corpus.answers):
+            raise DataError("the LM reader utility needs a reference answer for every question")
+        self.reader = reader
+        self.corpus = corpus
+        self._cache: dict[tuple[int, tuple[int, ...]], float] = {}
+
+    @property
+    def n_unique(self) -> int:
+        return len(self._cache)
+
+    def __call__(self, retrieved: NDArray[np.int64]) -> NDArray[np.float64]:
+        b, q_count, _ = retrieved.shape
+        out = np.zeros((b, q_count))
+        todo: dict[tuple[int, tuple[int, ...]], None] = {}
+        for q in range(q_count):
+            for row in np.unique(retrieved[:, q, :], axis=0):
+                key = (q, tuple(int(d) for d in row if d >= 0))
+                if key[1] and key not in self._cache:
+                    todo[key] = None
+        if todo:
+            keys = list(todo)
+            items = [
+                ("\n\n".join(self.corpus.texts[d] for d in docs), self.corpus.questions[q], self.corpus.answers[q])
+                for q, docs in keys
+            ]
+            gains = self.reader.gain(items)
+            self._cache.update(zip(keys, map(float, gains), strict=True))
+        for q in range(q_count):
+            for i in range(b):
+                docs = tuple(int(d) for d in retrieved[i, q] if d >= 0)
+                out[i, q] = self._cache[(q, docs)] if docs else 0.0
+        return out
+
+
+class RAGGame(Game):
+    """``v(S) = kappa * mean_q score(q, top-k of S's documents)`` (0 for the empty coalition).
+
+    Coalitions are evaluated in chunks of ``batch_size`` through the vectorised merge.
+    """
+
+    def __init__(
+        self,
+        topk: SellerTopK,
+        scorer: Scorer,
+        *,
+        value_per_quality: float = 1.0,
+        player_names: Sequence[str] | None = None,
+        batch_size: int = 256,
+    ) -> None:
+        super().__init__(topk.n_sellers, player_names)
+        self.topk = topk
+        self.scorer = scorer
+        self.value_per_quality = float(value_per_quality)
+        self.batch_size = batch_size
+
+    def question_scores(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
+        """``float[B, Q]``: each question's score for each coalition."""
+        return np.concatenate(
+            [
+                self.scorer(self.topk.retrieve(coalitions[s : s + self.batch_size]))
+                for s in range(0, coalitions.shape[0], self.batch_size)
+            ]
+        )
+
+    def value_function(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
+        # the empty coalition retrieves nothing; every scorer gives it 0
+        return self.value_per_quality * self.question_scores(coalitions).mean(axis=1)

@@ -1,0 +1,212 @@
+"""RAG buyer: corpora, real embeddings and faiss, coalition merges, utilities, per-query market."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dataprice.data.corpus import icd10_corpus, load_corpus
+from dataprice.errors import DataError
+from dataprice.market import SubsetMarket, settle
+from dataprice.market.per_query import PerQueryMarket
+from dataprice.valuation.game import masks_to_coalitions, tabulate
+from dataprice.valuation.methods import ExactShapley, LeaveOneOut
+from dataprice.valuation.utilities.rag import RAGGame, ReplayScorer, RetrievalScorer
+from dataprice.valuation.utilities.retrieval import Embedder, SellerTopK, flat_search
+from dataprice.valuation.utilities.selection import SingleWinnerGame
+
+
+@pytest.fixture(scope="module")
+def cache(request, tmp_path_factory):
+    """Embeddings cached across test runs in pytest's cache folder (fresh in CI)."""
+    folder = request.config.cache.mkdir("dataprice-embeddings")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DATAPRICE_CACHE", str(folder))
+    yield folder
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def medical(cache):
+    corpus = icd10_corpus(6, n_categories=120, n_questions=60, duplicate_sellers=[4], corrupted_sellers=[5], seed=3)
+    embedder = Embedder()
+    return corpus, embedder.encode(corpus.texts), embedder.encode(corpus.questions)
+
+
+def test_icd10_corpus_structure():
+    corpus = icd10_corpus(5, n_categories=50, n_questions=30, duplicate_sellers=[3], corrupted_sellers=[4], seed=0)
+    kinds = pd.Series(corpus.doc_kind)
+    assert (kinds == "original").sum() == 50 and (kinds == "duplicate").sum() == 10 == (kinds == "corrupted").sum()
+    assert set(corpus.owners[kinds == "duplicate"]) == {3} and set(corpus.owners[kinds == "corrupted"]) == {4}
+    rel = corpus.relevance()
+    assert rel.any(axis=1).all(), "every question has a document that answers it"
+    assert not rel[:, (kinds == "corrupted").to_numpy()].any(), "scrambled copies never answer"
+    gold = [corpus.doc_ids.index(g) for g in corpus.gold_doc_ids]
+    assert rel[np.arange(len(gold)), gold].all()
+    assert icd10_corpus(5, n_categories=50, n_questions=30, seed=0).texts == icd10_corpus(5, n_categories=50, n_questions=30, seed=0).texts
+
+
+def test_embeddings_are_real_unit_vectors_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATAPRICE_CACHE", str(tmp_path))
+    texts = ["Cholera due to Vibrio cholerae", "Cholera, unspecified", "Fracture of the left femur"]
+    embedder = Embedder()
+    vectors = embedder.encode(texts)
+    assert vectors.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2  # semantics, not noise
+    again = Embedder()
+    np.testing.assert_array_equal(again.encode(texts), vectors)
+    assert again.n_encoded == 0 and len(list((tmp_path / "embeddings").glob("*.npy"))) == 1
+
+
+def test_retrieval_finds_the_gold_document(medical):
+    corpus, docs, queries = medical
+    _, ids = flat_search(docs, queries, 3)
+    rel = corpus.relevance()
+    hit = np.array([rel[q, ids[q]].any() for q in range(len(ids))])
+    assert hit.mean() > 0.8
+
+
+def test_merged_topk_equals_a_fresh_faiss_search(medical):
+    corpus, docs, queries = medical
+    topk = SellerTopK(docs, corpus.owners, queries, corpus.n_sellers, k=4)
+    coalitions = masks_to_coalitions(np.arange(2**corpus.n_sellers), corpus.n_sellers)
+    merged = topk.retrieve(coalitions)
+    for mask in range(2**corpus.n_sellers):
+        members = np.flatnonzero(np.isin(corpus.owners, np.flatnonzero(coalitions[mask])))
+        _, local = flat_search(docs[members], queries, 4)
+        fresh = np.where(local >= 0, members[np.maximum(local, 0)], -1) if members.size else local
+        np.testing.assert_array_equal(merged[mask], fresh, err_msg=f"coalition {mask}")
+
+
+def test_utility_is_monotone_when_gold_documents_rank_first(medical):
+    """Constructed case: keep only questions whose gold document is the nearest of all
+    documents and drop the corrupted seller; then adding documents can only help."""
+    corpus, docs, queries = medical
+    keep_docs = np.flatnonzero(np.array(corpus.doc_kind) != "corrupted")
+    _, nearest = flat_search(docs[keep_docs], queries, 1)
+    gold = np.array([corpus.doc_ids.index(g) for g in corpus.gold_doc_ids])
+    first = np.flatnonzero(keep_docs[nearest[:, 0]] == gold)
+    assert first.size >= 20
+    sub = corpus.subset_questions(first)
+    owners = corpus.owners.copy()
+    n = corpus.n_sellers - 1  # seller 5 (corrupted) removed
+    topk = SellerTopK(docs[keep_docs], owners[keep_docs], queries[first], n, k=1)
+    game = RAGGame(topk, RetrievalScorer(sub.relevance()[:, keep_docs]), value_per_quality=1.0)
+    table = tabulate(game)
+    masks = np.arange(2**n)
+    for j in range(n):
+        without = masks[(masks & (1 << j)) == 0]
+        assert np.all(table.values[without | (1 << j)] >= table.values[without] - 1e-12)
+
+
+def test_corrupted_sellers_get_lower_values_than_clean_ones(medical):
+    corpus, docs, queries = medical
+    topk = SellerTopK(docs, corpus.owners, queries, corpus.n_sellers, k=3)
+    game = RAGGame(topk, RetrievalScorer(corpus.relevance()), value_per_quality=100)
+    for method in (ExactShapley(), LeaveOneOut()):
+        values = method.fit(game).result.values
+        assert values[5] < values[:4].min(), (method.name, values)
+        assert values[5] <= 0.0
+    shapley = ExactShapley().fit(game).result.values
+    loo = LeaveOneOut().fit(game).result.values
+    # the reseller's copies are redundant: LOO sees nothing, Shapley shares the credit
+    assert loo[4] <= 0.0 < shapley[4]
+
+
+def test_replay_scorer_aggregations(tmp_path, medical):
+    corpus, docs, queries = medical
+    rows = [{"question_id": corpus.question_ids[0], "doc_id": corpus.doc_ids[d], "score": s} for d, s in [(0, 0.2), (1, 0.9)]]
+    path = tmp_path / "judge.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    retrieved = np.full((1, corpus.n_questions, 2), -1)
+    retrieved[0, 0] = [0, 1]
+    for aggregate, expected in [("max", 0.9), ("top1", 0.2), ("mean", 0.55)]:
+        scorer = ReplayScorer.from_file(path, corpus, aggregate=aggregate)
+        out = scorer(retrieved)
+        assert out[0, 0] == pytest.approx(expected) and np.all(out[0, 1:] == 0)
+    pd.DataFrame([{"question_id": "nope", "doc_id": corpus.doc_ids[0], "score": 1}]).to_csv(path, index=False)
+    with pytest.raises(DataError, match="question 'nope' is not in the corpus"):
+        ReplayScorer.from_file(path, corpus)
+
+
+def _write(path, rows, fmt):
+    if fmt == "jsonl":
+        path.write_text("\n".join(json.dumps(r) for r in rows) + ("\n" if rows else ""))
+    else:
+        pd.DataFrame(rows).to_csv(path, index=False)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_user_corpus_loader(tmp_path, fmt):
+    docs = tmp_path / f"docs.{fmt}"
+    qs = tmp_path / f"qs.{fmt}"
+    _write(docs, [{"doc_id": "d1", "owner": "clinic_a", "text": "Aspirin treats pain."},
+                  {"doc_id": "d2", "owner": "clinic_b", "text": "Insulin treats diabetes."}], fmt)
+    _write(qs, [{"question_id": "q1", "question": "What treats diabetes?", "gold_doc_id": "d2", "answer": "Insulin"}], fmt)
+    corpus = load_corpus(docs, qs)
+    assert corpus.seller_names == ["clinic_a", "clinic_b"] and corpus.owners.tolist() == [0, 1]
+    assert corpus.relevance().tolist() == [[False, True]]
+
+
+def test_user_corpus_errors_name_the_file_and_column(tmp_path):
+    docs, qs = tmp_path / "docs.csv", tmp_path / "qs.csv"
+    pd.DataFrame([{"doc_id": "d1", "text": "x"}]).to_csv(docs, index=False)
+    pd.DataFrame([{"question_id": "q1", "question": "?", "gold_doc_id": "d1"}]).to_csv(qs, index=False)
+    with pytest.raises(DataError, match=r"docs.csv: documents column 'owner' is missing; columns found: doc_id, text"):
+        load_corpus(docs, qs)
+    pd.DataFrame([{"doc_id": "d1", "owner": "a", "text": "x"}]).to_csv(docs, index=False)
+    pd.DataFrame([{"question_id": "q1", "question": "?", "gold_doc_id": "d9"}]).to_csv(qs, index=False)
+    with pytest.raises(DataError, match="gold document 'd9' is not in"):
+        load_corpus(docs, qs)
+    pd.DataFrame([{"question_id": "q1", "question": "?"}]).to_csv(qs, index=False)
+    with pytest.raises(DataError, match="need a 'gold_doc_id' or an 'answer' column"):
+        load_corpus(docs, qs)
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(DataError, match="empty"):
+        load_corpus(tmp_path / "empty.csv", qs)
+    with pytest.raises(DataError, match="documents file not found"):
+        load_corpus(tmp_path / "missing.csv", qs)
+    with pytest.raises(DataError, match="unsupported documents format"):
+        load_corpus(tmp_path / "docs.xlsx", qs) if (tmp_path / "docs.xlsx").write_text("x") else None
+
+
+def test_per_query_market_pays_the_winner_its_critical_price():
+    """Against brute force: each query solved as a subset market over its candidates."""
+    rng = np.random.default_rng(0)
+    n_owners, n_q, m = 6, 40, 4
+    owners = np.array([rng.choice(n_owners, size=m, replace=False) for _ in range(n_q)])
+    values = rng.uniform(0, 1, (n_q, m))
+    bids = rng.uniform(0, 0.6, n_owners)
+    market = PerQueryMarket(values, owners, n_owners)
+    for rule in ("myerson", "vcg", "loo", "shapley", "pay_as_bid"):
+        outcome = market.settle(bids, rule, bids)
+        expected = np.zeros(n_owners)
+        for q in range(n_q):
+            sub = SubsetMarket(tabulate(SingleWinnerGame(values[q])))
+            o = settle(sub, bids[owners[q]], rule)
+            np.add.at(expected, owners[q], o.payments)
+        np.testing.assert_allclose(outcome.payments, expected, atol=1e-9, err_msg=rule)
+    # and by hand: winner w pays value_w - max(0, best other net value)
+    net = values - bids[owners]
+    q = int(np.argmax(net.max(axis=1)))
+    w = int(np.argmax(net[q]))
+    single = PerQueryMarket(values[q : q + 1], owners[q : q + 1], n_owners)
+    runner_up = max(0.0, float(np.delete(net[q], w).max()))
+    assert single.settle(bids, "myerson").payments[owners[q, w]] == pytest.approx(values[q, w] - runner_up)
+
+
+def test_per_query_market_is_truthful_under_myerson():
+    from dataprice.market.metrics import truthfulness_audit
+
+    rng = np.random.default_rng(1)
+    owners = np.array([rng.choice(5, size=3, replace=False) for _ in range(30)])
+    values = rng.uniform(0, 1, (30, 3))
+    costs = rng.uniform(0, 0.5, 5)
+    market = PerQueryMarket(values, owners, 5)
+    for rule, truthful in (("myerson", True), ("vcg", True), ("pay_as_bid", False), ("loo", False)):
+        gain = truthfulness_audit(market.settle, rule, costs, span=market.value_span(), n_linear=41).gain
+        assert (gain.max() <= 1e-9) == truthful, (rule, gain)
