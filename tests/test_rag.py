@@ -210,3 +210,31 @@ def test_per_query_market_is_truthful_under_myerson():
     for rule, truthful in (("myerson", True), ("vcg", True), ("pay_as_bid", False), ("loo", False)):
         gain = truthfulness_audit(market.settle, rule, costs, span=market.value_span(), n_linear=41).gain
         assert (gain.max() <= 1e-9) == truthful, (rule, gain)
+
+
+def test_lm_reader_utility_scores_each_retrieved_list_once(medical):
+    """The reader runs once per distinct (question, retrieved list), whatever the number of
+    coalitions that retrieve it; values equal the reader's gain on the concatenated context."""
+    from dataprice.valuation.utilities.lm_reader import LMReader, ReaderConfig, tiny_causal_lm
+    from dataprice.valuation.utilities.rag import ReaderScorer
+
+    corpus, docs, queries = medical
+    sub = corpus.subset_questions(range(6))
+    model, tokenizer = tiny_causal_lm()
+    reader = LMReader(model, tokenizer, ReaderConfig(max_context_tokens=64, batch_size=16))
+    scorer = ReaderScorer(reader, sub)
+    topk = SellerTopK(docs, corpus.owners, queries[:6], corpus.n_sellers, k=2)
+    game = RAGGame(topk, scorer, value_per_quality=10.0)
+    coalitions = masks_to_coalitions(np.arange(2**corpus.n_sellers), corpus.n_sellers)
+    values = game(coalitions)
+    retrieved = topk.retrieve(coalitions)
+    distinct = {(q, tuple(r[r >= 0])) for b in range(len(coalitions)) for q, r in enumerate(retrieved[b]) if (r >= 0).any()}
+    assert scorer.n_unique == len(distinct) < len(coalitions) * 6
+    forward = reader.n_forward_items
+    game(coalitions)  # everything cached now
+    assert reader.n_forward_items == forward
+    assert values[0] == 0.0
+    b, q = 37, 2
+    docs_q = [d for d in retrieved[b, q] if d >= 0]
+    expected = reader.gain([("\n\n".join(corpus.texts[d] for d in docs_q), sub.questions[q], sub.answers[q])])[0]
+    assert scorer(retrieved[b : b + 1])[0, q] == pytest.approx(expected)

