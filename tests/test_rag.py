@@ -238,3 +238,59 @@ def test_lm_reader_utility_scores_each_retrieved_list_once(medical):
     docs_q = [d for d in retrieved[b, q] if d >= 0]
     expected = reader.gain([("\n\n".join(corpus.texts[d] for d in docs_q), sub.questions[q], sub.answers[q])])[0]
     assert scorer(retrieved[b : b + 1])[0, q] == pytest.approx(expected)
+
+
+def test_user_corpus_scenario_with_replay_and_reader_runs_from_the_cli(tmp_path, cache):
+    """A user's files, relative paths, a replayed judge table, and the per-query market with
+    LM-reader values (tiny LM): every path from scenario file to report."""
+    import yaml
+
+    from dataprice.cli import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    docs = [
+        ("d1", "north", "Metformin is the first-line drug for type 2 diabetes."),
+        ("d2", "north", "Aspirin relieves mild pain and reduces fever."),
+        ("d3", "south", "Insulin lowers blood glucose in type 1 diabetes."),
+        ("d4", "south", "Amoxicillin is an antibiotic for bacterial infections."),
+        ("d5", "east", "Metformin is the first-line drug for type 2 diabetes."),
+        ("d6", "east", "Salbutamol relieves asthma attacks."),
+    ]
+    pd.DataFrame(docs, columns=["doc_id", "owner", "text"]).to_csv(data / "docs.csv", index=False)
+    qs = [("q1", "Which drug is first-line for type 2 diabetes?", "d1", "Metformin"),
+          ("q2", "What treats bacterial infections?", "d4", "Amoxicillin"),
+          ("q3", "What relieves asthma attacks?", "d6", "Salbutamol")]
+    pd.DataFrame(qs, columns=["question_id", "question", "gold_doc_id", "answer"]).to_csv(data / "questions.csv", index=False)
+    judge = [("q1", "d1", 0.9), ("q1", "d5", 0.8), ("q2", "d4", 1.0), ("q3", "d6", 0.7)]
+    pd.DataFrame(judge, columns=["question_id", "doc_id", "score"]).to_csv(data / "judge.csv", index=False)
+    corpus = {"source": "files", "documents": "data/docs.csv", "questions": "data/questions.csv"}
+    coalition = {
+        "name": "clinics", "sellers": {"count": 3, "costs": [0.1, 0.1, 0.1]},
+        "buyer": {"task": "rag", "corpus": corpus, "top_k": 1, "utility": "replay",
+                  "replay_file": "data/judge.csv", "value_per_quality": 10},
+        "valuation": [{"method": "exact_shapley"}], "audit": {"enabled": False},
+    }
+    (tmp_path / "clinics.yaml").write_text(yaml.safe_dump(coalition))
+    assert main(["run", str(tmp_path / "clinics.yaml"), "--out", str(tmp_path / "r1"), "--quiet"]) == 0
+    sellers = pd.read_csv(tmp_path / "r1" / "sellers.csv").set_index("seller")
+    assert list(sellers.index) == ["north", "south", "east"]
+    # v(N) = 10 * (0.9 + 1.0 + 0.7) / 3; south answers q2 alone, east q3 alone, q1 is shared
+    assert sellers["value[exact_shapley]"].sum() == pytest.approx(10 * 2.6 / 3)
+    assert sellers.loc["south", "value[exact_shapley]"] == pytest.approx(10 / 3)
+
+    per_query = {
+        "name": "clinics_pq", "sellers": {"count": 3, "costs": [0.0, 0.0, 0.0]},
+        "buyer": {"task": "rag_single_document", "corpus": corpus, "candidates": 3,
+                  "value_source": "lm_reader", "reader": {"model": "tiny", "max_context_tokens": 32}},
+        "valuation": [{"method": "loo"}], "audit": {"grid_points": 5},
+    }
+    (tmp_path / "pq.yaml").write_text(yaml.safe_dump(per_query))
+    assert main(["run", str(tmp_path / "pq.yaml"), "--out", str(tmp_path / "r2"), "--quiet"]) == 0
+    mech = pd.read_csv(tmp_path / "r2" / "mechanisms.csv").set_index("rule")
+    assert mech.loc["myerson", "total_paid"] == pytest.approx(mech.loc["vcg", "total_paid"])
+
+    wrong = {**coalition, "sellers": {"count": 4, "costs": [0.1] * 4}}
+    (tmp_path / "wrong.yaml").write_text(yaml.safe_dump(wrong))
+    assert main(["run", str(tmp_path / "wrong.yaml"), "--out", str(tmp_path / "r3"), "--quiet"]) == 2
+    assert not (tmp_path / "r3").exists()
