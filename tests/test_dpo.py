@@ -142,3 +142,64 @@ def test_preference_loader_errors(tmp_path):
         load_preferences(path)
     with pytest.raises(DataError, match="not found"):
         load_preferences(tmp_path / "missing.jsonl")
+
+
+def test_arithmetic_values_track_retrained_values_and_shapley(market, tmp_path):
+    """Retrain a policy on every coalition's pooled data (15 trainings for 4 owners) and
+    compare: the arithmetic game should rank coalitions like retraining does, and DPO
+    Shapley should rank owners like retraining-based Shapley."""
+    from scipy.stats import spearmanr
+
+    from dataprice.valuation.game import TabulatedGame
+    from dataprice.valuation.utilities.dpo import retrain_coalitions
+
+    sold, held, base, tokenizer, policies, scores, cache = market
+    game = DPOShapleyGame(scores.margins(), sold.sizes(), value_per_quality=100)
+    coalitions = masks_to_coalitions(np.arange(16), 4)
+    comparison = retrain_coalitions(base, tokenizer, sold, held, CONFIG, coalitions, game, cache)
+    assert comparison.trainings == 11  # the four single owners come from the cache
+    assert comparison.rank_correlation() > 0.7
+    arithmetic = ExactShapley().fit(TabulatedGame(comparison.arithmetic)).result.values
+    retrained = ExactShapley().fit(TabulatedGame(comparison.retrained)).result.values
+    assert spearmanr(arithmetic, retrained).statistic > 0.7
+    assert int(np.argmin(retrained)) == 3
+
+
+def test_generation_utility_on_small_coalitions(market):
+    from dataprice.valuation.utilities.dpo import DPOGenerationGame
+
+    sold, held, base, tokenizer, policies, scores, _ = market
+    few = held.subset(range(6))
+    game = DPOGenerationGame(base, tokenizer, policies[:2], sold.sizes()[:2], few, value_per_quality=1.0, max_new_tokens=4)
+    values = game(masks_to_coalitions(np.arange(4), 2))
+    assert values[0] == 0.0 and values.shape == (4,)
+    assert len(game.answers) == 4 and all(len(a) == 6 for a in game.answers.values())
+
+
+def test_dpo_scenario_runs_from_the_cli(tmp_path, monkeypatch):
+    import pandas as pd
+    import yaml
+
+    from dataprice.cli import main
+
+    monkeypatch.setenv("DATAPRICE_CACHE", str(tmp_path / "cache"))
+    scenario = {
+        "name": "dpo_tiny", "seed": 3,
+        "sellers": {"count": 4, "costs": [1, 2, 3, 4]},
+        "buyer": {"task": "dpo", "model": "tiny",
+                  "preferences": {"sizes": [16, 24, 12, 20], "flipped_sellers": [3], "n_heldout": 24, "n_categories": 6},
+                  "training": {"lora_r": 0, "learning_rate": 0.003, "epochs": 3, "beta": 0.5}},
+        "valuation": [{"method": "loo"}, {"method": "exact_shapley"}],
+        "audit": {"grid_points": 7},
+    }
+    path = tmp_path / "dpo.yaml"
+    path.write_text(yaml.safe_dump(scenario))
+    assert main(["run", str(path), "--out", str(tmp_path / "a"), "--quiet"]) == 0
+    sellers = pd.read_csv(tmp_path / "a" / "sellers.csv").set_index("seller")
+    assert sellers["value[exact_shapley]"].idxmin() == "seller_3"
+    assert sellers.loc["seller_3", "flipped"] == 20
+    assert len(list((tmp_path / "cache" / "dpo").glob("*.pt"))) == 4
+    # a second run reuses every checkpoint and gives the same report
+    assert main(["run", str(path), "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert (tmp_path / "a" / "values.csv").read_text() == (tmp_path / "b" / "values.csv").read_text()
+    assert len(list((tmp_path / "cache" / "dpo").glob("*.pt"))) == 4

@@ -36,10 +36,14 @@ def seller_names(scenario: Scenario) -> list[str]:
     buyer = scenario.buyer
     if buyer.task in {"rag", "rag_single_document"} and buyer.corpus.source == "files":
         return _user_corpus(buyer.corpus).seller_names
+    if buyer.task == "dpo" and buyer.preferences.source == "files":
+        from dataprice.data.preferences import load_preferences
+
+        return load_preferences(buyer.preferences.file, owner_column=buyer.preferences.owner_column).seller_names
     return scenario.sellers.player_names()
 
 
-def build_task(scenario: Scenario, seed: int, costs: np.ndarray) -> BuiltTask:
+def build_task(scenario: Scenario, seed: int, costs: np.ndarray, *, progress: bool = False) -> BuiltTask:
     """The buyer's game for one replicate (``seed``); ``costs`` are the true costs (the
     continuous market values data at truthful reports)."""
     buyer = scenario.buyer
@@ -78,6 +82,8 @@ def build_task(scenario: Scenario, seed: int, costs: np.ndarray) -> BuiltTask:
         return BuiltTask(MeanEstimationGame(task, costs, names), contrib, task)
     if buyer.task == "rag":
         return _build_rag(scenario, seed, names)
+    if buyer.task == "dpo":
+        return _build_dpo(scenario, seed, names, progress)
     return _build_rag_single_document(scenario, seed, names)
 
 
@@ -194,3 +200,68 @@ def _build_rag_single_document(scenario: Scenario, seed: int, names: list[str]) 
     contrib = corpus.describe_sellers().drop(columns="seller").assign(seller=names)
     contrib["candidate_queries"] = np.bincount(owners[owners >= 0], minlength=corpus.n_sellers)
     return BuiltTask(PerQueryValueGame(values, owners, names), contrib, market)
+
+
+# --- DPO ---------------------------------------------------------------------------------------
+
+
+def build_preferences(scenario: Scenario, seed: int):
+    """The sold pairs and the buyer's held-out pairs of a DPO scenario."""
+    from dataprice.data.preferences import load_preferences, medical_preferences
+
+    spec = scenario.buyer.preferences
+    n = scenario.sellers.count
+    if spec.source == "files":
+        sold = load_preferences(spec.file, owner_column=spec.owner_column)
+        if sold.n_sellers != n:
+            raise DataError(
+                f"{spec.file}: {sold.n_sellers} distinct owners in column {spec.owner_column!r}, "
+                f"but sellers.count is {n}; set sellers.count to {sold.n_sellers}"
+            )
+        return sold, load_preferences(spec.heldout_file, owner_column=None)
+    sizes = spec.sizes or [spec.pairs_per_seller] * n
+    return medical_preferences(
+        sizes, n_heldout=spec.n_heldout, n_categories=spec.n_categories,
+        flipped_sellers=spec.flipped_sellers, duplicate_sellers=spec.duplicate_sellers, seed=seed,
+    )
+
+
+def dpo_base_model(name: str):
+    """``(model, tokenizer, cache id)`` of the DPO base/reference model."""
+    from dataprice.valuation.utilities.lm_reader import load_smollm2, tiny_causal_lm
+
+    if name == "smollm2":
+        model, tokenizer = load_smollm2()
+        return model, tokenizer, "smollm2-135m-instruct-q4_1"
+    model, tokenizer = tiny_causal_lm()
+    return model, tokenizer, "tiny-causal-lm-512x64x2-seed0"
+
+
+def _build_dpo(scenario: Scenario, seed: int, names: list[str], progress: bool = False) -> BuiltTask:
+    from tqdm.auto import tqdm
+
+    from dataprice.valuation.utilities.dpo import (
+        DPOConfig, DPOGenerationGame, DPOShapleyGame, PolicyCache, score_owners,
+    )
+
+    buyer = scenario.buyer
+    sold, heldout = build_preferences(scenario, seed)
+    base, tokenizer, base_id = dpo_base_model(buyer.model)
+    config = DPOConfig(**buyer.training.model_dump(), seed=seed % (2**31))
+    cache = PolicyCache(base_id)
+    policies = [
+        cache.policy(base, tokenizer, sold.of_owner(j), config)
+        for j in tqdm(range(sold.n_sellers), desc="DPO per owner", leave=False, disable=not progress)
+    ]
+    scores = score_owners(base, tokenizer, policies, heldout, config)
+    margins = scores.margins()
+    if buyer.utility == "generation":
+        game = DPOGenerationGame(base, tokenizer, policies, sold.sizes(), heldout,
+                                 value_per_quality=buyer.value_per_quality, player_names=names)
+    else:
+        game = DPOShapleyGame(margins, sold.sizes(), utility=buyer.utility,
+                              value_per_quality=buyer.value_per_quality, player_names=names)
+    contrib = sold.describe_sellers().drop(columns="seller").assign(seller=names)
+    contrib["heldout_accuracy_alone"] = (margins > 0).mean(axis=1)
+    contrib["trainings_run"] = cache.trainings
+    return BuiltTask(game, contrib, {"scores": scores, "cache": cache, "config": config})

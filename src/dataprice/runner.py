@@ -317,7 +317,7 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
     """Build the game, value the sellers, run the repeated market under every rule, audit."""
     started = time.monotonic()
     seed = _replicate_seed(scenario, replicate)
-    built = build_task(scenario, seed, costs)
+    built = build_task(scenario, seed, costs, progress=progress)
     game, contrib, task = built.game, built.contributions, built.task
     needs_table = scenario.market_kind == "subset" and scenario.market.allocation == "exact"
     needs_table |= any(METHODS[m.method].needs_tabulation for m in scenario.valuation)

@@ -239,8 +239,65 @@ class RAGSingleDocumentBuyer(StrictModel):
     reader: ReaderSpec = Field(default_factory=ReaderSpec)
 
 
+class PreferenceSpec(StrictModel):
+    """Preference pairs: built from ICD-10-CM (``medical``) or read from user files.
+
+    ``medical``: owner ``j`` holds ``sizes[j]`` pairs (default ``pairs_per_seller`` each);
+    ``flipped_sellers`` prefer the wrong code, ``duplicate_sellers`` copy others' pairs.
+    ``files``: ``file`` holds the sold pairs (prompt, chosen, rejected, owner), ``heldout_file``
+    the buyer's evaluation pairs (prompt, chosen, rejected); relative paths are taken from the
+    scenario file's folder.
+    """
+
+    source: Literal["medical", "files"] = "medical"
+    sizes: list[PositiveInt] | None = None
+    pairs_per_seller: PositiveInt = 24
+    n_heldout: PositiveInt = 48
+    n_categories: Annotated[int, Field(ge=2)] = 12
+    flipped_sellers: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
+    duplicate_sellers: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
+    file: str | None = None
+    heldout_file: str | None = None
+    owner_column: str = "owner"
+
+    @model_validator(mode="after")
+    def _files_given(self) -> PreferenceSpec:
+        if self.source == "files" and (not self.file or not self.heldout_file):
+            raise ValueError("source 'files' needs 'file' (sold pairs) and 'heldout_file' (evaluation pairs)")
+        return self
+
+
+class DPOTraining(StrictModel):
+    """DPO settings shared by every owner's run (``lora_r: 0`` = full fine-tuning)."""
+
+    beta: PositiveFloat = 0.1
+    learning_rate: PositiveFloat = 5e-4
+    epochs: PositiveInt = 2
+    batch_size: PositiveInt = 8
+    lora_r: Annotated[int, Field(ge=0)] = 8
+    lora_alpha: PositiveInt = 16
+    max_prompt_tokens: PositiveInt = 96
+
+
+class DPOBuyer(StrictModel):
+    """A buyer fine-tuning a language model with DPO on sellers' preference pairs.
+
+    One policy per owner (SmolLM2-135M with LoRA, or a tiny random LM for tests), DPO
+    Shapley by log-probability arithmetic. ``utility``: held-out preference ``accuracy``,
+    mean ``logsigmoid`` of the reward margin, or ``generation`` (greedy answers of the
+    composed policy, for at most 6 sellers).
+    """
+
+    task: Literal["dpo"]
+    value_per_quality: PositiveFloat = 100.0
+    preferences: PreferenceSpec = Field(default_factory=PreferenceSpec)
+    model: Literal["smollm2", "tiny"] = "smollm2"
+    training: DPOTraining = Field(default_factory=DPOTraining)
+    utility: Literal["accuracy", "logsigmoid", "generation"] = "accuracy"
+
+
 Buyer = Annotated[
-    ClassifierBuyer | MeanEstimationBuyer | SingleWinnerBuyer | RAGBuyer | RAGSingleDocumentBuyer,
+    ClassifierBuyer | MeanEstimationBuyer | SingleWinnerBuyer | RAGBuyer | RAGSingleDocumentBuyer | DPOBuyer,
     Field(discriminator="task"),
 ]
 
@@ -401,6 +458,16 @@ def _consistency_problems(s: Scenario):
         source = buyer.utility if buyer.task == "rag" else buyer.value_source
         if source == "replay" and not buyer.replay_file:
             yield f"buyer.replay_file: needed when the buyer's {'utility' if buyer.task == 'rag' else 'value_source'} is 'replay'"
+    if buyer.task == "dpo":
+        prefs = buyer.preferences
+        if prefs.sizes is not None and len(prefs.sizes) != n:
+            yield f"buyer.preferences.sizes: {len(prefs.sizes)} sizes for {n} sellers; give one pair count per seller"
+        for field_name in ("flipped_sellers", "duplicate_sellers"):
+            bad = [j for j in getattr(prefs, field_name) if j >= n]
+            if bad:
+                yield f"buyer.preferences.{field_name}: seller index {bad[0]} out of range; allowed 0..{n - 1}"
+        if buyer.utility == "generation" and n > 6:
+            yield f"buyer.utility: 'generation' runs the composed model for every coalition; allowed for at most 6 sellers (got {n})"
     if s.market_kind == "per_query":
         if s.market.allocation != "exact":
             yield "market.allocation: the per-query market picks one document per query exactly; use 'exact'"
@@ -422,7 +489,7 @@ def _format_location(loc: tuple) -> str:
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item in {"classifier", "mean_estimation", "single_winner", "rag", "rag_single_document"} or "[" in str(item):
+        elif item in {"classifier", "mean_estimation", "single_winner", "rag", "rag_single_document", "dpo"} or "[" in str(item):
             continue  # union branch tags pydantic inserts
         else:
             parts.append(("." if parts else "") + str(item))
@@ -492,6 +559,13 @@ def _absolute_paths(data: dict, base: Path) -> dict:
     if not isinstance(buyer, dict):
         return data
     buyer = dict(buyer)
+    prefs = buyer.get("preferences")
+    if isinstance(prefs, dict):
+        prefs = dict(prefs)
+        for key in ("file", "heldout_file"):
+            if isinstance(prefs.get(key), str):
+                prefs[key] = str((base / prefs[key]).resolve())
+        buyer["preferences"] = prefs
     if isinstance(buyer.get("replay_file"), str):
         buyer["replay_file"] = str((base / buyer["replay_file"]).resolve())
     corpus = buyer.get("corpus")

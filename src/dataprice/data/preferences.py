@@ -78,8 +78,12 @@ class PreferenceSet:
         return table.reset_index()
 
 
-def load_preferences(path: str | Path, *, owner_column: str = "owner") -> PreferenceSet:
-    """Read preference pairs (``.jsonl`` or ``.csv``) with prompt, chosen, rejected, owner."""
+def load_preferences(path: str | Path, *, owner_column: str | None = "owner") -> PreferenceSet:
+    """Read preference pairs (``.jsonl`` or ``.csv``) with prompt, chosen, rejected, owner.
+
+    With ``owner_column=None`` (held-out evaluation pairs) no owner is read; every pair gets
+    owner ``-1``.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"preference file not found: {path}")
@@ -94,10 +98,11 @@ def load_preferences(path: str | Path, *, owner_column: str = "owner") -> Prefer
         raise DataError(f"{path}: the preference file is empty or not valid {path.suffix[1:].upper()}") from None
     if frame.empty:
         raise DataError(f"{path}: the preference file has no rows")
-    for column in ("prompt", "chosen", "rejected", owner_column):
+    needed = ("prompt", "chosen", "rejected") + ((owner_column,) if owner_column else ())
+    for column in needed:
         if column not in frame.columns:
             raise DataError(f"{path}: preference column {column!r} is missing; columns found: {', '.join(map(str, frame.columns))}")
-    frame = frame.astype({c: str for c in ("prompt", "chosen", "rejected", owner_column)})
+    frame = frame.astype({c: str for c in needed})
     for column in ("prompt", "chosen", "rejected"):
         empty = frame[column].str.strip() == ""
         if empty.any():
@@ -105,12 +110,15 @@ def load_preferences(path: str | Path, *, owner_column: str = "owner") -> Prefer
     same = frame["chosen"] == frame["rejected"]
     if same.any():
         raise DataError(f"{path}: row {int(np.flatnonzero(same)[0]) + 1} has chosen == rejected")
-    sellers = list(dict.fromkeys(frame[owner_column]))
-    index = {s: i for i, s in enumerate(sellers)}
+    if owner_column:
+        sellers = list(dict.fromkeys(frame[owner_column]))
+        index = {s: i for i, s in enumerate(sellers)}
+        owners = np.array([index[o] for o in frame[owner_column]], dtype=np.int64)
+    else:
+        sellers, owners = [], np.full(len(frame), -1, dtype=np.int64)
     return PreferenceSet(
         frame["prompt"].tolist(), frame["chosen"].tolist(), frame["rejected"].tolist(),
-        np.array([index[o] for o in frame[owner_column]], dtype=np.int64), sellers,
-        ["original"] * len(frame),
+        owners, sellers, ["original"] * len(frame),
     )
 
 

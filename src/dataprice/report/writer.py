@@ -32,6 +32,7 @@ _TASK_LABEL = {
     "single_winner": "a buyer who takes the single document with the best value minus price",
     "rag": "a retrieval-augmented QA system that retrieves from the documents it buys",
     "rag_single_document": "a RAG system that buys, per query, the one document with the best value minus price",
+    "dpo": "a buyer fine-tuning a language model with DPO on their preference pairs",
 }
 
 _RULE_NOTE = {
@@ -98,7 +99,8 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
 
     statement = Section("Per-seller statement")
     contribution = {"data_points", "noisy_label_fraction", "document_value", "noise_variance",
-                    "documents", "original", "duplicate", "corrupted", "candidate_queries"}
+                    "documents", "original", "duplicate", "corrupted", "candidate_queries",
+                    "pairs", "flipped", "heldout_accuracy_alone"}
     cols = ["seller"] + [c for c in sellers.columns if c in contribution]
     cols += ["cost", "bid"] + [f"value[{m}]" for m in methods]
     statement.blocks.append(Table(sellers[cols], "Contribution, cost, report and value under each method."))

@@ -36,6 +36,7 @@ import copy
 import hashlib
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -141,7 +142,9 @@ def _trainable(base, config: DPOConfig):
             r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0,
             target_modules=["q_proj", "v_proj"], bias="none",
         )
-        model = get_peft_model(model, lora)
+        with warnings.catch_warnings():  # peft calls a transformers API deprecated for v6
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            model = get_peft_model(model, lora)
     for p in model.parameters():
         p.requires_grad_(config.lora_r == 0 or p.requires_grad)
     return model
@@ -366,3 +369,99 @@ def training_cost(n_owners: int) -> dict[str, float]:
     return {"dpo_shapley_trainings": n_owners, "dpo_shapley_scoring_passes": n_owners + 1,
             "retraining_trainings": float(2**n_owners - 1), "ratio": (2**n_owners - 1) / max(n_owners, 1),
             "log2_retraining": math.log2(max(2**n_owners - 1, 1))}
+
+
+# --- utilities that need model calls per coalition (small n) -------------------------------------
+
+
+class DPOGenerationGame(Game):
+    """``v(S) = kappa [G(pi_S) - G(pi_ref)]`` where ``G`` is the fraction of held-out prompts
+    whose greedy answer from the composed policy ``pi_S`` (next-token arithmetic, see
+    :class:`ComposedPolicy`) starts with the category of the right code (its first three
+    characters). Every coalition costs ``(|S| + 1)`` model calls per generated token, so this
+    is for small ``n``; answers are cached per coalition.
+    """
+
+    def __init__(
+        self, base, tokenizer, policies: Sequence, sizes: NDArray[np.int64], heldout: PreferenceSet, *,
+        value_per_quality: float = 1.0, max_new_tokens: int = 6, player_names: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(len(policies), player_names)
+        self.base, self.tokenizer, self.policies = base, tokenizer, list(policies)
+        self.sizes = np.asarray(sizes)
+        self.heldout = heldout
+        self.value_per_quality = float(value_per_quality)
+        self.max_new_tokens = max_new_tokens
+        self.answers: dict[tuple[bool, ...], list[str]] = {}
+        self.baseline = self._quality(np.zeros(len(policies), dtype=bool))
+
+    def _quality(self, coalition: NDArray[np.bool_]) -> float:
+        key = tuple(bool(b) for b in coalition)
+        if key not in self.answers:
+            weights = composition_weights(coalition[None], self.sizes)[0]
+            composed = ComposedPolicy(self.base, self.policies, weights)
+            self.answers[key] = [
+                composed.greedy(self.tokenizer, prompt, self.max_new_tokens) for prompt in self.heldout.prompts
+            ]
+        right = [c.strip()[:3] for c in self.heldout.chosen]
+        return float(np.mean([a.strip()[:3] == r for a, r in zip(self.answers[key], right, strict=True)]))
+
+    def value_function(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
+        return np.array([self.value_per_quality * (self._quality(row) - self.baseline) for row in coalitions])
+
+
+@dataclass
+class RetrainingComparison:
+    """Arithmetic (DPO Shapley) values against values from policies retrained per coalition."""
+
+    coalitions: NDArray[np.bool_]
+    arithmetic: NDArray[np.float64]
+    retrained: NDArray[np.float64]
+    trainings: int
+    seconds_per_training: float
+
+    def rank_correlation(self) -> float:
+        from scipy.stats import spearmanr
+
+        return float(spearmanr(self.arithmetic, self.retrained).statistic)
+
+    def mean_absolute_error(self) -> float:
+        return float(np.mean(np.abs(self.arithmetic - self.retrained)))
+
+
+def retrain_coalitions(
+    base, tokenizer, sold: PreferenceSet, heldout: PreferenceSet, config: DPOConfig,
+    coalitions: CoalitionMatrix, game: DPOShapleyGame, cache: PolicyCache, *, progress: bool = False,
+) -> RetrainingComparison:
+    """Retrain one DPO policy on each coalition's pooled data and measure ``v(S)`` with it.
+
+    The retrained value uses the same held-out utility and value scale as ``game``, so the
+    two columns are directly comparable. Trainings go through ``cache`` (a coalition of one
+    owner is that owner's policy).
+    """
+    import time
+
+    from tqdm.auto import tqdm
+
+    coalitions = np.asarray(coalitions, dtype=bool)
+    ref_w = sequence_logprobs(base, tokenizer, heldout.prompts, heldout.chosen, max_prompt_tokens=config.max_prompt_tokens).double().numpy()
+    ref_l = sequence_logprobs(base, tokenizer, heldout.prompts, heldout.rejected, max_prompt_tokens=config.max_prompt_tokens).double().numpy()
+    retrained = np.zeros(len(coalitions))
+    before = cache.trainings
+    started = time.perf_counter()
+    for i, row in enumerate(tqdm(coalitions, desc="retraining coalitions", disable=not progress)):
+        if not row.any():
+            continue
+        policy = cache.policy(base, tokenizer, sold.of_owners(np.flatnonzero(row)), config)
+        lw = sequence_logprobs(policy, tokenizer, heldout.prompts, heldout.chosen, max_prompt_tokens=config.max_prompt_tokens).double().numpy()
+        ll = sequence_logprobs(policy, tokenizer, heldout.prompts, heldout.rejected, max_prompt_tokens=config.max_prompt_tokens).double().numpy()
+        margin = config.beta * ((lw - ref_w) - (ll - ref_l))
+        retrained[i] = game.value_per_quality * (preference_utility(margin, game.utility) - game.baseline)
+    trainings = cache.trainings - before
+    return RetrainingComparison(
+        coalitions=coalitions,
+        arithmetic=game(coalitions),
+        retrained=retrained,
+        trainings=trainings,
+        seconds_per_training=(time.perf_counter() - started) / max(trainings, 1),
+    )
