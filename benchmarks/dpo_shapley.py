@@ -30,7 +30,11 @@ from dataprice.data.preferences import medical_preferences
 from dataprice.valuation.game import TabulatedGame, masks_to_coalitions
 from dataprice.valuation.methods import ExactShapley
 from dataprice.valuation.utilities.dpo import (
-    DPOConfig, DPOShapleyGame, PolicyCache, retrain_coalitions, score_owners,
+    DPOConfig,
+    DPOShapleyGame,
+    PolicyCache,
+    retrain_coalitions,
+    score_owners,
 )
 
 

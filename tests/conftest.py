@@ -32,3 +32,17 @@ def random_monotone_table(n: int, rng: np.random.Generator, scale: float = 10.0)
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+def run_serial_and_parallel(scenario):
+    """The same scenario on the serial engine and on two local worker processes."""
+    from dataprice.engine import LokyEngine, SerialEngine
+    from dataprice.runner import run_scenario
+
+    serial = run_scenario(scenario, progress=False, engine=SerialEngine())
+    engine = LokyEngine(2)
+    try:
+        parallel = run_scenario(scenario, progress=False, engine=engine)
+    finally:
+        engine.shutdown()
+    return serial, parallel

@@ -9,15 +9,15 @@ import pytest
 
 from dataprice.agents.model import MarketEnvironment, MarketModel, RoundMarket
 from dataprice.agents.strategies import BestResponse, FixedMarkup, Hedge, Truthful, make_strategy
-from dataprice.engine import LokyEngine, SerialEngine
 from dataprice.market import SubsetMarket
 from dataprice.market.allocation import subset_sums
 from dataprice.market.metrics import market_span, optimal_welfare, subset_settler
 from dataprice.rng import child_rng
-from dataprice.runner import run_scenario
 from dataprice.scenario import parse_scenario
 from dataprice.valuation.game import TabulatedGame, tabulate
 from dataprice.valuation.utilities.selection import SingleWinnerGame
+
+from .conftest import run_serial_and_parallel
 
 VALUES = np.array([1.0, 0.9, 0.8, 0.7])
 COSTS = np.array([0.3, 0.25, 0.2, 0.15])
@@ -129,12 +129,7 @@ LEARNING = {
 
 def test_same_seed_identical_with_one_and_two_workers():
     scenario = parse_scenario(LEARNING)
-    serial = run_scenario(scenario, progress=False, engine=SerialEngine())
-    engine = LokyEngine(2)
-    try:
-        parallel = run_scenario(scenario, progress=False, engine=engine)
-    finally:
-        engine.shutdown()
+    serial, parallel = run_serial_and_parallel(scenario)
     pd.testing.assert_frame_equal(serial.dynamics_table(), parallel.dynamics_table())
     pd.testing.assert_frame_equal(serial.outcomes_table(), parallel.outcomes_table())
     pd.testing.assert_frame_equal(serial.transactions_table(), parallel.transactions_table())

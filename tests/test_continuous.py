@@ -9,7 +9,10 @@ from scipy.optimize import minimize
 from dataprice.market.continuous import ContinuousMarket
 from dataprice.market.metrics import truthfulness_audit
 from dataprice.valuation.methods import ExactShapley
-from dataprice.valuation.utilities.mean_estimation import MeanEstimationGame, make_mean_estimation_task
+from dataprice.valuation.utilities.mean_estimation import (
+    MeanEstimationGame,
+    make_mean_estimation_task,
+)
 
 
 @pytest.fixture(params=[0, 1, 2])

@@ -144,7 +144,7 @@ def test_preference_loader_errors(tmp_path):
         load_preferences(tmp_path / "missing.jsonl")
 
 
-def test_arithmetic_values_track_retrained_values_and_shapley(market, tmp_path):
+def test_arithmetic_values_track_retrained_values_and_shapley(market):
     """Retrain a policy on every coalition's pooled data (15 trainings for 4 owners) and
     compare: the arithmetic game should rank coalitions like retraining does, and DPO
     Shapley should rank owners like retraining-based Shapley."""

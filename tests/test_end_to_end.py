@@ -11,9 +11,10 @@ import pytest
 import yaml
 
 from dataprice.cli import main
-from dataprice.engine import LokyEngine, SerialEngine
 from dataprice.runner import run_scenario
 from dataprice.scenario import parse_scenario
+
+from .conftest import run_serial_and_parallel
 
 SMALL_CLASSIFIER = {
     "name": "small",
@@ -94,12 +95,7 @@ def test_failed_run_keeps_the_previous_report(tmp_path, monkeypatch):
 
 def test_same_values_with_serial_and_two_local_workers():
     scenario = parse_scenario({**SMALL_CLASSIFIER, "replicates": 3, "audit": {"enabled": False}})
-    serial = run_scenario(scenario, progress=False, engine=SerialEngine())
-    engine = LokyEngine(2)
-    try:
-        parallel = run_scenario(scenario, progress=False, engine=engine)
-    finally:
-        engine.shutdown()
+    serial, parallel = run_serial_and_parallel(scenario)
     pd.testing.assert_frame_equal(serial.values_table(), parallel.values_table())
     pd.testing.assert_frame_equal(serial.outcomes_table(), parallel.outcomes_table())
 

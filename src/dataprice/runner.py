@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from dataprice import __version__
 from dataprice.agents.model import MarketEnvironment, MarketModel, RoundMarket, with_budget
 from dataprice.agents.strategies import make_strategy
+from dataprice.buyers import build_task, seller_names
 from dataprice.engine import make_engine
 from dataprice.market.allocation import ALLOCATION_RULES, subset_sums
 from dataprice.market.continuous import ContinuousMarket
@@ -42,7 +43,6 @@ from dataprice.valuation.game import CachedGame, Game, TabulatedGame, tabulate
 from dataprice.valuation.methods import METHODS
 from dataprice.valuation.result import ValuationResult
 from dataprice.valuation.stopping import MaxTime, StandardErrorBelow
-from dataprice.buyers import build_task, seller_names
 
 
 @dataclass

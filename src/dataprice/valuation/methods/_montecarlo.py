@@ -10,7 +10,6 @@ from tqdm.auto import tqdm
 from dataprice.valuation.game import Game
 from dataprice.valuation.methods.base import ValuationMethod
 from dataprice.valuation.result import ValuationResult
-
 from dataprice.valuation.stopping import (
     EstimationState,
     MaxEvaluations,
