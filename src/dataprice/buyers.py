@@ -59,6 +59,7 @@ def build_task(scenario: Scenario, seed: int, costs: np.ndarray, *, progress: bo
             partition=part.kind, sizes=part.sizes, alpha=part.alpha,
             noisy_sellers=scenario.sellers.label_noise.sellers,
             noise_fraction=scenario.sellers.label_noise.fraction, max_points=buyer.max_points,
+            copies=[(c.seller, c.source, c.noise) for c in scenario.sellers.copies],
         )
         game = ClassifierGame(
             shards, model=buyer.model, value_per_quality=buyer.value_per_quality,
@@ -67,6 +68,9 @@ def build_task(scenario: Scenario, seed: int, costs: np.ndarray, *, progress: bo
         contrib = pd.DataFrame(
             {"seller": names, "data_points": shards.shard_sizes(), "noisy_label_fraction": shards.noisy_fraction()}
         )
+        copied = {c.seller: names[c.source] for c in scenario.sellers.copies}
+        if copied:
+            contrib["copy_of"] = [copied.get(j, "") for j in range(n)]
         return BuiltTask(game, contrib, shards)
     if buyer.task == "single_winner":
         if buyer.values is not None:

@@ -143,7 +143,9 @@ class RunResult:
         utilities by rule (means over replicates and rounds; ``*_sd`` across replicates)."""
         names = self.player_names
         table = pd.DataFrame({"seller": names, "cost": self.costs})
-        contrib = pd.concat([r.sellers for r in self.replicates]).groupby("seller", sort=False).mean()
+        stacked = pd.concat([r.sellers for r in self.replicates]).groupby("seller", sort=False)
+        numeric = [c for c in self.replicates[0].sellers.columns if c != "seller" and pd.api.types.is_numeric_dtype(self.replicates[0].sellers[c])]
+        contrib = stacked.agg({c: ("mean" if c in numeric else "first") for c in self.replicates[0].sellers.columns if c != "seller"})
         table = table.join(contrib, on="seller")
         outcomes = self.outcomes_table()
         first = outcomes[outcomes["rule"] == self.rules[0]]
@@ -224,7 +226,7 @@ def _replicate_seed(scenario: Scenario, replicate: int) -> int:
 def make_method(spec: MethodSpec, seed: int, progress: bool):
     """A configured valuation method from its scenario spec."""
     cls = METHODS[spec.method]
-    if spec.method in {"tmc_shapley", "msr_banzhaf"}:
+    if spec.method in {"tmc_shapley", "msr_banzhaf", "asymmetric_shapley"}:
         stopping = None
         if spec.stderr is not None:
             stopping = StandardErrorBelow(spec.stderr)
@@ -233,9 +235,13 @@ def make_method(spec: MethodSpec, seed: int, progress: bool):
         kwargs = {"stopping": stopping, "max_evaluations": spec.max_evaluations, "seed": seed, "progress": progress}
         if spec.batch_size is not None:
             kwargs["batch_size"] = spec.batch_size
-        if spec.method == "tmc_shapley":
+        if spec.method in {"tmc_shapley", "asymmetric_shapley"}:
             kwargs["truncation_rtol"] = spec.truncation_rtol
+        if spec.method == "asymmetric_shapley":
+            kwargs["groups"] = spec.groups
         return cls(**kwargs)
+    if spec.method == "exact_asymmetric_shapley":
+        return cls(groups=spec.groups, progress=progress)
     if spec.method in {"exact_shapley", "exact_banzhaf"}:
         return cls(progress=progress)
     return cls()

@@ -102,12 +102,22 @@ class LabelNoise(StrictModel):
     fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
 
 
+class Copy(StrictModel):
+    """Seller ``seller`` resells seller ``source``'s data: its shard becomes a copy of the
+    source's shard with Gaussian jitter of ``noise`` standard deviations (augmentation)."""
+
+    seller: Annotated[int, Field(ge=0)]
+    source: Annotated[int, Field(ge=0)]
+    noise: NonNegativeFloat = 0.0
+
+
 class Sellers(StrictModel):
     count: Annotated[int, Field(ge=1, le=10_000)]
     names: list[str] | None = None
     costs: list[NonNegativeFloat] | CostDistribution = Field(default_factory=CostDistribution)
     partition: Partition = Field(default_factory=Partition)
     label_noise: LabelNoise = Field(default_factory=LabelNoise)
+    copies: list[Copy] = Field(default_factory=list)
 
     def player_names(self) -> list[str]:
         return list(self.names) if self.names else [f"seller_{j}" for j in range(self.count)]
@@ -304,8 +314,12 @@ Buyer = Annotated[
 
 # --- valuation, market, bidding --------------------------------------------------------------
 
-MethodName = Literal["loo", "exact_shapley", "exact_banzhaf", "tmc_shapley", "msr_banzhaf", "knn_shapley"]
-EXACT_METHODS = frozenset({"exact_shapley", "exact_banzhaf"})
+MethodName = Literal[
+    "loo", "exact_shapley", "exact_banzhaf", "tmc_shapley", "msr_banzhaf", "knn_shapley",
+    "exact_asymmetric_shapley", "asymmetric_shapley",
+]
+EXACT_METHODS = frozenset({"exact_shapley", "exact_banzhaf", "exact_asymmetric_shapley"})
+ASYMMETRIC_METHODS = frozenset({"exact_asymmetric_shapley", "asymmetric_shapley"})
 
 
 class MethodSpec(StrictModel):
@@ -317,6 +331,7 @@ class MethodSpec(StrictModel):
     max_seconds: PositiveFloat | None = None
     truncation_rtol: NonNegativeFloat = 0.0
     batch_size: PositiveInt | None = None
+    groups: list[list[Annotated[int, Field(ge=0)]]] | None = None  # asymmetric methods: ordered groups
 
 
 RuleName = Literal["loo", "shapley", "myerson", "vcg", "pay_as_bid"]
@@ -427,8 +442,21 @@ def _consistency_problems(s: Scenario):
     bad = [j for j in s.sellers.label_noise.sellers if j >= n]
     if bad:
         yield f"sellers.label_noise.sellers: seller index {bad[0]} out of range; allowed 0..{n - 1}"
+    for c in s.sellers.copies:
+        if c.seller >= n or c.source >= n or c.seller == c.source:
+            yield f"sellers.copies: seller {c.seller} copying {c.source}: both must be distinct indices in 0..{n - 1}"
     buyer = s.buyer
+    if s.sellers.copies and buyer.task != "classifier":
+        yield f"sellers.copies: copying a shard is defined for buyer.task 'classifier' (got {buyer.task!r})"
     methods = [m.method for m in s.valuation]
+    for k, spec in enumerate(s.valuation):
+        if spec.method in ASYMMETRIC_METHODS:
+            if not spec.groups:
+                yield f"valuation[{k}].groups: method {spec.method!r} needs ordered groups of seller indices, e.g. [[0, 1], [2]]"
+            elif sorted(j for g in spec.groups for j in g) != list(range(n)) or any(not g for g in spec.groups):
+                yield f"valuation[{k}].groups: the groups must be non-empty and contain each seller 0..{n - 1} exactly once"
+        elif spec.groups is not None:
+            yield f"valuation[{k}].groups: only asymmetric methods take groups (got method {spec.method!r})"
     if "knn_shapley" in methods and buyer.task != "classifier":
         yield f"valuation: method 'knn_shapley' needs buyer.task 'classifier' (got {buyer.task!r})"
     if any(m in EXACT_METHODS for m in methods) and n > MAX_TABULATION_PLAYERS:

@@ -100,7 +100,7 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
     statement = Section("Per-seller statement")
     contribution = {"data_points", "noisy_label_fraction", "document_value", "noise_variance",
                     "documents", "original", "duplicate", "corrupted", "candidate_queries",
-                    "pairs", "flipped", "heldout_accuracy_alone"}
+                    "pairs", "flipped", "heldout_accuracy_alone", "copy_of"}
     cols = ["seller"] + [c for c in sellers.columns if c in contribution]
     cols += ["cost", "bid"] + [f"value[{m}]" for m in methods]
     statement.blocks.append(Table(sellers[cols], "Contribution, cost, report and value under each method."))

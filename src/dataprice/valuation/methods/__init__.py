@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataprice.valuation.methods.asymmetric import AsymmetricPermutationShapley, ExactAsymmetricShapley
 from dataprice.valuation.methods.banzhaf import MSRBanzhaf
 from dataprice.valuation.methods.base import ValuationMethod
 from dataprice.valuation.methods.exact import ExactBanzhaf, ExactShapley
@@ -11,11 +12,16 @@ from dataprice.valuation.methods.permutation import PermutationShapley
 
 METHODS: dict[str, type[ValuationMethod]] = {
     cls.name: cls
-    for cls in (LeaveOneOut, ExactShapley, ExactBanzhaf, PermutationShapley, MSRBanzhaf, KNNShapley)
+    for cls in (
+        LeaveOneOut, ExactShapley, ExactBanzhaf, PermutationShapley, MSRBanzhaf, KNNShapley,
+        ExactAsymmetricShapley, AsymmetricPermutationShapley,
+    )
 }
 
 __all__ = [
     "METHODS",
+    "AsymmetricPermutationShapley",
+    "ExactAsymmetricShapley",
     "ExactBanzhaf",
     "ExactShapley",
     "KNNShapley",

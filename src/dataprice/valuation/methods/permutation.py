@@ -86,7 +86,7 @@ class PermutationShapley(MonteCarloMethod):
                 v_empty, v_full = game(ends).tolist()
                 loop.spend(2)
             rng = child_rng(self.seed, batch_index)
-            perms = np.argsort(rng.random((k, n)), axis=1)
+            perms = self._draw_permutations(rng, k, n)
             marginals, used, saved = self._batch(game, perms, v_empty, v_full)
             loop.spend(used)
             truncated += saved
@@ -113,6 +113,10 @@ class PermutationShapley(MonteCarloMethod):
             },
         )
         return self
+
+    def _draw_permutations(self, rng: np.random.Generator, k: int, n: int) -> np.ndarray:
+        """``k`` uniformly random permutations of ``n`` players, shape ``(k, n)``."""
+        return np.argsort(rng.random((k, n)), axis=1)
 
     def _batch(self, game: Game, perms: np.ndarray, v_empty: float, v_full: float):
         """Marginals ``(k, n)`` by player for the permutations ``perms``; evaluations used."""

@@ -119,11 +119,16 @@ def make_shards(
     noisy_sellers: Sequence[int] = (),
     noise_fraction: float = 1.0,
     max_points: int | None = None,
+    copies: Sequence[tuple[int, int, float]] = (),
 ) -> SellerShards:
     """Load a bundled scikit-learn dataset, standardise it, split it and corrupt some labels.
 
     Label noise: in each seller of ``noisy_sellers`` a ``noise_fraction`` of the points get
     a different class drawn uniformly (for binary tasks: the flipped label).
+
+    Copies: for each ``(seller, source, noise)`` the seller's own points are dropped and it
+    holds a copy of the source's shard, features jittered by ``noise`` standard deviations
+    (a reseller or a data augmenter).
     """
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}")
@@ -148,6 +153,15 @@ def make_shards(
         shift = noise_rng.integers(1, n_classes, size=chosen.size)
         y_train[chosen] = (y_train[chosen] + shift) % n_classes
         noisy[chosen] = True
+    copy_rng = child_rng(seed, 3)
+    for seller, source, jitter in copies:
+        keep = owners != seller
+        X_train, y_train, owners, noisy = X_train[keep], y_train[keep], owners[keep], noisy[keep]
+        src = np.flatnonzero(owners == source)
+        X_train = np.concatenate([X_train, X_train[src] + jitter * copy_rng.normal(size=X_train[src].shape)])
+        y_train = np.concatenate([y_train, y_train[src]])
+        owners = np.concatenate([owners, np.full(src.size, seller)])
+        noisy = np.concatenate([noisy, noisy[src]])
     return SellerShards(
         X_train=X_train,
         y_train=y_train,
