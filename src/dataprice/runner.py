@@ -86,7 +86,7 @@ class RunResult:
 
     @property
     def methods(self) -> list[str]:
-        return list(dict.fromkeys(m.method for m in self.scenario.valuation))
+        return [m.key for m in self.scenario.valuation]
 
     # -- tables -----------------------------------------------------------------------------
     def outcomes_table(self) -> pd.DataFrame:
@@ -226,7 +226,7 @@ def _replicate_seed(scenario: Scenario, replicate: int) -> int:
 def make_method(spec: MethodSpec, seed: int, progress: bool):
     """A configured valuation method from its scenario spec."""
     cls = METHODS[spec.method]
-    if spec.method in {"tmc_shapley", "msr_banzhaf", "asymmetric_shapley"}:
+    if spec.method in {"tmc_shapley", "msr_banzhaf", "asymmetric_shapley", "unlearning_shapley"}:
         stopping = None
         if spec.stderr is not None:
             stopping = StandardErrorBelow(spec.stderr)
@@ -235,8 +235,10 @@ def make_method(spec: MethodSpec, seed: int, progress: bool):
         kwargs = {"stopping": stopping, "max_evaluations": spec.max_evaluations, "seed": seed, "progress": progress}
         if spec.batch_size is not None:
             kwargs["batch_size"] = spec.batch_size
-        if spec.method in {"tmc_shapley", "asymmetric_shapley"}:
+        if spec.method in {"tmc_shapley", "asymmetric_shapley", "unlearning_shapley"}:
             kwargs["truncation_rtol"] = spec.truncation_rtol
+        if spec.method == "unlearning_shapley":
+            kwargs.update(unlearning=spec.unlearning, targets=spec.targets)
         if spec.method == "asymmetric_shapley":
             kwargs["groups"] = spec.groups
         return cls(**kwargs)
@@ -296,7 +298,7 @@ def build_environment(
         allocation=ALLOCATION_RULES[scenario.market.allocation](),
         reserve=scenario.market.reserve,
         shapley_scope=scenario.market.shapley_scope,
-        shapley_values=values["exact_shapley"].values if "exact_shapley" in values else None,
+        shapley_values=next((values[m.key].values for m in scenario.valuation if m.method == "exact_shapley"), None),
         seed=seed,
     )
     scale = abs(valued.grand_value() - valued.empty_value())
@@ -333,8 +335,11 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
     values: dict[str, ValuationResult] = {}
     for k, spec in enumerate(scenario.valuation):
         method = make_method(spec, int(child_sequence(seed, 10 + k).generate_state(1)[0]), progress)
-        target = game if spec.method == "knn_shapley" else valued
-        values[spec.method] = method.fit(target).result
+        # methods that read the buyer's data themselves get the raw game, not the table
+        target = game if spec.method in {"knn_shapley", "unlearning_shapley"} else valued
+        result = method.fit(target).result
+        result.method = spec.key
+        values[spec.key] = result
 
     env = build_environment(scenario, seed, valued, task, costs, values)
     bidding = scenario.bidding

@@ -316,7 +316,7 @@ Buyer = Annotated[
 
 MethodName = Literal[
     "loo", "exact_shapley", "exact_banzhaf", "tmc_shapley", "msr_banzhaf", "knn_shapley",
-    "exact_asymmetric_shapley", "asymmetric_shapley",
+    "exact_asymmetric_shapley", "asymmetric_shapley", "unlearning_shapley",
 ]
 EXACT_METHODS = frozenset({"exact_shapley", "exact_banzhaf", "exact_asymmetric_shapley"})
 ASYMMETRIC_METHODS = frozenset({"exact_asymmetric_shapley", "asymmetric_shapley"})
@@ -326,12 +326,20 @@ class MethodSpec(StrictModel):
     """One valuation method and its budget (Monte Carlo methods)."""
 
     method: MethodName
+    label: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")] | None = None  # name in reports
     max_evaluations: PositiveInt | None = None
     stderr: PositiveFloat | None = None  # stop when every value's stderr is below this
     max_seconds: PositiveFloat | None = None
     truncation_rtol: NonNegativeFloat = 0.0
     batch_size: PositiveInt | None = None
     groups: list[list[Annotated[int, Field(ge=0)]]] | None = None  # asymmetric methods: ordered groups
+    unlearning: Literal["newton", "gradient_ascent"] = "newton"  # unlearning_shapley
+    targets: list[Annotated[int, Field(ge=0)]] | None = None  # unlearning_shapley: sellers to value
+
+    @property
+    def key(self) -> str:
+        """The name of this method's results in tables and reports (its label, or method)."""
+        return self.label or self.method
 
 
 RuleName = Literal["loo", "shapley", "myerson", "vcg", "pay_as_bid"]
@@ -449,6 +457,10 @@ def _consistency_problems(s: Scenario):
     if s.sellers.copies and buyer.task != "classifier":
         yield f"sellers.copies: copying a shard is defined for buyer.task 'classifier' (got {buyer.task!r})"
     methods = [m.method for m in s.valuation]
+    keys = [m.key for m in s.valuation]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        yield f"valuation: {repeated[0]!r} is used twice; give each entry a distinct 'label'"
     for k, spec in enumerate(s.valuation):
         if spec.method in ASYMMETRIC_METHODS:
             if not spec.groups:
@@ -457,6 +469,12 @@ def _consistency_problems(s: Scenario):
                 yield f"valuation[{k}].groups: the groups must be non-empty and contain each seller 0..{n - 1} exactly once"
         elif spec.groups is not None:
             yield f"valuation[{k}].groups: only asymmetric methods take groups (got method {spec.method!r})"
+    if "unlearning_shapley" in methods and (buyer.task != "classifier" or buyer.model != "logistic"):
+        yield "valuation: method 'unlearning_shapley' needs buyer.task 'classifier' with model 'logistic'"
+    for k, spec in enumerate(s.valuation):
+        bad = [j for j in (spec.targets or []) if j >= n]
+        if bad:
+            yield f"valuation[{k}].targets: seller index {bad[0]} out of range; allowed 0..{n - 1}"
     if "knn_shapley" in methods and buyer.task != "classifier":
         yield f"valuation: method 'knn_shapley' needs buyer.task 'classifier' (got {buyer.task!r})"
     if any(m in EXACT_METHODS for m in methods) and n > MAX_TABULATION_PLAYERS:

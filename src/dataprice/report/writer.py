@@ -19,6 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from dataprice.report import plots
@@ -121,8 +122,11 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
                 "method": method,
                 "game evaluations": sum(r.n_evaluations for r in results) / len(results),
                 "converged": all(r.converged for r in results),
-                "mean stderr": float(sum(r.stderr.mean() for r in results) / len(results)),
+                # over the sellers a method valued (a partial valuation leaves the others out)
+                "mean stderr": float(np.mean([r.stderr[np.isfinite(r.values)].mean() for r in results])),
                 "stopping": results[0].extra.get("stopping", results[0].extra.get("note", "exact")),
+                "model trainings": results[0].extra.get("model_trainings", ""),
+                "unlearning runs": results[0].extra.get("unlearning_runs", ""),
             }
         )
     methods_section.blocks.append(Table(pd.DataFrame(rows), "Evaluations are per replicate; exact methods read the tabulated game."))

@@ -9,12 +9,13 @@ from dataprice.valuation.methods.exact import ExactBanzhaf, ExactShapley
 from dataprice.valuation.methods.knn_shapley import KNNShapley
 from dataprice.valuation.methods.loo import LeaveOneOut
 from dataprice.valuation.methods.permutation import PermutationShapley
+from dataprice.valuation.methods.unlearning import UnlearningShapley
 
 METHODS: dict[str, type[ValuationMethod]] = {
     cls.name: cls
     for cls in (
         LeaveOneOut, ExactShapley, ExactBanzhaf, PermutationShapley, MSRBanzhaf, KNNShapley,
-        ExactAsymmetricShapley, AsymmetricPermutationShapley,
+        ExactAsymmetricShapley, AsymmetricPermutationShapley, UnlearningShapley,
     )
 }
 
@@ -28,5 +29,6 @@ __all__ = [
     "LeaveOneOut",
     "MSRBanzhaf",
     "PermutationShapley",
+    "UnlearningShapley",
     "ValuationMethod",
 ]
