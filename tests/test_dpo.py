@@ -203,3 +203,27 @@ def test_dpo_scenario_runs_from_the_cli(tmp_path, monkeypatch):
     assert main(["run", str(path), "--out", str(tmp_path / "b"), "--quiet"]) == 0
     assert (tmp_path / "a" / "values.csv").read_text() == (tmp_path / "b" / "values.csv").read_text()
     assert len(list((tmp_path / "cache" / "dpo").glob("*.pt"))) == 4
+
+
+def test_unlearning_shapley_on_the_dpo_buyer(market):
+    """One policy on all pairs; coalitions measured by unlearning the others' pairs (gradient
+    ascent). Measured: the flipped owner comes last and every owner's sign (helpful or
+    harmful data) agrees with DPO Shapley; the order among clean owners does not (ascent on
+    removed pairs also erases the signal the kept owners share with them)."""
+    from dataprice.valuation.methods import UnlearningShapley
+    from dataprice.valuation.utilities.dpo import DPOContext
+
+    sold, held, base, tokenizer, policies, scores, cache = market
+    game = DPOShapleyGame(scores.margins(), sold.sizes(), value_per_quality=100)
+    with pytest.raises(TypeError, match="training context"):
+        game.unlearning_game()
+    game.context = DPOContext(base, tokenizer, sold, held, CONFIG, cache)
+    trainings = cache.trainings
+    result = UnlearningShapley(unlearning="gradient_ascent", max_evaluations=60, seed=0).fit(game).result
+    assert cache.trainings - trainings <= 1  # the one all-data policy (or none: cached)
+    assert result.extra["unlearning_runs"] > 0 and result.extra["unlearning_steps"] > 0
+    assert int(np.argmin(result.values)) == 3
+    dpo_shapley = ExactShapley().fit(game).result.values
+    assert np.array_equal(np.sign(result.values), np.sign(dpo_shapley))
+    with pytest.raises(ValueError, match="gradient_ascent"):
+        game.unlearning_game(method="newton")

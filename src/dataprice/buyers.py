@@ -260,6 +260,7 @@ def _build_dpo(scenario: Scenario, seed: int, names: list[str], progress: bool =
 
     from dataprice.valuation.utilities.dpo import (
         DPOConfig,
+        DPOContext,
         DPOGenerationGame,
         DPOShapleyGame,
         PolicyCache,
@@ -283,6 +284,7 @@ def _build_dpo(scenario: Scenario, seed: int, names: list[str], progress: bool =
     else:
         game = DPOShapleyGame(margins, sold.sizes(), utility=buyer.utility,
                               value_per_quality=buyer.value_per_quality, player_names=names)
+        game.context = DPOContext(base, tokenizer, sold, heldout, config, cache)
     contrib = sold.describe_sellers().drop(columns="seller").assign(seller=names)
     contrib["heldout_accuracy_alone"] = (margins > 0).mean(axis=1)
     contrib["trainings_run"] = cache.trainings

@@ -469,8 +469,16 @@ def _consistency_problems(s: Scenario):
                 yield f"valuation[{k}].groups: the groups must be non-empty and contain each seller 0..{n - 1} exactly once"
         elif spec.groups is not None:
             yield f"valuation[{k}].groups: only asymmetric methods take groups (got method {spec.method!r})"
-    if "unlearning_shapley" in methods and (buyer.task != "classifier" or buyer.model != "logistic"):
-        yield "valuation: method 'unlearning_shapley' needs buyer.task 'classifier' with model 'logistic'"
+    for k, spec in enumerate(s.valuation):
+        if spec.method != "unlearning_shapley":
+            continue
+        if buyer.task == "dpo":
+            if spec.unlearning != "gradient_ascent":
+                yield f"valuation[{k}].unlearning: the DPO buyer unlearns by 'gradient_ascent' (got {spec.unlearning!r})"
+            if buyer.utility == "generation":
+                yield f"valuation[{k}].method: 'unlearning_shapley' needs buyer.utility 'accuracy' or 'logsigmoid'"
+        elif buyer.task != "classifier" or buyer.model != "logistic":
+            yield f"valuation[{k}].method: 'unlearning_shapley' needs the classifier buyer with model 'logistic' or the DPO buyer"
     for k, spec in enumerate(s.valuation):
         bad = [j for j in (spec.targets or []) if j >= n]
         if bad:

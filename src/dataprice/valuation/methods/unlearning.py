@@ -1,5 +1,9 @@
 """Unlearning Shapley: permutation Shapley where every coalition is measured by unlearning.
 
+Works on any game that offers ``unlearning_game(targets, method)``: the classifier buyer
+(Newton-step removal or gradient ascent) and the DPO buyer (gradient ascent on the DPO loss
+of the removed pairs).
+
 One model is trained on all sellers' data; the value of a coalition ``S`` is measured by
 removing the data of the sellers outside ``S`` from it (see
 :mod:`dataprice.valuation.utilities.unlearning`), never by retraining. Values are estimated
@@ -17,8 +21,6 @@ import numpy as np
 from dataprice.valuation.game import CachedGame, Game
 from dataprice.valuation.methods.permutation import PermutationShapley
 from dataprice.valuation.result import ValuationResult
-from dataprice.valuation.utilities.classifier import ClassifierGame
-from dataprice.valuation.utilities.unlearning import UnlearningGame
 
 
 class UnlearningShapley(PermutationShapley):
@@ -38,16 +40,13 @@ class UnlearningShapley(PermutationShapley):
         self.targets = None if targets is None else [int(t) for t in targets]
 
     def fit(self, game: Game, *, resume_from: ValuationResult | None = None) -> UnlearningShapley:
-        if not isinstance(game, ClassifierGame):
+        if not hasattr(game, "unlearning_game"):
             raise TypeError(
-                f"unlearning_shapley needs the classifier buyer's game, got {type(game).__name__}"
+                f"unlearning_shapley needs a buyer that can unlearn (the classifier or DPO buyer), "
+                f"got {type(game).__name__}"
             )
         targets = np.arange(game.n_players) if self.targets is None else np.asarray(self.targets)
-        unlearning_game = UnlearningGame(
-            game.shards, targets=targets, method=self.unlearning, l2=1.0 / game.regularization,
-            value_per_quality=game.value_per_quality,
-            player_names=[game.player_names[t] for t in targets],
-        )
+        unlearning_game = game.unlearning_game(targets=targets.tolist(), method=self.unlearning)
         super().fit(CachedGame(unlearning_game), resume_from=resume_from)
         partial = self._result
         values = np.full(game.n_players, np.nan)
@@ -60,6 +59,7 @@ class UnlearningShapley(PermutationShapley):
             seed=self.seed, n_batches=partial.n_batches,
             extra={
                 **partial.extra, "model_trainings": 1, "unlearning_runs": unlearning_game.n_unlearning_runs,
+                "unlearning_steps": getattr(unlearning_game, "n_unlearning_steps", None),
                 "unlearning": self.unlearning, "targets": targets.tolist(),
             },
         )

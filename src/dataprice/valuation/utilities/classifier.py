@@ -207,6 +207,16 @@ class ClassifierGame(Game):
         self.regularization = float(regularization)
         self._neighbor_order: NDArray[np.int64] | None = None
 
+    def unlearning_game(self, targets=None, method: str = "newton") -> Game:
+        """The unlearning counterpart of this game (one model, removals instead of retraining)."""
+        from dataprice.valuation.utilities.unlearning import UnlearningGame
+
+        targets = list(range(self.n_players)) if targets is None else list(targets)
+        return UnlearningGame(
+            self.shards, targets=targets, method=method, l2=1.0 / self.regularization,
+            value_per_quality=self.value_per_quality, player_names=[self.player_names[t] for t in targets],
+        )
+
     @property
     def empty_quality(self) -> float:
         return 0.0 if self.model == "knn" else 1.0 / self.shards.n_classes

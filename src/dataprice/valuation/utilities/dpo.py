@@ -310,6 +310,17 @@ class DPOShapleyGame(Game):
         self.utility = utility
         self.value_per_quality = float(value_per_quality)
         self.baseline = float(preference_utility(np.zeros(self.margins.shape[1]), utility))
+        self.context: DPOContext | None = None  # set by the buyer builder: enables unlearning
+
+    def unlearning_game(self, targets=None, method: str = "gradient_ascent") -> Game:
+        """The :class:`DPOUnlearningGame` of this buyer (gradient ascent is its only rule)."""
+        if self.context is None:
+            raise TypeError("this DPO game was built without its training context; unlearning needs it")
+        if method != "gradient_ascent":
+            raise ValueError("the DPO buyer unlearns by gradient ascent; use unlearning: gradient_ascent")
+        names = self.player_names if targets is None else [self.player_names[t] for t in targets]
+        return DPOUnlearningGame(self.context, targets=targets, utility=self.utility,
+                                 value_per_quality=self.value_per_quality, player_names=names)
 
     def coalition_margins(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
         return composition_weights(coalitions, self.sizes) @ self.margins
@@ -465,3 +476,104 @@ def retrain_coalitions(
         trainings=trainings,
         seconds_per_training=(time.perf_counter() - started) / max(trainings, 1),
     )
+
+
+# --- unlearning (Unlearning Shapley on the LM buyer) -------------------------------------------
+
+
+@dataclass
+class DPOContext:
+    """What a DPO game needs to build its unlearning counterpart."""
+
+    base: object
+    tokenizer: object
+    sold: PreferenceSet
+    heldout: PreferenceSet
+    config: DPOConfig
+    cache: PolicyCache
+
+
+class DPOUnlearningGame(Game):
+    """``v(S) = kappa [U(pi_{N minus R}) - U(pi_ref)]``, ``R`` = pairs of the targets outside S.
+
+    One DPO policy is trained on every owner's pairs. A coalition is measured by *unlearning*
+    the removed pairs from it: gradient ascent on their DPO loss (same optimiser settings as
+    training) until their mean implicit-reward margin is back to the reference level
+    (``<= 0``) or ``max_steps`` -- then scoring the held-out pairs. Never retrains; with
+    ``targets`` only those owners are valued and the other owners' pairs are never used
+    after the one training run.
+    """
+
+    def __init__(
+        self, context: DPOContext, *, targets: Sequence[int] | None = None, utility: str = "accuracy",
+        value_per_quality: float = 1.0, max_steps: int = 30, player_names: Sequence[str] | None = None,
+    ) -> None:
+        sold = context.sold
+        targets = np.arange(sold.n_sellers) if targets is None else np.asarray(list(targets), dtype=np.int64)
+        super().__init__(len(targets), player_names)
+        self.context, self.targets = context, targets
+        self.utility, self.value_per_quality, self.max_steps = utility, float(value_per_quality), max_steps
+        c = context
+        self.full = c.cache.policy(c.base, c.tokenizer, sold, c.config)  # the one training run
+        lp = lambda model, pairs, column: sequence_logprobs(  # noqa: E731
+            model, c.tokenizer, pairs.prompts, getattr(pairs, column), max_prompt_tokens=c.config.max_prompt_tokens
+        )
+        self._ref_held = (lp(c.base, c.heldout, "chosen").double().numpy(), lp(c.base, c.heldout, "rejected").double().numpy())
+        self._ref_sold = (lp(c.base, sold, "chosen"), lp(c.base, sold, "rejected"))
+        self.baseline = float(preference_utility(np.zeros(len(c.heldout)), utility))
+        self.n_unlearning_runs = 0
+        self.n_unlearning_steps = 0
+
+    def _quality(self, policy) -> float:
+        c = self.context
+        lw = sequence_logprobs(policy, c.tokenizer, c.heldout.prompts, c.heldout.chosen, max_prompt_tokens=c.config.max_prompt_tokens).double().numpy()
+        ll = sequence_logprobs(policy, c.tokenizer, c.heldout.prompts, c.heldout.rejected, max_prompt_tokens=c.config.max_prompt_tokens).double().numpy()
+        margin = c.config.beta * ((lw - self._ref_held[0]) - (ll - self._ref_held[1]))
+        return float(preference_utility(margin, self.utility))
+
+    def unlearn(self, removed: NDArray[np.bool_]):
+        """A copy of the full policy with the pairs ``removed`` (mask over sold pairs) unlearnt."""
+        c = self.context
+        if not removed.any():
+            return self.full
+        self.n_unlearning_runs += 1
+        policy = copy.deepcopy(self.full)
+        params = [p for p in policy.parameters() if p.requires_grad]
+        if not params:  # a cached full policy loaded for inference: make its trained part trainable
+            for name, p in policy.named_parameters():
+                p.requires_grad_(_is_trained(name, c.config))
+            params = [p for p in policy.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=c.config.learning_rate, weight_decay=0.0)
+        index = np.flatnonzero(removed)
+        rng = np.random.default_rng(c.config.seed)
+        ref_w, ref_l = (r.detach() for r in self._ref_sold)
+        sold = c.sold
+        policy.train()
+        for _ in range(self.max_steps):
+            batch = rng.choice(index, size=min(c.config.batch_size, index.size), replace=False).tolist()
+            prompts = [sold.prompts[i] for i in batch]
+            pw = sequence_logprobs(policy, c.tokenizer, prompts, [sold.chosen[i] for i in batch],
+                                   max_prompt_tokens=c.config.max_prompt_tokens, batch_size=len(batch), grad=True)
+            pl = sequence_logprobs(policy, c.tokenizer, prompts, [sold.rejected[i] for i in batch],
+                                   max_prompt_tokens=c.config.max_prompt_tokens, batch_size=len(batch), grad=True)
+            margin = c.config.beta * ((pw - ref_w[batch]) - (pl - ref_l[batch]))
+            if float(margin.detach().mean()) <= 0.0:  # the removed pairs look no better than to the reference
+                break
+            loss = -dpo_loss(pw, pl, ref_w[batch], ref_l[batch], c.config.beta)  # ascent on their loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            self.n_unlearning_steps += 1
+        policy.eval()
+        return policy
+
+    def value_function(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
+        out = np.empty(coalitions.shape[0])
+        owners = self.context.sold.owners
+        for row, members in enumerate(coalitions):
+            if not members.any() and len(self.targets) == self.context.sold.n_sellers:
+                out[row] = 0.0  # nobody's data: the reference model
+                continue
+            removed = np.isin(owners, self.targets[~members])
+            out[row] = self.value_per_quality * (self._quality(self.unlearn(removed)) - self.baseline)
+        return out
