@@ -91,6 +91,8 @@ def build_task(scenario: Scenario, seed: int, costs: np.ndarray, *, progress: bo
         return _build_rag(scenario, seed, names)
     if buyer.task == "dpo":
         return _build_dpo(scenario, seed, names, progress)
+    if buyer.task == "federated":
+        return _build_federated(scenario, seed, names)
     return _build_rag_single_document(scenario, seed, names)
 
 
@@ -289,3 +291,30 @@ def _build_dpo(scenario: Scenario, seed: int, names: list[str], progress: bool =
     contrib["heldout_accuracy_alone"] = (margins > 0).mean(axis=1)
     contrib["trainings_run"] = cache.trainings
     return BuiltTask(game, contrib, {"scores": scores, "cache": cache, "config": config})
+
+
+# --- federated -----------------------------------------------------------------------------------
+
+
+def _build_federated(scenario: Scenario, seed: int, names: list[str]) -> BuiltTask:
+    from dataprice.valuation.utilities.federated import FederatedConfig, FederatedGame, train_federated
+
+    buyer = scenario.buyer
+    part = scenario.sellers.partition
+    shards = make_shards(
+        buyer.dataset, scenario.sellers.count, seed=seed, validation_fraction=buyer.validation_fraction,
+        partition=part.kind, sizes=part.sizes, alpha=part.alpha,
+        noisy_sellers=scenario.sellers.label_noise.sellers,
+        noise_fraction=scenario.sellers.label_noise.fraction, max_points=buyer.max_points,
+    )
+    config = FederatedConfig(
+        rounds=buyer.rounds, local_epochs=buyer.local_epochs, client_lr=buyer.client_lr,
+        batch_size=buyer.batch_size, mu=buyer.mu,
+    )
+    run = train_federated(shards, buyer.aggregator, config, pool=buyer.pool, seed=seed)
+    game = FederatedGame(shards, run, reconstruction=buyer.reconstruction,
+                         value_per_quality=buyer.value_per_quality, player_names=names)
+    contrib = pd.DataFrame(
+        {"seller": names, "data_points": shards.shard_sizes(), "noisy_label_fraction": shards.noisy_fraction()}
+    )
+    return BuiltTask(game, contrib, run)

@@ -306,8 +306,36 @@ class DPOBuyer(StrictModel):
     utility: Literal["accuracy", "logsigmoid", "generation"] = "accuracy"
 
 
+AggregatorName = Literal["fedavg", "fedavgm", "fedadam", "fedprox"]
+
+
+class FederatedBuyer(StrictModel):
+    """A buyer training a classifier by federated learning over the sellers (clients).
+
+    Sellers keep their shards (split by ``sellers.partition``, e.g. ``dirichlet``); the
+    server aggregates with ``aggregator``, or ``fedrandom``: a rule drawn from ``pool`` each
+    round. Contributions come from reconstructing coalition models from the stored client
+    updates (``one_round`` or ``multi_round``), never from retraining.
+    """
+
+    task: Literal["federated"]
+    value_per_quality: PositiveFloat = 100.0
+    dataset: Literal["breast_cancer", "wine", "iris", "digits"] = "breast_cancer"
+    validation_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
+    max_points: PositiveInt | None = None
+    aggregator: Literal["fedavg", "fedavgm", "fedadam", "fedprox", "fedrandom"] = "fedrandom"
+    pool: list[AggregatorName] = Field(default_factory=lambda: ["fedavg", "fedavgm", "fedadam", "fedprox"], min_length=1)
+    rounds: Annotated[int, Field(ge=1, le=1000)] = 20
+    local_epochs: PositiveInt = 1
+    client_lr: PositiveFloat = 0.1
+    batch_size: PositiveInt = 16
+    mu: NonNegativeFloat = 0.1
+    reconstruction: Literal["one_round", "multi_round"] = "multi_round"
+
+
 Buyer = Annotated[
-    ClassifierBuyer | MeanEstimationBuyer | SingleWinnerBuyer | RAGBuyer | RAGSingleDocumentBuyer | DPOBuyer,
+    ClassifierBuyer | MeanEstimationBuyer | SingleWinnerBuyer | RAGBuyer | RAGSingleDocumentBuyer | DPOBuyer
+    | FederatedBuyer,
     Field(discriminator="task"),
 ]
 
@@ -543,7 +571,7 @@ def _format_location(loc: tuple) -> str:
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item in {"classifier", "mean_estimation", "single_winner", "rag", "rag_single_document", "dpo"} or "[" in str(item):
+        elif item in {"classifier", "mean_estimation", "single_winner", "rag", "rag_single_document", "dpo", "federated"} or "[" in str(item):
             continue  # union branch tags pydantic inserts
         else:
             parts.append(("." if parts else "") + str(item))

@@ -34,6 +34,7 @@ _TASK_LABEL = {
     "rag": "a retrieval-augmented QA system that retrieves from the documents it buys",
     "rag_single_document": "a RAG system that buys, per query, the one document with the best value minus price",
     "dpo": "a buyer fine-tuning a language model with DPO on their preference pairs",
+    "federated": "a buyer training a classifier by federated learning over the sellers' shards",
 }
 
 _RULE_NOTE = {

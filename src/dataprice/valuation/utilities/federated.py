@@ -1,0 +1,223 @@
+"""Federated buyer: sellers train locally, the buyer aggregates updates; FedRandom.
+
+Clients (sellers) hold shards of the classifier buyer's data (non-IID by a Dirichlet
+parameter) and never hand them over. Each round every client starts from the global model
+``theta_t``, runs ``local_epochs`` of mini-batch SGD on its shard (with a proximal term
+``(mu/2)||theta - theta_t||^2`` for FedProx) and sends its update ``Delta_{j,t}``; the server
+aggregates the data-size-weighted mean update ``Delta_t = sum_j w_j Delta_{j,t}`` with its rule:
+
+* FedAvg: ``theta_{t+1} = theta_t + eta_s Delta_t``;
+* FedAvgM: ``v = gamma v + Delta_t``, ``theta_{t+1} = theta_t + eta_s v``;
+* FedAdam (Reddi et al. 2021): ``m = b1 m + (1-b1) Delta_t``, ``v = b2 v + (1-b2) Delta_t^2``,
+  ``theta_{t+1} = theta_t + eta m / (sqrt(v) + tau)``;
+* FedProx (Li et al. 2020): FedAvg on the server, proximal clients;
+* **FedRandom**: each round the rule is drawn at random from a pool (each rule keeps its own
+  server state), so contributions are sampled across strategies instead of tied to one.
+
+Every client update is stored, so coalition models can be **reconstructed** without
+retraining (Song et al. 2019): *one-round* reconstruction
+``theta_S = theta_0 + sum_t sum_{j in S} w_j^S Delta_{j,t}``; *multi-round* reconstruction
+builds each round's coalition model ``theta_t + sum_{j in S} w_j^S Delta_{j,t}`` and values
+``v(S) = sum_t [acc(theta_{S,t}) - acc(theta_t)]``, whose Shapley value is the sum of the
+per-round Shapley values. ``w_j^S = n_j / sum_{k in S} n_k``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dataprice._typing import CoalitionMatrix
+from dataprice.rng import child_rng
+from dataprice.valuation.game import Game
+from dataprice.valuation.utilities.classifier import SellerShards
+from dataprice.valuation.utilities.unlearning import SoftmaxRegression, _design
+
+AGGREGATORS = ("fedavg", "fedavgm", "fedadam", "fedprox")
+
+
+@dataclass(frozen=True)
+class FederatedConfig:
+    rounds: int = 20
+    local_epochs: int = 1
+    client_lr: float = 0.1
+    batch_size: int = 16
+    server_lr: float = 1.0
+    momentum: float = 0.9
+    adam_lr: float = 0.05
+    adam_betas: tuple[float, float] = (0.9, 0.99)
+    adam_tau: float = 1e-3
+    mu: float = 0.1  # FedProx proximal weight
+    l2: float = 1e-3
+
+
+class _Server:
+    """One aggregation rule and its state."""
+
+    def __init__(self, rule: str, config: FederatedConfig, dim: int) -> None:
+        if rule not in AGGREGATORS:
+            raise ValueError(f"unknown aggregator {rule!r}; choose one of {AGGREGATORS} or fedrandom")
+        self.rule, self.config = rule, config
+        self.velocity = np.zeros(dim)
+        self.m, self.v = np.zeros(dim), np.zeros(dim)
+
+    def step(self, theta: NDArray, update: NDArray) -> NDArray:
+        c = self.config
+        if self.rule in ("fedavg", "fedprox"):
+            return theta + c.server_lr * update
+        if self.rule == "fedavgm":
+            self.velocity = c.momentum * self.velocity + update
+            return theta + c.server_lr * self.velocity
+        b1, b2 = c.adam_betas
+        self.m = b1 * self.m + (1 - b1) * update
+        self.v = b2 * self.v + (1 - b2) * update**2
+        return theta + c.adam_lr * self.m / (np.sqrt(self.v) + c.adam_tau)
+
+
+@dataclass
+class FederatedRun:
+    """A training run's record: global models, client updates, rules used, weights."""
+
+    thetas: list[NDArray]  # theta_0 .. theta_T
+    updates: NDArray  # (T, n, p): Delta_{j,t}
+    rules: list[str]
+    sizes: NDArray[np.int64]
+    local_models: NDArray = field(default_factory=lambda: np.zeros(0))  # (T, n, p): theta_t + Delta_{j,t}
+
+
+def train_federated(
+    shards: SellerShards, aggregator: str, config: FederatedConfig, *,
+    pool: Sequence[str] = AGGREGATORS, clients: Sequence[int] | None = None,
+    seed: int | np.random.SeedSequence | None = 0,
+) -> FederatedRun:
+    """Federated training over ``clients`` (default all) with ``aggregator`` or ``fedrandom``.
+
+    Client ``j``'s SGD in round ``t`` draws its batches from stream ``(seed, t, j)`` and
+    FedRandom's choice from stream ``(seed, 10_000 + t)``: a coalition retrained with the
+    same seed sees the same randomness for its members.
+    """
+    clients = np.arange(shards.n_sellers) if clients is None else np.asarray(list(clients), dtype=np.int64)
+    model = SoftmaxRegression(shards.X_train.shape[1], shards.n_classes, config.l2)
+    X1 = _design(shards.X_train)
+    dim = model.d * model.k
+    rules = list(pool) if aggregator == "fedrandom" else [aggregator]
+    servers = {r: _Server(r, config, dim) for r in rules}
+    sizes = np.bincount(shards.owners, minlength=shards.n_sellers)
+    weights = sizes[clients] / sizes[clients].sum()
+    theta = np.zeros(dim)
+    thetas, updates, used, locals_ = [theta.copy()], [], [], []
+    for t in range(config.rounds):
+        rule = rules[int(child_rng(seed, 10_000 + t).integers(len(rules)))] if aggregator == "fedrandom" else aggregator
+        mu = config.mu if rule == "fedprox" else 0.0
+        round_updates = np.zeros((shards.n_sellers, dim))
+        for j in clients:
+            local = _local_sgd(model, X1[shards.owners == j], shards.y_train[shards.owners == j], theta,
+                               config, mu, child_rng(seed, t, int(j)))
+            round_updates[j] = local - theta
+        step = (weights[:, None] * round_updates[clients]).sum(axis=0)
+        locals_.append(theta[None, :] + round_updates)
+        theta = servers[rule].step(theta, step)
+        thetas.append(theta.copy())
+        updates.append(round_updates)
+        used.append(rule)
+    return FederatedRun(thetas, np.array(updates), used, sizes, np.array(locals_))
+
+
+def _local_sgd(model: SoftmaxRegression, X1, y, theta_global, config: FederatedConfig, mu: float, rng) -> NDArray:
+    theta = theta_global.copy()
+    n = len(y)
+    for _ in range(config.local_epochs):
+        order = rng.permutation(n)
+        for start in range(0, n, config.batch_size):
+            idx = order[start : start + config.batch_size]
+            grad = model.data_gradient(theta, X1[idx], y[idx]) / len(idx) + config.l2 * theta
+            grad += mu * (theta - theta_global)
+            theta -= config.client_lr * grad
+    return theta
+
+
+def coalition_weights(coalitions: CoalitionMatrix, sizes: NDArray) -> NDArray[np.float64]:
+    raw = coalitions * np.asarray(sizes, dtype=np.float64)[None, :]
+    total = raw.sum(axis=1, keepdims=True)
+    return np.divide(raw, total, out=np.zeros_like(raw), where=total > 0)
+
+
+class FederatedGame(Game):
+    """Reconstructed coalition values from one federated run (no retraining).
+
+    ``reconstruction="one_round"``: ``v(S) = kappa [acc(theta_0 + sum_t Delta_{S,t}) - acc(theta_0)]``;
+    ``"multi_round"``: ``v(S) = kappa sum_t [acc(theta_t + Delta_{S,t}) - acc(theta_t)]`` with
+    ``Delta_{S,t} = sum_{j in S} w_j^S Delta_{j,t}``. Both give ``v(empty) = 0``.
+    """
+
+    def __init__(
+        self, shards: SellerShards, run: FederatedRun, *, reconstruction: str = "multi_round",
+        value_per_quality: float = 1.0, player_names: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(shards.n_sellers, player_names)
+        self.shards, self.run = shards, run
+        self.reconstruction = reconstruction
+        self.value_per_quality = float(value_per_quality)
+        self.model = SoftmaxRegression(shards.X_train.shape[1], shards.n_classes, 0.0)
+        self.X1_val = _design(shards.X_val)
+        self._acc_global = np.array([self._accuracy(th) for th in run.thetas])
+
+    def _accuracy(self, theta: NDArray) -> float:
+        return self.model.accuracy(theta, self.X1_val, self.shards.y_val)
+
+    def reconstruct(self, coalition: NDArray[np.bool_]) -> list[NDArray]:
+        """The coalition's model after each round (one-round: from ``theta_0``; multi-round:
+        from each round's global model)."""
+        w = coalition_weights(coalition[None], self.run.sizes)[0]
+        per_round = np.einsum("j,tjp->tp", w, self.run.updates)
+        if self.reconstruction == "one_round":
+            return list(self.run.thetas[0] + np.cumsum(per_round, axis=0))
+        return [self.run.thetas[t] + per_round[t] for t in range(len(per_round))]
+
+    def value_function(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
+        out = np.zeros(coalitions.shape[0])
+        for row, members in enumerate(coalitions):
+            if not members.any():
+                continue
+            models = self.reconstruct(members)
+            if self.reconstruction == "one_round":
+                out[row] = self._accuracy(models[-1]) - self._acc_global[0]
+            else:
+                out[row] = sum(self._accuracy(m) - self._acc_global[t] for t, m in enumerate(models))
+        return self.value_per_quality * out
+
+
+class FederatedRetrainingGame(Game):
+    """Ground truth: ``v(S) = kappa [acc(federated training on S's clients only) - acc(theta_0)]``
+    (same aggregator, configuration and seed); one full federated run per coalition."""
+
+    def __init__(self, shards: SellerShards, aggregator: str, config: FederatedConfig, *,
+                 pool: Sequence[str] = AGGREGATORS, seed=0, value_per_quality: float = 1.0,
+                 player_names: Sequence[str] | None = None) -> None:
+        super().__init__(shards.n_sellers, player_names)
+        self.shards, self.aggregator, self.config, self.pool, self.seed = shards, aggregator, config, pool, seed
+        self.value_per_quality = float(value_per_quality)
+        self.model = SoftmaxRegression(shards.X_train.shape[1], shards.n_classes, 0.0)
+        self.X1_val = _design(shards.X_val)
+        self.base = self.model.accuracy(np.zeros(self.model.d * self.model.k), self.X1_val, shards.y_val)
+        self.n_trainings = 0
+
+    def value_function(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
+        out = np.zeros(coalitions.shape[0])
+        for row, members in enumerate(coalitions):
+            if not members.any():
+                continue
+            self.n_trainings += 1
+            run = train_federated(self.shards, self.aggregator, self.config, pool=self.pool,
+                                  clients=np.flatnonzero(members), seed=self.seed)
+            out[row] = self.model.accuracy(run.thetas[-1], self.X1_val, self.shards.y_val) - self.base
+        return self.value_per_quality * out
+
+
+def data_size_baseline(sizes: NDArray, total_value: float) -> NDArray[np.float64]:
+    """The FedRandom study's baseline: each client's share of the data times ``v(N)``."""
+    sizes = np.asarray(sizes, dtype=np.float64)
+    return total_value * sizes / sizes.sum()

@@ -1,0 +1,75 @@
+"""Federated buyer: reconstruction identities, FedRandom, efficiency, retraining ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from dataprice.valuation.game import coalition, tabulate
+from dataprice.valuation.methods import ExactShapley
+from dataprice.valuation.utilities.classifier import make_shards
+from dataprice.valuation.utilities.federated import (
+    AGGREGATORS,
+    FederatedConfig,
+    FederatedGame,
+    FederatedRetrainingGame,
+    train_federated,
+)
+
+CONFIG = FederatedConfig(rounds=8)
+
+
+@pytest.fixture(scope="module")
+def shards():
+    return make_shards("breast_cancer", 5, seed=1, partition="dirichlet", alpha=0.5, noisy_sellers=[4], noise_fraction=0.8)
+
+
+@pytest.mark.parametrize("reconstruction", ["one_round", "multi_round"])
+def test_reconstruction_with_one_client_is_that_clients_model_path(shards, reconstruction):
+    solo = train_federated(shards, "fedavg", CONFIG, clients=[2], seed=3)
+    game = FederatedGame(shards, solo, reconstruction=reconstruction)
+    models = game.reconstruct(coalition(5, [2])[0])
+    # with one client and FedAvg the global model *is* the client's model after each round
+    np.testing.assert_allclose(np.array(models), np.array(solo.thetas[1:]), atol=1e-12)
+    # and in a full federation, multi-round reconstruction of {j} is j's local model each round
+    full = train_federated(shards, "fedavg", CONFIG, seed=3)
+    mr = FederatedGame(shards, full, reconstruction="multi_round").reconstruct(coalition(5, [2])[0])
+    np.testing.assert_allclose(np.array(mr), full.local_models[:, 2], atol=1e-12)
+
+
+@pytest.mark.parametrize("rule", AGGREGATORS)
+def test_fedrandom_with_a_pool_of_one_is_that_strategy(shards, rule):
+    fixed = train_federated(shards, rule, CONFIG, seed=5)
+    random = train_federated(shards, "fedrandom", CONFIG, pool=[rule], seed=5)
+    assert random.rules == [rule] * CONFIG.rounds
+    np.testing.assert_array_equal(np.array(random.thetas), np.array(fixed.thetas))
+
+
+def test_fedrandom_draws_rules_from_its_pool_reproducibly(shards):
+    a = train_federated(shards, "fedrandom", CONFIG, seed=7)
+    b = train_federated(shards, "fedrandom", CONFIG, seed=7)
+    assert a.rules == b.rules and len(set(a.rules)) > 1 and set(a.rules) <= set(AGGREGATORS)
+    np.testing.assert_array_equal(np.array(a.thetas), np.array(b.thetas))
+
+
+@pytest.mark.parametrize("reconstruction", ["one_round", "multi_round"])
+@pytest.mark.parametrize("aggregator", ["fedavg", "fedadam", "fedrandom"])
+def test_reconstructed_shapley_is_efficient(shards, reconstruction, aggregator):
+    run = train_federated(shards, aggregator, CONFIG, seed=0)
+    game = FederatedGame(shards, run, reconstruction=reconstruction, value_per_quality=100)
+    table = tabulate(game)
+    phi = ExactShapley().fit(table).result.values
+    assert phi.sum() == pytest.approx(table.values[-1] - table.values[0], abs=1e-9)
+    assert table.values[0] == 0.0
+
+
+def test_reconstruction_tracks_retraining_on_four_clients():
+    shards = make_shards("breast_cancer", 4, seed=2, partition="dirichlet", alpha=1.0, noisy_sellers=[3], noise_fraction=0.9)
+    run = train_federated(shards, "fedavg", CONFIG, seed=1)
+    reconstructed = ExactShapley().fit(FederatedGame(shards, run, reconstruction="one_round", value_per_quality=100)).result.values
+    retraining_game = FederatedRetrainingGame(shards, "fedavg", CONFIG, seed=1, value_per_quality=100)
+    retrained = ExactShapley().fit(retraining_game).result.values
+    assert retraining_game.n_trainings == 15
+    assert int(np.argmin(reconstructed)) == int(np.argmin(retrained)) == 3
+    assert spearmanr(reconstructed, retrained).statistic >= 0.8
