@@ -73,3 +73,26 @@ def test_reconstruction_tracks_retraining_on_four_clients():
     assert retraining_game.n_trainings == 15
     assert int(np.argmin(reconstructed)) == int(np.argmin(retrained)) == 3
     assert spearmanr(reconstructed, retrained).statistic >= 0.8
+
+
+def test_federated_scenario_report_compares_aggregators(tmp_path):
+    import pandas as pd
+    import yaml
+
+    from dataprice.cli import main
+
+    scenario = {
+        "name": "fed", "seed": 2, "replicates": 2,
+        "sellers": {"count": 4, "costs": [1, 2, 3, 4], "partition": {"kind": "dirichlet", "alpha": 1.0}},
+        "buyer": {"task": "federated", "rounds": 5, "compare_aggregators": True, "ground_truth": True,
+                  "pool": ["fedavg", "fedadam"]},
+        "valuation": [{"method": "exact_shapley"}],
+        "audit": {"grid_points": 5},
+    }
+    path = tmp_path / "fed.yaml"
+    path.write_text(yaml.safe_dump(scenario))
+    assert main(["run", str(path), "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    table = pd.read_csv(tmp_path / "r" / "aggregators.csv")
+    assert table["aggregator"].tolist() == ["fedavg", "fedadam", "fedrandom"]
+    assert {"contribution_cv", "rank_correlation", "distance_to_retraining", "payment_cv"} <= set(table.columns)
+    assert "## Aggregator comparison" in (tmp_path / "r" / "report.md").read_text()

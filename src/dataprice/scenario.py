@@ -331,6 +331,8 @@ class FederatedBuyer(StrictModel):
     batch_size: PositiveInt = 16
     mu: NonNegativeFloat = 0.1
     reconstruction: Literal["one_round", "multi_round"] = "multi_round"
+    compare_aggregators: bool = False  # report: every pool rule and FedRandom over the seeds
+    ground_truth: bool = False  # with compare_aggregators: retraining Shapley (2^n - 1 runs per seed)
 
 
 Buyer = Annotated[
@@ -550,6 +552,10 @@ def _consistency_problems(s: Scenario):
                 yield f"buyer.preferences.{field_name}: seller index {bad[0]} out of range; allowed 0..{n - 1}"
         if buyer.utility == "generation" and n > 6:
             yield f"buyer.utility: 'generation' runs the composed model for every coalition; allowed for at most 6 sellers (got {n})"
+    if buyer.task == "federated" and buyer.ground_truth and n > 10:
+        yield f"buyer.ground_truth: retraining needs 2^n - 1 federated runs per seed; allowed for at most 10 sellers (got {n})"
+    if buyer.task == "federated" and n > MAX_TABULATION_PLAYERS:
+        yield f"sellers.count: federated contributions are exact over 2^n coalitions; at most {MAX_TABULATION_PLAYERS} sellers"
     if s.market_kind == "per_query":
         if s.market.allocation != "exact":
             yield "market.allocation: the per-query market picks one document per query exactly; use 'exact'"

@@ -143,6 +143,8 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
     sections = [summary, statement, methods_section, figures]
     if s.rounds > 1:
         sections.append(dynamics_section(run, directory))
+    if s.buyer.task == "federated" and s.buyer.compare_aggregators:
+        sections.append(aggregator_section(run, directory))
     sections.append(reproduce_section(run, "run"))
     return title, intro, sections
 
@@ -173,6 +175,25 @@ def dynamics_section(run: RunResult, directory: Path) -> Section:
             "welfare over rounds",
         )
     )
+    return section
+
+
+def aggregator_section(run: RunResult, directory: Path) -> Section:
+    """Fixed aggregators against FedRandom: stability of contributions and payments."""
+    from dataprice.compare import federated_comparison
+
+    table = federated_comparison(run)
+    _save_table(table, directory, "aggregators")
+    section = Section("Aggregator comparison")
+    section.blocks.append(
+        "Each aggregation rule of the pool and FedRandom, on the same data split, over the "
+        "scenario's seeds (training randomness only). `contribution_cv`: spread of each client's "
+        "reconstructed Shapley contribution across seeds over its mean; `rank_correlation`: "
+        "agreement of contributions between seeds; `distance_*`: L1 distance of contribution "
+        "shares to the data-size baseline or to retraining-based Shapley; `payment_cv`: spread "
+        "of Myerson payments."
+    )
+    section.blocks.append(Table(table, "One row per aggregation rule (also in aggregators.csv)."))
     return section
 
 
