@@ -62,6 +62,14 @@ def popcount(masks: Masks) -> NDArray[np.int64]:
 _BYTE_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
 
 
+def size_weights(coalitions: CoalitionMatrix, sizes) -> NDArray[np.float64]:
+    """``w_j^S = n_j / sum_{k in S} n_k`` for each coalition row (zeros for the empty one):
+    how DPO composition and federated reconstruction weigh members by data size."""
+    raw = np.asarray(coalitions, dtype=bool) * np.asarray(sizes, dtype=np.float64)[None, :]
+    total = raw.sum(axis=1, keepdims=True)
+    return np.divide(raw, total, out=np.zeros_like(raw), where=total > 0)
+
+
 def coalition(n_players: int, members: Iterable[int] = ()) -> CoalitionMatrix:
     """A ``(1, n_players)`` coalition matrix holding exactly ``members``."""
     row = np.zeros((1, n_players), dtype=bool)

@@ -47,7 +47,7 @@ from numpy.typing import NDArray
 
 from dataprice._typing import CoalitionMatrix
 from dataprice.data.preferences import PreferenceSet
-from dataprice.valuation.game import Game
+from dataprice.valuation.game import Game, size_weights
 from dataprice.valuation.utilities.retrieval import cache_dir
 
 
@@ -273,11 +273,8 @@ def score_owners(base, tokenizer, policies: Sequence, heldout: PreferenceSet, co
     )
 
 
-def composition_weights(coalitions: CoalitionMatrix, sizes: NDArray[np.int64]) -> NDArray[np.float64]:
-    """``w_j^S = n_j / sum_{k in S} n_k`` (rows of zeros for the empty coalition)."""
-    raw = coalitions * np.asarray(sizes, dtype=np.float64)[None, :]
-    total = raw.sum(axis=1, keepdims=True)
-    return np.divide(raw, total, out=np.zeros_like(raw), where=total > 0)
+#: ``w_j^S = n_j / sum_{k in S} n_k``: the size weights of a coalition's composed policy.
+composition_weights = size_weights
 
 
 def composed_logprob(ref: NDArray, owners: NDArray, weights: NDArray) -> NDArray:

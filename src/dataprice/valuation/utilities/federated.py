@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from dataprice._typing import CoalitionMatrix
 from dataprice.rng import child_rng
-from dataprice.valuation.game import Game
+from dataprice.valuation.game import Game, size_weights
 from dataprice.valuation.utilities.classifier import SellerShards
 from dataprice.valuation.utilities.unlearning import SoftmaxRegression, _design
 
@@ -139,12 +139,6 @@ def _local_sgd(model: SoftmaxRegression, X1, y, theta_global, config: FederatedC
     return theta
 
 
-def coalition_weights(coalitions: CoalitionMatrix, sizes: NDArray) -> NDArray[np.float64]:
-    raw = coalitions * np.asarray(sizes, dtype=np.float64)[None, :]
-    total = raw.sum(axis=1, keepdims=True)
-    return np.divide(raw, total, out=np.zeros_like(raw), where=total > 0)
-
-
 class FederatedGame(Game):
     """Reconstructed coalition values from one federated run (no retraining).
 
@@ -171,7 +165,7 @@ class FederatedGame(Game):
     def reconstruct(self, coalition: NDArray[np.bool_]) -> list[NDArray]:
         """The coalition's model after each round (one-round: from ``theta_0``; multi-round:
         from each round's global model)."""
-        w = coalition_weights(coalition[None], self.run.sizes)[0]
+        w = size_weights(coalition[None], self.run.sizes)[0]
         per_round = np.einsum("j,tjp->tp", w, self.run.updates)
         if self.reconstruction == "one_round":
             return list(self.run.thetas[0] + np.cumsum(per_round, axis=0))
