@@ -391,7 +391,7 @@ def run_scenario(scenario: Scenario, *, progress: bool = True, engine=None) -> R
     started = time.monotonic()
     costs = scenario.sellers.draw_costs(scenario.seed)
     own_engine = engine is None
-    engine = engine or make_engine(scenario.engine.kind, scenario.engine.workers)
+    engine = engine or make_engine(scenario.engine.kind, scenario.engine.workers, scenario.engine.address)
     parallel = engine.name != "serial" and scenario.replicates > 1
     jobs = [_ReplicateJob(scenario, costs, r, progress and not parallel) for r in range(scenario.replicates)]
     try:

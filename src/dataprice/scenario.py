@@ -426,8 +426,12 @@ class Audit(StrictModel):
 
 
 class Engine(StrictModel):
-    kind: Literal["serial", "loky"] = "serial"
+    """Where replicates run: here, local processes (loky), or Dask (a local cluster, or the
+    scheduler at ``address``)."""
+
+    kind: Literal["serial", "loky", "dask"] = "serial"
     workers: Annotated[int, Field(ge=1, le=256)] = 2
+    address: str | None = None
 
 
 class Scenario(StrictModel):

@@ -56,13 +56,17 @@ class PermutationShapley(MonteCarloMethod):
         self.truncation_rtol = truncation_rtol
         self.block_size = block_size
 
-    def fit(self, game: Game, *, resume_from: ValuationResult | None = None) -> PermutationShapley:
+    def fit(
+        self, game: Game, *, resume_from: ValuationResult | None = None, engine=None, window: int | None = None,
+    ) -> PermutationShapley:
         """Estimate values; with ``resume_from``, continue that run on the same seed stream.
 
         Batch ``b`` always draws from the child stream ``(seed, b)``, so a run resumed after
         whole batches gives exactly the values of one uninterrupted run with the larger
         budget (a budget that cut the last batch short ends that batch's stream early).
         """
+        if engine is not None:
+            return self._fit_on_engine(game, engine, window, resume_from)
         n = game.n_players
         loop = self._start(game, resume_from)
         if resume_from is not None:
@@ -110,6 +114,78 @@ class PermutationShapley(MonteCarloMethod):
                 "v_empty": v_empty,
                 "v_full": v_full,
                 "stopping": repr(loop.criterion),
+            },
+        )
+        return self
+
+    def _fit_on_engine(self, game: Game, engine, window: int | None, resume_from) -> PermutationShapley:
+        """Batches run on ``engine``, up to ``window`` in flight, folded in batch order.
+
+        Batch ``b`` draws from stream ``(seed, b)`` and its size is fixed when it is
+        submitted, from the budget with every earlier batch counted at its worst case
+        (``k (n - 1)`` evaluations); results are folded strictly in batch order and the
+        stopping rule is checked after each. Values therefore do not depend on the engine,
+        the number of workers or ``window``. With truncation a batch usually spends less
+        than its reservation, so an engine run can stop below ``max_evaluations``. Batches
+        in flight when the rule stops the run are cancelled.
+        """
+        n = game.n_players
+        window = window or 4
+        loop = self._start(game, resume_from)
+        if resume_from is not None:
+            moments = RunningMoments.from_result(resume_from)
+            next_batch = resume_from.n_batches
+            truncated = int(resume_from.extra.get("truncated_evaluations_saved", 0))
+            v_empty, v_full = resume_from.extra.get("v_empty"), resume_from.extra.get("v_full")
+        else:
+            moments, next_batch, truncated = RunningMoments(n), 0, 0
+            v_empty = v_full = None
+        if v_full is None:
+            ends = np.zeros((2, n), dtype=bool)
+            ends[1] = True
+            v_empty, v_full = game(ends).tolist()
+            loop.spend(2)
+        shipped = engine.put(game)
+        reserved = loop.n_evaluations
+        per_permutation = max(n - 1, 1)
+        pending: dict[int, object] = {}
+        folded = next_batch
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and len(pending) < window:
+                    remaining = loop.criterion.remaining_evaluations(loop.state(moments)) - (reserved - loop.n_evaluations)
+                    k = affordable(remaining, per_permutation, self.batch_size)
+                    if k <= 0:
+                        exhausted = True
+                        break
+                    pending[next_batch] = engine.submit(
+                        _permutation_batch, self, shipped, next_batch, k, v_empty, v_full
+                    )
+                    reserved += k * per_permutation
+                    next_batch += 1
+                if folded not in pending:
+                    break
+                marginals, used, saved = pending.pop(folded).result()
+                reserved -= marginals.shape[0] * per_permutation - used
+                loop.spend(used)
+                truncated += saved
+                moments.update_all(marginals)
+                folded += 1
+                if loop.done(moments):
+                    break
+        finally:
+            for future in pending.values():
+                future.cancel()
+        converged = loop.close(moments)
+        self._result = ValuationResult(
+            values=moments.mean.copy(), variances=moments.variance.copy(), counts=moments.count.copy(),
+            player_names=game.player_names, method=self.name, n_evaluations=loop.n_evaluations,
+            converged=converged, seed=self.seed, n_batches=folded,
+            extra={
+                "truncation_rtol": self.truncation_rtol, "truncated_evaluations_saved": truncated,
+                "v_empty": v_empty, "v_full": v_full, "stopping": repr(loop.criterion),
+                "engine": getattr(engine, "name", type(engine).__name__), "window": window,
             },
         )
         return self
@@ -163,3 +239,9 @@ class PermutationShapley(MonteCarloMethod):
         marginals = np.take_along_axis(by_position, positions, axis=1)
         return marginals, used, saved
 
+
+
+def _permutation_batch(method: PermutationShapley, game: Game, batch: int, k: int, v_empty: float, v_full: float):
+    """One batch on a worker: ``k`` permutations from stream ``(seed, batch)``."""
+    perms = method._draw_permutations(child_rng(method.seed, batch), k, game.n_players)
+    return method._batch(game, perms, v_empty, v_full)
