@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import json
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +91,33 @@ def test_failed_run_keeps_the_previous_report(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         main(["run", str(scenario), "--out", str(out), "--quiet", "--seed", "9"])
     assert (out / "report.md").read_text() == before
+    # nothing half-written; the finished replicates wait beside the report for a re-run
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".r.checkpoints", "r", "small.yaml"]
+    monkeypatch.undo()
+    assert main(["run", str(scenario), "--out", str(out), "--quiet", "--seed", "9"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r", "small.yaml"]
+    assert json.loads((out / "provenance.json").read_text())["replicates_from_checkpoint"] == 2
+    main(["run", str(scenario), "--out", str(tmp_path / "fresh"), "--quiet", "--seed", "9"])
+    for name in ("values.csv", "outcomes.csv", "report.md"):
+        assert (out / name).read_text() == (tmp_path / "fresh" / name).read_text(), name
+
+
+def test_interrupted_replicates_resume_to_the_same_result(tmp_path):
+    """Replicate checkpoints: a run stopped after some replicates continues where it stopped."""
+    from dataprice.runner import ReplicateCheckpoints
+
+    scenario = parse_scenario({**SMALL_CLASSIFIER, "replicates": 3, "audit": {"enabled": False}})
+    whole = run_scenario(scenario, progress=False)
+    folder = tmp_path / "ckpt"
+    first = run_scenario(scenario, progress=False, checkpoint_dir=folder)
+    checkpoints = ReplicateCheckpoints(folder, scenario)
+    checkpoints.path(2).unlink()  # as if the run had been killed during replicate 2
+    resumed = run_scenario(scenario, progress=False, checkpoint_dir=folder)
+    assert resumed.provenance["replicates_from_checkpoint"] == 2
+    pd.testing.assert_frame_equal(resumed.values_table(), whole.values_table())
+    pd.testing.assert_frame_equal(resumed.outcomes_table(), first.outcomes_table())
+    other = parse_scenario({**SMALL_CLASSIFIER, "replicates": 3, "seed": 99, "audit": {"enabled": False}})
+    assert ReplicateCheckpoints(folder, other).load(0) is None  # a changed scenario never reuses them
 
 
 def test_same_values_with_serial_and_two_local_workers():

@@ -7,6 +7,7 @@ import pytest
 
 from dataprice.valuation.methods import ExactBanzhaf, ExactShapley, MSRBanzhaf, PermutationShapley
 from dataprice.valuation.reference_games import AirportGame
+from dataprice.valuation.result import ValuationResult
 from dataprice.valuation.stopping import MaxEvaluations, MaxTime, StandardErrorBelow
 
 from .conftest import random_monotone_table
@@ -127,3 +128,32 @@ def test_result_roundtrip_and_dataframe(tmp_path, game12):
     frame = loaded.to_dataframe()
     assert list(frame.columns) == ["player", "value", "stderr", "count", "method"]
     assert len(frame) == 12
+
+
+@pytest.mark.parametrize("cls", [PermutationShapley, MSRBanzhaf])
+def test_checkpoint_file_resumes_an_interrupted_run(cls, game12, tmp_path):
+    """A game that dies mid-run: the checkpoint keeps the finished batches, and a new run
+    with the same checkpoint file ends exactly where an uninterrupted run ends."""
+    from dataprice.valuation.game import Game
+
+    class Dies(Game):
+        def __init__(self, inner, after):
+            super().__init__(inner.n_players)
+            self.inner, self.after = inner, after
+
+        def value_function(self, coalitions):
+            if self.n_evaluations >= self.after:
+                raise KeyboardInterrupt
+            return self.inner(coalitions)
+
+    batch = 8 if cls is PermutationShapley else 64
+    budget = 3_000
+    whole = cls(max_evaluations=budget, batch_size=batch, seed=4).fit(game12).result
+    path = tmp_path / f"{cls.name}.json"
+    with pytest.raises(KeyboardInterrupt):
+        cls(max_evaluations=budget, batch_size=batch, seed=4, checkpoint=path, checkpoint_every=2).fit(Dies(game12, 1_200))
+    saved = ValuationResult.load(path)
+    assert 0 < saved.n_batches and saved.n_evaluations < budget
+    resumed = cls(max_evaluations=budget, batch_size=batch, seed=4, checkpoint=path, checkpoint_every=2).fit(game12).result
+    np.testing.assert_allclose(resumed.values, whole.values, rtol=1e-12, atol=1e-12)
+    assert resumed.n_evaluations == whole.n_evaluations

@@ -6,6 +6,7 @@ Exit codes: 0 success, 2 bad input (scenario, data), 1 unexpected failure.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -29,6 +30,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return status
 
 
+def _checkpoint_dir(out: Path) -> Path:
+    """Where an unfinished run keeps its finished replicates: beside the report directory.
+    Running the same command again after an interruption continues from there."""
+    return out.parent / f".{out.name}.checkpoints"
+
+
 def _load_with_overrides(args: argparse.Namespace, replicates: int | None):
     """The scenario of ``args.scenario`` with the command line's seed, replicates, workers."""
     from dataprice.scenario import load_scenario
@@ -49,8 +56,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     scenario = _load_with_overrides(args, args.replicates)
     out = scenario.resolved_output_dir(args.out)
-    result = run_scenario(scenario, progress=not args.quiet)
+    checkpoints = _checkpoint_dir(out)
+    result = run_scenario(scenario, progress=not args.quiet, checkpoint_dir=checkpoints)
     write_report(result, out)
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the report is complete: nothing to resume
     if not args.quiet:
         print(result.mechanisms_table().to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
     print(f"report written to {out / 'report.html'} ({result.seconds:.1f} s)")
@@ -64,8 +73,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     scenario = _load_with_overrides(args, args.seeds)
     out = Path(args.out) if args.out else scenario.resolved_output_dir().with_name(scenario.name + "_compare")
-    result = run_scenario(scenario, progress=not args.quiet)
+    checkpoints = _checkpoint_dir(out)
+    result = run_scenario(scenario, progress=not args.quiet, checkpoint_dir=checkpoints)
     write_comparison(result, out)
+    shutil.rmtree(checkpoints, ignore_errors=True)
     if not args.quiet:
         table = comparison_table(result)
         cols = ["rule", "max_misreport_gain_mean", "misreport_mean", "efficiency_mean", "buyer_cost_mean", "payment_cv"]

@@ -12,8 +12,13 @@ engine or the number of workers.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pickle
+import shutil
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -386,30 +391,95 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
     )
 
 
-def run_scenario(scenario: Scenario, *, progress: bool = True, engine=None) -> RunResult:
-    """Run every replicate of ``scenario`` (on ``engine``, default: the scenario's)."""
+def scenario_key(scenario: Scenario) -> str:
+    """sha256 of the resolved scenario and the package version: what a checkpoint is valid for."""
+    from dataprice.scenario import scenario_to_yaml
+
+    return hashlib.sha256(f"{__version__}\n{scenario_to_yaml(scenario)}".encode()).hexdigest()
+
+
+class ReplicateCheckpoints:
+    """Finished replicates on disk, ``<folder>/<scenario key>/replicate_<r>.pkl``.
+
+    A run that is interrupted and started again loads the replicates it already finished
+    (same scenario, same version) and computes only the rest, so it ends with the same
+    result as an uninterrupted run. Files are written atomically.
+    """
+
+    def __init__(self, folder: str | Path, scenario: Scenario) -> None:
+        self.folder = Path(folder) / scenario_key(scenario)
+
+    def path(self, replicate: int) -> Path:
+        return self.folder / f"replicate_{replicate}.pkl"
+
+    def load(self, replicate: int) -> ReplicateResult | None:
+        path = self.path(replicate)
+        if not path.is_file():
+            return None
+        with path.open("rb") as fh:
+            return pickle.load(fh)
+
+    def save(self, result: ReplicateResult) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.path(result.replicate).with_suffix(".tmp")
+        with tmp.open("wb") as fh:
+            pickle.dump(result, fh)
+        os.replace(tmp, self.path(result.replicate))
+
+    def clear(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def run_scenario(
+    scenario: Scenario, *, progress: bool = True, engine=None, checkpoint_dir: str | Path | None = None,
+) -> RunResult:
+    """Run every replicate of ``scenario`` (on ``engine``, default: the scenario's).
+
+    With ``checkpoint_dir``, each finished replicate is saved there and a later call with the
+    same scenario reuses it (see :class:`ReplicateCheckpoints`).
+    """
     started = time.monotonic()
     costs = scenario.sellers.draw_costs(scenario.seed)
+    checkpoints = ReplicateCheckpoints(checkpoint_dir, scenario) if checkpoint_dir is not None else None
+    done = {}
+    if checkpoints is not None:
+        for r in range(scenario.replicates):
+            loaded = checkpoints.load(r)
+            if loaded is not None:
+                done[r] = loaded
+    todo = [r for r in range(scenario.replicates) if r not in done]
     own_engine = engine is None
     engine = engine or make_engine(scenario.engine.kind, scenario.engine.workers, scenario.engine.address)
-    parallel = engine.name != "serial" and scenario.replicates > 1
-    jobs = [_ReplicateJob(scenario, costs, r, progress and not parallel) for r in range(scenario.replicates)]
+    parallel = engine.name != "serial" and len(todo) > 1
+    jobs = [_ReplicateJob(scenario, costs, r, progress and not parallel) for r in todo]
     try:
         if parallel:
             with tqdm(total=len(jobs), desc="replicates", disable=not progress) as bar:
-                replicates = engine.map(_run_job, jobs)
-                bar.update(len(jobs))
+                futures = [engine.submit(_run_job, job) for job in jobs]
+                for future in futures:  # in replicate order; each saved as soon as it is folded
+                    result = future.result()
+                    done[result.replicate] = result
+                    if checkpoints is not None:
+                        checkpoints.save(result)
+                    bar.update(1)
         else:
-            replicates = [job() for job in tqdm(jobs, desc="replicates", disable=not progress or len(jobs) == 1)]
+            for job in tqdm(jobs, desc="replicates", disable=not progress or len(jobs) <= 1):
+                result = job()
+                done[result.replicate] = result
+                if checkpoints is not None:
+                    checkpoints.save(result)
     finally:
         if own_engine:
             engine.shutdown()
     return RunResult(
         scenario=scenario,
         costs=costs,
-        replicates=replicates,
+        replicates=[done[r] for r in range(scenario.replicates)],
         seconds=time.monotonic() - started,
-        provenance={"dataprice": __version__, "engine": engine.name, "seed": scenario.seed},
+        provenance={
+            "dataprice": __version__, "engine": engine.name, "seed": scenario.seed,
+            "replicates_from_checkpoint": scenario.replicates - len(todo),
+        },
     )
 
 

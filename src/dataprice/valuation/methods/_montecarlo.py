@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import time
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
@@ -96,6 +98,8 @@ class MonteCarloMethod(ValuationMethod):
         batch_size: int | None = None,
         seed: int | None = 0,
         progress: bool = False,
+        checkpoint: str | Path | None = None,
+        checkpoint_every: int = 10,
     ) -> None:
         super().__init__()
         self.stopping = stopping
@@ -103,6 +107,27 @@ class MonteCarloMethod(ValuationMethod):
         self.batch_size = batch_size or self.default_batch_size
         self.seed = seed
         self.progress = progress
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        self.checkpoint_every = checkpoint_every
+
+    def _load_checkpoint(self, resume_from: ValuationResult | None) -> ValuationResult | None:
+        """A run with a checkpoint file resumes from it (an explicit ``resume_from`` wins)."""
+        if resume_from is None and self.checkpoint is not None and self.checkpoint.is_file():
+            return ValuationResult.load(self.checkpoint)
+        return resume_from
+
+    def _checkpoint_due(self, batch_index: int) -> bool:
+        """True every ``checkpoint_every`` batches when a checkpoint file is set."""
+        return self.checkpoint is not None and batch_index % self.checkpoint_every == 0
+
+    def _write_checkpoint(self, result: ValuationResult) -> None:
+        """Write ``result`` to the checkpoint file atomically (no-op without a file)."""
+        if self.checkpoint is None:
+            return
+        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.checkpoint.with_suffix(".tmp")
+        result.save(tmp)
+        os.replace(tmp, self.checkpoint)
 
     def _start(self, game: Game, resume_from: ValuationResult | None) -> SamplingLoop:
         """The sampling loop, with the budget already spent by ``resume_from`` counted."""

@@ -76,6 +76,7 @@ class MSRBanzhaf(MonteCarloMethod):
     default_batch_size = 256
 
     def fit(self, game: Game, *, resume_from: ValuationResult | None = None) -> MSRBanzhaf:
+        resume_from = self._load_checkpoint(resume_from)
         n = game.n_players
         loop = self._start(game, resume_from)
         if resume_from is not None:
@@ -93,12 +94,19 @@ class MSRBanzhaf(MonteCarloMethod):
             loop.spend(k)
             moments.update(coalitions, values)
             batch_index += 1
+            if self._checkpoint_due(batch_index):
+                self._write_checkpoint(self._make_result(game, moments, loop, batch_index, False))
         converged = loop.close(moments)
+        self._result = self._make_result(game, moments, loop, batch_index, converged)
+        self._write_checkpoint(self._result)
+        return self
+
+    def _make_result(self, game, moments, loop, batch_index, converged) -> ValuationResult:
         counts = moments.count
         stderr = moments.stderr
         with np.errstate(invalid="ignore", over="ignore"):
             variances = np.where(np.isfinite(stderr), stderr**2 * counts, 0.0)
-        self._result = ValuationResult(
+        return ValuationResult(
             values=moments.mean,
             variances=variances,
             counts=counts,
@@ -110,4 +118,3 @@ class MSRBanzhaf(MonteCarloMethod):
             n_batches=batch_index,
             extra={"msr_moments": moments.to_extra(), "stopping": repr(loop.criterion)},
         )
-        return self

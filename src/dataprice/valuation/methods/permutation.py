@@ -35,6 +35,8 @@ class PermutationShapley(MonteCarloMethod):
         block_size: prefix positions evaluated per game call when truncating.
         seed: seed of the permutations; the same seed gives the same values.
         progress: show a progress bar.
+        checkpoint: file where the estimate is saved every ``checkpoint_every`` batches; a
+            run started with an existing checkpoint file continues from it.
     """
 
     name = "tmc_shapley"
@@ -49,9 +51,12 @@ class PermutationShapley(MonteCarloMethod):
         block_size: int | None = None,
         seed: int | None = 0,
         progress: bool = False,
+        checkpoint: str | None = None,
+        checkpoint_every: int = 10,
     ) -> None:
         super().__init__(
-            stopping=stopping, max_evaluations=max_evaluations, batch_size=batch_size, seed=seed, progress=progress
+            stopping=stopping, max_evaluations=max_evaluations, batch_size=batch_size, seed=seed, progress=progress,
+            checkpoint=checkpoint, checkpoint_every=checkpoint_every,
         )
         self.truncation_rtol = truncation_rtol
         self.block_size = block_size
@@ -65,6 +70,7 @@ class PermutationShapley(MonteCarloMethod):
         whole batches gives exactly the values of one uninterrupted run with the larger
         budget (a budget that cut the last batch short ends that batch's stream early).
         """
+        resume_from = self._load_checkpoint(resume_from)
         if engine is not None:
             return self._fit_on_engine(game, engine, window, resume_from)
         n = game.n_players
@@ -96,9 +102,20 @@ class PermutationShapley(MonteCarloMethod):
             truncated += saved
             moments.update_all(marginals)
             batch_index += 1
+            if self._checkpoint_due(batch_index):
+                self._write_checkpoint(
+                    self._make_result(game, moments, loop, batch_index, truncated, v_empty, v_full, False)
+                )
 
         converged = loop.close(moments)
-        self._result = ValuationResult(
+        self._result = self._make_result(game, moments, loop, batch_index, truncated, v_empty, v_full, converged)
+        self._write_checkpoint(self._result)
+        return self
+
+    def _make_result(
+        self, game, moments, loop, batch_index, truncated, v_empty, v_full, converged, **extra
+    ) -> ValuationResult:
+        return ValuationResult(
             values=moments.mean.copy(),
             variances=moments.variance.copy(),
             counts=moments.count.copy(),
@@ -114,9 +131,9 @@ class PermutationShapley(MonteCarloMethod):
                 "v_empty": v_empty,
                 "v_full": v_full,
                 "stopping": repr(loop.criterion),
+                **extra,
             },
         )
-        return self
 
     def _fit_on_engine(self, game: Game, engine, window: int | None, resume_from) -> PermutationShapley:
         """Batches run on ``engine``, up to ``window`` in flight, folded in batch order.
@@ -172,22 +189,21 @@ class PermutationShapley(MonteCarloMethod):
                 truncated += saved
                 moments.update_all(marginals)
                 folded += 1
+                if self._checkpoint_due(folded):
+                    self._write_checkpoint(
+                        self._make_result(game, moments, loop, folded, truncated, v_empty, v_full, False)
+                    )
                 if loop.done(moments):
                     break
         finally:
             for future in pending.values():
                 future.cancel()
         converged = loop.close(moments)
-        self._result = ValuationResult(
-            values=moments.mean.copy(), variances=moments.variance.copy(), counts=moments.count.copy(),
-            player_names=game.player_names, method=self.name, n_evaluations=loop.n_evaluations,
-            converged=converged, seed=self.seed, n_batches=folded,
-            extra={
-                "truncation_rtol": self.truncation_rtol, "truncated_evaluations_saved": truncated,
-                "v_empty": v_empty, "v_full": v_full, "stopping": repr(loop.criterion),
-                "engine": getattr(engine, "name", type(engine).__name__), "window": window,
-            },
+        self._result = self._make_result(
+            game, moments, loop, folded, truncated, v_empty, v_full, converged,
+            engine=getattr(engine, "name", type(engine).__name__), window=window,
         )
+        self._write_checkpoint(self._result)
         return self
 
     def _draw_permutations(self, rng: np.random.Generator, k: int, n: int) -> np.ndarray:
