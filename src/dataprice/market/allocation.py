@@ -8,10 +8,12 @@ Two allocation rules:
   welfare-maximising, which is what makes VCG truthful.
 * :class:`GreedyAllocation` adds, one at a time, the seller with the largest positive
   marginal welfare ``v(S + j) - v(S) - b_j``; it needs ``O(n^2)`` evaluations instead of
-  ``2^n``. It is welfare-maximising for additive games but not in general, and it is
-  monotone when ``v`` is submodular (the marginal of j only shrinks as S grows); for other
-  games critical-bid payments can lose truthfulness and VCG payments computed with a
-  greedy welfare are not truthful. The report says which rule was used.
+  ``2^n``. It is welfare-maximising for additive games but not in general (it can miss
+  complements). It is monotone for *any* game: lowering ``b_j`` raises j's net marginal at
+  every step, so the run is unchanged until j is picked, at its original step or earlier.
+  Critical-bid (Myerson) payments on it are therefore truthful (tested by brute force on
+  arbitrary games); VCG payments computed with a greedy welfare are not. The report says
+  which rule was used.
 
 An optional ``reserve`` is the highest report the buyer accepts: sellers reporting more
 are never selected. It is the constrained case in which VCG pays more than Myerson.

@@ -80,9 +80,9 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
         summary.blocks.append(
             f"Welfare of the greedy choice at the true costs: **{best:,.3f}** (mean over replicates). "
             "With the greedy allocation, efficiency is measured against this greedy choice, not the exact "
-            "optimum over all coalitions, which is not computed. VCG payments computed with a greedy welfare "
-            "are not guaranteed truthful. Myerson critical bids are truthful when the greedy rule is monotone "
-            "(for example when v is submodular). The audit below measures both."
+            "optimum over all coalitions, which is not computed. The greedy rule is monotone, so Myerson "
+            "critical bids stay truthful; VCG payments computed with a greedy welfare are not guaranteed "
+            "truthful. The audit below measures both."
         )
     else:
         summary.blocks.append(f"Best achievable welfare at the true costs: **{best:,.3f}** (mean over replicates).")
