@@ -34,13 +34,14 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
 
 
-def run_serial_and_parallel(scenario):
-    """The same scenario on the serial engine and on two local worker processes."""
+def run_serial_and_parallel(scenario, make_engine=None):
+    """The same scenario on the serial engine and on a parallel one (default: two local
+    worker processes)."""
     from dataprice.engine import LokyEngine, SerialEngine
     from dataprice.runner import run_scenario
 
     serial = run_scenario(scenario, progress=False, engine=SerialEngine())
-    engine = LokyEngine(2)
+    engine = make_engine() if make_engine is not None else LokyEngine(2)
     try:
         parallel = run_scenario(scenario, progress=False, engine=engine)
     finally:

@@ -83,3 +83,14 @@ def test_a_reseller_takes_credit_under_shapley_but_not_asymmetric_shapley():
     assert asym[4] == pytest.approx(game.grand_value() - game.value_of([0, 1, 2, 3]))
     assert asym[4] < shapley[4] - 1.0
     assert asym[0] > shapley[0]
+
+
+def test_monte_carlo_asymmetric_shapley_runs_on_an_engine():
+    from dataprice.engine import SerialEngine
+
+    table = random_monotone_table(8, np.random.default_rng(2))
+    groups = [[0, 1, 2], [3, 4, 5, 6, 7]]
+    a = AsymmetricPermutationShapley(groups=groups, max_evaluations=2_000, seed=1).fit(table, engine=SerialEngine(), window=1).result
+    b = AsymmetricPermutationShapley(groups=groups, max_evaluations=2_000, seed=1).fit(table, engine=SerialEngine(), window=5).result
+    np.testing.assert_array_equal(a.values, b.values)
+    assert a.extra["engine"] == "serial" and a.extra["groups"] == groups

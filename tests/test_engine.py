@@ -7,13 +7,12 @@ import pandas as pd
 import pytest
 
 from dataprice.engine import DaskEngine, LokyEngine, SerialEngine, make_engine
-from dataprice.runner import run_scenario
 from dataprice.scenario import parse_scenario
 from dataprice.valuation.methods import PermutationShapley
 from dataprice.valuation.stopping import MaxEvaluations, StandardErrorBelow
 from dataprice.valuation.utilities.classifier import ClassifierGame, make_shards
 
-from .conftest import random_monotone_table
+from .conftest import random_monotone_table, run_serial_and_parallel
 
 
 @pytest.fixture(scope="module")
@@ -73,13 +72,7 @@ def test_scenario_replicates_identical_on_serial_and_dask():
         "valuation": [{"method": "exact_shapley"}, {"method": "tmc_shapley", "max_evaluations": 200}],
         "audit": {"enabled": False},
     }
-    scenario = parse_scenario(data)
-    serial = run_scenario(scenario, progress=False, engine=SerialEngine())
-    dask = DaskEngine(2)
-    try:
-        distributed = run_scenario(scenario, progress=False, engine=dask)
-    finally:
-        dask.shutdown()
+    serial, distributed = run_serial_and_parallel(parse_scenario(data), lambda: DaskEngine(2))
     pd.testing.assert_frame_equal(serial.values_table(), distributed.values_table())
     pd.testing.assert_frame_equal(serial.outcomes_table(), distributed.outcomes_table())
 

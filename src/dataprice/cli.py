@@ -93,21 +93,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dataprice {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run a scenario and write its compensation report")
-    run.add_argument("scenario", type=Path, help="scenario YAML file")
-    run.add_argument("--out", type=Path, default=None, help="report directory (default: the scenario's output_dir)")
-    run.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    def runner_command(name: str, help_text: str, out_default: str):
+        command = sub.add_parser(name, help=help_text)
+        command.add_argument("scenario", type=Path, help="scenario YAML file")
+        command.add_argument("--out", type=Path, default=None, help=f"report directory (default: {out_default})")
+        command.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+        command.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary table")
+        return command
+
+    run = runner_command("run", "run a scenario and write its compensation report", "the scenario's output_dir")
     run.add_argument("--replicates", type=int, default=None, help="override the number of replicates")
-    run.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary table")
     run.set_defaults(func=_cmd_run)
 
-    compare = sub.add_parser("compare", help="run every payment rule over several seeds and compare them")
-    compare.add_argument("scenario", type=Path, help="scenario YAML file")
-    compare.add_argument("--out", type=Path, default=None, help="report directory (default: <output_dir>_compare)")
+    compare = runner_command(
+        "compare", "run every payment rule over several seeds and compare them", "<output_dir>_compare"
+    )
     compare.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the scenario's replicates)")
-    compare.add_argument("--seed", type=int, default=None, help="override the base seed")
     compare.add_argument("--workers", type=int, default=None, help="local worker processes (default: the scenario's engine)")
-    compare.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary table")
     compare.set_defaults(func=_cmd_compare)
 
     validate = sub.add_parser("validate", help="check scenario files without running them")

@@ -86,9 +86,10 @@ class AsymmetricPermutationShapley(PermutationShapley):
         super().__init__(**kwargs)
         self.groups = [list(map(int, g)) for g in groups]
 
-    def fit(self, game: Game, *, resume_from: ValuationResult | None = None) -> AsymmetricPermutationShapley:
+    def fit(self, game: Game, *, resume_from: ValuationResult | None = None, **options) -> AsymmetricPermutationShapley:
+        """As :meth:`PermutationShapley.fit` (``options``: ``engine``, ``window``)."""
         self._groups = check_groups(self.groups, game.n_players)
-        super().fit(game, resume_from=resume_from)
+        super().fit(game, resume_from=resume_from, **options)
         self._result.extra["groups"] = [g.tolist() for g in self._groups]
         return self
 

@@ -75,14 +75,7 @@ class PermutationShapley(MonteCarloMethod):
             return self._fit_on_engine(game, engine, window, resume_from)
         n = game.n_players
         loop = self._start(game, resume_from)
-        if resume_from is not None:
-            moments = RunningMoments.from_result(resume_from)
-            batch_index = resume_from.n_batches
-            truncated = int(resume_from.extra.get("truncated_evaluations_saved", 0))
-            v_empty, v_full = resume_from.extra.get("v_empty"), resume_from.extra.get("v_full")
-        else:
-            moments, batch_index, truncated = RunningMoments(n), 0, 0
-            v_empty = v_full = None
+        moments, batch_index, truncated, v_empty, v_full = _resume_state(n, resume_from)
         per_permutation = max(n - 1, 1)  # prefixes of sizes 1..n-1 (v(empty), v(N) shared)
 
         while not loop.done(moments):
@@ -149,14 +142,7 @@ class PermutationShapley(MonteCarloMethod):
         n = game.n_players
         window = window or 4
         loop = self._start(game, resume_from)
-        if resume_from is not None:
-            moments = RunningMoments.from_result(resume_from)
-            next_batch = resume_from.n_batches
-            truncated = int(resume_from.extra.get("truncated_evaluations_saved", 0))
-            v_empty, v_full = resume_from.extra.get("v_empty"), resume_from.extra.get("v_full")
-        else:
-            moments, next_batch, truncated = RunningMoments(n), 0, 0
-            v_empty = v_full = None
+        moments, next_batch, truncated, v_empty, v_full = _resume_state(n, resume_from)
         if v_full is None:
             ends = np.zeros((2, n), dtype=bool)
             ends[1] = True
@@ -261,3 +247,16 @@ def _permutation_batch(method: PermutationShapley, game: Game, batch: int, k: in
     """One batch on a worker: ``k`` permutations from stream ``(seed, batch)``."""
     perms = method._draw_permutations(child_rng(method.seed, batch), k, game.n_players)
     return method._batch(game, perms, v_empty, v_full)
+
+
+def _resume_state(n: int, previous: ValuationResult | None):
+    """``(moments, next batch, truncated evaluations, v(empty), v(N))`` to start or continue from."""
+    if previous is None:
+        return RunningMoments(n), 0, 0, None, None
+    return (
+        RunningMoments.from_result(previous),
+        previous.n_batches,
+        int(previous.extra.get("truncated_evaluations_saved", 0)),
+        previous.extra.get("v_empty"),
+        previous.extra.get("v_full"),
+    )

@@ -39,7 +39,9 @@ class UnlearningShapley(PermutationShapley):
         self.unlearning = unlearning
         self.targets = None if targets is None else [int(t) for t in targets]
 
-    def fit(self, game: Game, *, resume_from: ValuationResult | None = None) -> UnlearningShapley:
+    def fit(self, game: Game, *, resume_from: ValuationResult | None = None, **options) -> UnlearningShapley:
+        """As :meth:`PermutationShapley.fit` (``options``: ``engine``, ``window``) on the
+        game's unlearning counterpart."""
         if not hasattr(game, "unlearning_game"):
             raise TypeError(
                 f"unlearning_shapley needs a buyer that can unlearn (the classifier or DPO buyer), "
@@ -47,7 +49,7 @@ class UnlearningShapley(PermutationShapley):
             )
         targets = np.arange(game.n_players) if self.targets is None else np.asarray(self.targets)
         unlearning_game = game.unlearning_game(targets=targets.tolist(), method=self.unlearning)
-        super().fit(CachedGame(unlearning_game), resume_from=resume_from)
+        super().fit(CachedGame(unlearning_game), resume_from=resume_from, **options)
         partial = self._result
         values = np.full(game.n_players, np.nan)
         variances = np.zeros(game.n_players)
