@@ -217,3 +217,33 @@ def test_greedy_allocation_with_critical_payments_is_truthful_by_brute_force(ins
     assert np.all(outcome.utilities >= -1e-6)
     audit = truthfulness_audit(subset_settler(market), "myerson", costs, span=market_span(market), n_linear=15)
     assert np.all(audit.gain <= 1e-6), audit.gain
+
+
+@given(st.tuples(st.integers(2, 6), st.integers(0, 2**32 - 1)), st.booleans())
+def test_greedy_critical_bids_in_one_pass_equal_bisection(inst, with_reserve):
+    """``max_t [m_j(S_t) - max(g_t, 0)]`` over the run without j is the largest report
+    with which j is still selected: it matches bisection on the allocation itself."""
+    n, seed = inst
+    rng = np.random.default_rng(seed)
+    table = TabulatedGame(np.concatenate([[0.0], rng.uniform(0, 10, 2**n - 1)]))
+    costs = rng.uniform(0, 6, n)
+    market = SubsetMarket(table, allocation=GreedyAllocation(), reserve=4.0 if with_reserve else None)
+    payments = settle(market, costs, "myerson").payments
+    for j in market.allocate(costs).members:
+        assert payments[j] == pytest.approx(critical_bid(market, costs, j), abs=1e-6)
+
+
+@given(st.tuples(st.integers(2, 6), st.integers(0, 2**32 - 1)))
+def test_greedy_vcg_uses_the_greedy_welfare_without_each_seller(inst):
+    n, seed = inst
+    rng = np.random.default_rng(seed)
+    table = TabulatedGame(np.concatenate([[0.0], rng.uniform(0, 10, 2**n - 1)]))
+    costs = rng.uniform(0, 6, n)
+    market = SubsetMarket(table, allocation=GreedyAllocation())
+    alloc = market.allocate(costs)
+    payments = settle(market, costs, "vcg").payments
+    for j in alloc.members:
+        without = costs.copy()
+        without[j] = np.inf  # never selected: the run without j
+        expected = costs[j] + alloc.welfare_at_bids - market.allocate(without).welfare_at_bids
+        assert payments[j] == pytest.approx(expected, abs=1e-9)

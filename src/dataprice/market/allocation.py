@@ -119,11 +119,38 @@ class ExactAllocation:
         return out
 
 
+@dataclass(frozen=True)
+class GreedyTrace:
+    """One greedy run, step by step.
+
+    ``gains[t, k] = v(S_t + k) - v(S_t) - b_k`` for the candidates at step ``t`` (``-inf``
+    for sellers already taken or barred by the reserve); ``order[t]`` is the seller taken at
+    step ``t``. The last row is the state where the run stopped (no positive gain).
+    """
+
+    allocation: Allocation
+    gains: NDArray[np.float64]  # (steps + 1, n)
+    order: NDArray[np.int64]  # (steps,)
+    values: NDArray[np.float64]  # v(S_t), (steps + 1,)
+
+
 class GreedyAllocation:
     """Add the seller with the largest positive marginal welfare until none is positive.
 
-    Each step evaluates ``v(S + j)`` for all remaining ``j`` in one batch. Ties go to the
-    lowest index.
+    Each step evaluates ``v(S + j)`` for all remaining ``j`` in one batch
+    (:meth:`Game.values_with`). Ties go to the lowest index.
+
+    Critical bids without bisection (:meth:`critical_bids`). Fix ``b_{-j}`` and let
+    ``S_0 ⊂ S_1 ⊂ ...`` be the run *without* ``j``, with ``g_t`` the best other net gain at
+    step ``t`` (``-inf`` if no candidate is left). Until ``j`` is taken the run with ``j``
+    reporting ``u`` is this run, and at step ``t`` it takes ``j`` iff
+    ``m_j(S_t) - u > max(g_t, 0)`` with ``m_j(S) = v(S + j) - v(S)``. So
+
+        ``p_j = sup{u : j in S*(u, b_-j)} = max_t [m_j(S_t) - max(g_t, 0)]``  (capped at the reserve).
+
+    The run without ``j`` equals the actual run before ``j`` was taken (``j`` was not the
+    best there), so only its suffix is recomputed: ``O(n)`` evaluations per remaining step
+    instead of a full greedy run per bisection step.
     """
 
     name = "greedy"
@@ -131,24 +158,97 @@ class GreedyAllocation:
     def __call__(
         self, game: Game, bids: NDArray[np.float64], reserve: float | None = None
     ) -> Allocation:
+        return self.trace(game, bids, reserve).allocation
+
+    def trace(
+        self, game: Game, bids: NDArray[np.float64], reserve: float | None = None
+    ) -> GreedyTrace:
+        """Run the greedy rule and keep every step's gains (for critical bids)."""
+        bids = np.asarray(bids, dtype=np.float64)
+        allowed = _allowed(bids, reserve)
+        run = _greedy_run(game, bids, allowed, np.zeros(game.n_players, dtype=bool), None, None)
+        allocation = Allocation(run.selected, run.value, run.value - float(bids[run.selected].sum()))
+        return GreedyTrace(allocation, np.array(run.gains), np.array(run.order, dtype=np.int64), np.array(run.values))
+
+    def critical_bids(
+        self, game: Game, bids: NDArray[np.float64], reserve: float | None = None
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Critical bid ``p_j`` and greedy welfare without ``j``, ``W_{-j}``, of every
+        selected seller (0 and ``nan`` for the others); see the class docstring."""
         bids = np.asarray(bids, dtype=np.float64)
         n = game.n_players
-        selected = np.zeros(n, dtype=bool)
-        allowed = np.ones(n, dtype=bool) if reserve is None else bids <= reserve
-        current = float(game(selected[None, :])[0])
-        while True:
-            candidates = np.flatnonzero(~selected & allowed)
-            if candidates.size == 0:
-                break
-            trial = np.repeat(selected[None, :], candidates.size, axis=0)
-            trial[np.arange(candidates.size), candidates] = True
-            gains = game(trial) - current - bids[candidates]
-            best = int(np.argmax(gains))
-            if gains[best] <= _TIE:
-                break
-            selected[candidates[best]] = True
-            current = current + gains[best] + bids[candidates[best]]
-        return Allocation(selected, current, current - float(bids[selected].sum()))
+        trace = self.trace(game, bids, reserve)
+        allowed = _allowed(bids, reserve)
+        critical = np.zeros(n)
+        welfare_without = np.full(n, np.nan)
+        for step, j in enumerate(trace.order):
+            # before step: j lost to trace.order[t]; threshold m_j(S_t) - max(g_t, 0)
+            prefix = trace.gains[:step, j] + bids[j] - np.maximum(trace.gains[np.arange(step), trace.order[:step]], _TIE)
+            start = np.zeros(n, dtype=bool)
+            start[trace.order[:step]] = True
+            others = allowed.copy()
+            others[j] = False
+            run = _greedy_run(game, bids, others, start, float(trace.values[step]), j)
+            suffix = np.asarray(run.watched) - np.maximum(np.asarray(run.best), _TIE)
+            best = max(prefix.max(initial=-np.inf), suffix.max(initial=-np.inf))
+            critical[j] = best if reserve is None else min(best, reserve)
+            welfare_without[j] = run.value - float(bids[run.selected].sum())
+        return critical, welfare_without
+
+
+@dataclass
+class _Run:
+    selected: NDArray[np.bool_]
+    value: float
+    order: list[int]
+    values: list[float]  # v(S_t)
+    gains: list[NDArray[np.float64]]  # full gain rows (only when no seller is watched)
+    best: list[float]  # best net gain among candidates at each state (-inf if none)
+    watched: list[float]  # m_watch(S_t) at each state (only when a seller is watched)
+
+
+def _allowed(bids: NDArray[np.float64], reserve: float | None) -> NDArray[np.bool_]:
+    return np.ones(bids.shape[0], dtype=bool) if reserve is None else bids <= reserve
+
+
+def _greedy_run(
+    game: Game,
+    bids: NDArray[np.float64],
+    allowed: NDArray[np.bool_],
+    start: NDArray[np.bool_],
+    start_value: float | None,
+    watch: int | None,
+) -> _Run:
+    """Greedy from ``start`` over ``allowed`` sellers; with ``watch``, also record that
+    (excluded) seller's marginal value ``v(S_t + watch) - v(S_t)`` at every state."""
+    n = game.n_players
+    selected = start.copy()
+    current = float(game(selected[None, :])[0]) if start_value is None else start_value
+    run = _Run(selected, current, [], [], [], [], [])
+    while True:
+        candidates = np.flatnonzero(~selected & allowed)
+        asked = candidates if watch is None else np.append(candidates, watch)
+        values = game.values_with(selected, asked) if asked.size else np.zeros(0)
+        if watch is not None:
+            run.watched.append(float(values[-1]) - current)
+            values = values[:-1]
+        gains = values - current - bids[candidates]
+        run.values.append(current)
+        if watch is None:
+            row = np.full(n, -np.inf)
+            row[candidates] = gains
+            run.gains.append(row)
+        best = int(np.argmax(gains)) if candidates.size else -1
+        best_gain = float(gains[best]) if candidates.size else -np.inf
+        run.best.append(best_gain)
+        if best_gain <= _TIE:
+            break
+        chosen = int(candidates[best])
+        selected[chosen] = True
+        run.order.append(chosen)
+        current = current + best_gain + float(bids[chosen])
+    run.value = current
+    return run
 
 
 ALLOCATION_RULES = {"exact": ExactAllocation, "greedy": GreedyAllocation}

@@ -114,7 +114,9 @@ def shapley_payment(
 def myerson_payment(
     market: SubsetMarket, bids: NDArray[np.float64], alloc: Allocation
 ) -> NDArray[np.float64]:
-    """Critical bid of each selected seller (closed form for exact allocation, else bisection)."""
+    """Critical bid of each selected seller: closed form for exact allocation, one pass over
+    the greedy run for greedy allocation (:meth:`GreedyAllocation.critical_bids`), bisection
+    (:func:`critical_bid`) for any other monotone rule."""
     bids = np.asarray(bids, dtype=np.float64)
     payments = np.zeros(market.game.n_players)
     members = alloc.members
@@ -128,6 +130,10 @@ def myerson_payment(
         critical = with_j - without_j
         if market.reserve is not None:
             critical = np.minimum(critical, market.reserve)
+        payments[members] = critical[members]
+        return payments
+    if isinstance(market.allocation, GreedyAllocation):
+        critical, _ = market.allocation.critical_bids(market.game, bids, market.reserve)
         payments[members] = critical[members]
         return payments
     for j in members:
@@ -177,11 +183,8 @@ def vcg_payment(market: SubsetMarket, bids: NDArray[np.float64], alloc: Allocati
         without_j = market.allocation.best_welfare_without(market.game, bids, market.reserve)
         payments[members] = bids[members] + alloc.welfare_at_bids - without_j[members]
         return payments
-    for j in members:
-        others = bids.copy()
-        others[j] = np.inf  # never selected: the greedy welfare without j
-        w_without = market.allocate(others).welfare_at_bids
-        payments[j] = bids[j] + alloc.welfare_at_bids - w_without
+    _, without_j = market.allocation.critical_bids(market.game, bids, market.reserve)
+    payments[members] = bids[members] + alloc.welfare_at_bids - without_j[members]
     return payments
 
 

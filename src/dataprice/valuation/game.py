@@ -125,6 +125,19 @@ class Game(ABC):
         self.n_evaluations += coalitions.shape[0]
         return values
 
+    def values_with(self, base: NDArray[np.bool_], candidates: NDArray[np.int64]) -> NDArray[np.float64]:
+        """``v(base + k)`` for every ``k`` in ``candidates``: one greedy step's batch.
+
+        The default builds the ``len(candidates)`` coalitions and evaluates them; games
+        with an incremental form (e.g. coverage) override it so a step costs
+        ``O(len(candidates))`` instead of ``O(len(candidates) * n)``. Counts as
+        ``len(candidates)`` evaluations either way.
+        """
+        candidates = np.asarray(candidates, dtype=np.int64)
+        batch = np.repeat(np.asarray(base, dtype=bool)[None, :], candidates.size, axis=0)
+        batch[np.arange(candidates.size), candidates] = True
+        return self(batch)
+
     def value_of(self, members: Iterable[int] = ()) -> float:
         """``v(S)`` for one coalition given by its members."""
         return float(self(coalition(self.n_players, members))[0])
