@@ -157,3 +157,25 @@ def test_checkpoint_file_resumes_an_interrupted_run(cls, game12, tmp_path):
     resumed = cls(max_evaluations=budget, batch_size=batch, seed=4, checkpoint=path, checkpoint_every=2).fit(game12).result
     np.testing.assert_allclose(resumed.values, whole.values, rtol=1e-12, atol=1e-12)
     assert resumed.n_evaluations == whole.n_evaluations
+
+
+@pytest.mark.parametrize("window", [1, 5])
+def test_msr_banzhaf_on_an_engine_equals_the_in_process_run(game12, window):
+    """Batches evaluated on two local workers and folded in order: the same values, the
+    same budget and the same stopping batch as in-process."""
+    from dataprice.engine import LokyEngine
+
+    in_process = MSRBanzhaf(max_evaluations=3000, batch_size=128, seed=4).fit(game12).result
+    engine = LokyEngine(2)
+    try:
+        on_engine = MSRBanzhaf(max_evaluations=3000, batch_size=128, seed=4).fit(
+            game12, engine=engine, window=window).result
+        stop = StandardErrorBelow(0.3, relative=False) | MaxEvaluations(10_000)
+        early = MSRBanzhaf(stopping=stop, batch_size=64, seed=4).fit(game12).result
+        early_engine = MSRBanzhaf(stopping=stop, batch_size=64, seed=4).fit(game12, engine=engine, window=window).result
+    finally:
+        engine.shutdown()
+    np.testing.assert_array_equal(on_engine.values, in_process.values)
+    assert on_engine.n_evaluations == in_process.n_evaluations == 3000
+    np.testing.assert_array_equal(early_engine.values, early.values)
+    assert early_engine.n_batches == early.n_batches and early.n_evaluations < 10_000 and early.converged

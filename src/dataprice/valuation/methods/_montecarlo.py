@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -128,6 +130,59 @@ class MonteCarloMethod(ValuationMethod):
         tmp = self.checkpoint.with_suffix(".tmp")
         result.save(tmp)
         os.replace(tmp, self.checkpoint)
+
+    def _run_on_engine(
+        self,
+        engine,
+        window: int,
+        loop: SamplingLoop,
+        moments,
+        first_batch: int,
+        cost_each: int,
+        submit: Callable[[int, int], Any],
+        fold: Callable[[Any], tuple[int, int]],
+        snapshot: Callable[[int], ValuationResult],
+    ) -> int:
+        """Run batches ``first_batch, first_batch + 1, ...`` on ``engine``; return the next
+        batch index.
+
+        Up to ``window`` batches are in flight. Batch ``b``'s size ``k`` is fixed when it is
+        submitted (``submit(b, k)`` returns a future), from the budget with every earlier
+        batch counted at its worst case of ``cost_each`` evaluations per unit; results are
+        folded strictly in batch order (``fold(result) -> (k, evaluations used)``) and the
+        stopping rule is checked after each, so values do not depend on the engine, the
+        number of workers or ``window``. Batches still in flight when the rule stops the
+        run are cancelled. ``snapshot(next_batch)`` is the result written at checkpoints.
+        """
+        pending: dict[int, Any] = {}
+        next_batch = folded = first_batch
+        reserved = loop.n_evaluations
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and len(pending) < window:
+                    remaining = loop.remaining(moments) - (reserved - loop.n_evaluations)
+                    k = affordable(remaining, cost_each, self.batch_size)
+                    if k <= 0:
+                        exhausted = True
+                        break
+                    pending[next_batch] = submit(next_batch, k)
+                    reserved += k * cost_each
+                    next_batch += 1
+                if folded not in pending:
+                    break
+                k, used = fold(pending.pop(folded).result())
+                reserved -= k * cost_each - used
+                loop.spend(used)
+                folded += 1
+                if self._checkpoint_due(folded):
+                    self._write_checkpoint(snapshot(folded))
+                if loop.done(moments):
+                    break
+        finally:
+            for future in pending.values():
+                future.cancel()
+        return folded
 
     def _start(self, game: Game, resume_from: ValuationResult | None) -> SamplingLoop:
         """The sampling loop, with the budget already spent by ``resume_from`` counted."""

@@ -75,7 +75,11 @@ class MSRBanzhaf(MonteCarloMethod):
 
     default_batch_size = 256
 
-    def fit(self, game: Game, *, resume_from: ValuationResult | None = None) -> MSRBanzhaf:
+    def fit(
+        self, game: Game, *, resume_from: ValuationResult | None = None, engine=None, window: int | None = None,
+    ) -> MSRBanzhaf:
+        """Estimate values; with ``engine``, batches are evaluated there (up to ``window`` in
+        flight) and folded in batch order, giving the same values as in-process."""
         resume_from = self._load_checkpoint(resume_from)
         n = game.n_players
         loop = self._start(game, resume_from)
@@ -84,24 +88,38 @@ class MSRBanzhaf(MonteCarloMethod):
             batch_index = resume_from.n_batches
         else:
             moments, batch_index = _MSRMoments(n), 0
+        extra = {}
+        if engine is not None:
+            shipped = engine.put(game)
+
+            def fold(result) -> tuple[int, int]:
+                coalitions, values = result
+                moments.update(coalitions, values)
+                return values.shape[0], values.shape[0]
+
+            batch_index = self._run_on_engine(
+                engine, window or 4, loop, moments, batch_index, 1,
+                submit=lambda b, k: engine.submit(_msr_batch, self.seed, shipped, b, k),
+                fold=fold,
+                snapshot=lambda b: self._make_result(game, moments, loop, b, False),
+            )
+            extra = {"engine": getattr(engine, "name", type(engine).__name__), "window": window or 4}
         while not loop.done(moments):
             k = affordable(loop.remaining(moments), 1, self.batch_size)
             if k <= 0:
                 break
-            rng = child_rng(self.seed, batch_index)
-            coalitions = rng.random((k, n)) < 0.5
-            values = game(coalitions)
+            coalitions, values = _msr_batch(self.seed, game, batch_index, k)
             loop.spend(k)
             moments.update(coalitions, values)
             batch_index += 1
             if self._checkpoint_due(batch_index):
                 self._write_checkpoint(self._make_result(game, moments, loop, batch_index, False))
         converged = loop.close(moments)
-        self._result = self._make_result(game, moments, loop, batch_index, converged)
+        self._result = self._make_result(game, moments, loop, batch_index, converged, **extra)
         self._write_checkpoint(self._result)
         return self
 
-    def _make_result(self, game, moments, loop, batch_index, converged) -> ValuationResult:
+    def _make_result(self, game, moments, loop, batch_index, converged, **extra) -> ValuationResult:
         counts = moments.count
         stderr = moments.stderr
         with np.errstate(invalid="ignore", over="ignore"):
@@ -116,5 +134,11 @@ class MSRBanzhaf(MonteCarloMethod):
             converged=converged,
             seed=self.seed,
             n_batches=batch_index,
-            extra={"msr_moments": moments.to_extra(), "stopping": repr(loop.criterion)},
+            extra={"msr_moments": moments.to_extra(), "stopping": repr(loop.criterion), **extra},
         )
+
+
+def _msr_batch(seed, game: Game, batch: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Batch ``batch``: ``k`` uniform coalitions from stream ``(seed, batch)`` and their values."""
+    coalitions = child_rng(seed, batch).random((k, game.n_players)) < 0.5
+    return coalitions, game(coalitions)

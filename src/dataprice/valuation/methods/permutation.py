@@ -129,15 +129,10 @@ class PermutationShapley(MonteCarloMethod):
         )
 
     def _fit_on_engine(self, game: Game, engine, window: int | None, resume_from) -> PermutationShapley:
-        """Batches run on ``engine``, up to ``window`` in flight, folded in batch order.
-
-        Batch ``b`` draws from stream ``(seed, b)`` and its size is fixed when it is
-        submitted, from the budget with every earlier batch counted at its worst case
-        (``k (n - 1)`` evaluations); results are folded strictly in batch order and the
-        stopping rule is checked after each. Values therefore do not depend on the engine,
-        the number of workers or ``window``. With truncation a batch usually spends less
-        than its reservation, so an engine run can stop below ``max_evaluations``. Batches
-        in flight when the rule stops the run are cancelled.
+        """Batches of permutations on ``engine``, folded in batch order
+        (:meth:`MonteCarloMethod._run_on_engine`): the same values as in-process. With
+        truncation a batch usually spends less than its reservation of ``k (n - 1)``
+        evaluations, so an engine run can stop below ``max_evaluations``.
         """
         n = game.n_players
         window = window or 4
@@ -149,41 +144,21 @@ class PermutationShapley(MonteCarloMethod):
             v_empty, v_full = game(ends).tolist()
             loop.spend(2)
         shipped = engine.put(game)
-        reserved = loop.n_evaluations
-        per_permutation = max(n - 1, 1)
-        pending: dict[int, object] = {}
-        folded = next_batch
-        exhausted = False
-        try:
-            while True:
-                while not exhausted and len(pending) < window:
-                    remaining = loop.criterion.remaining_evaluations(loop.state(moments)) - (reserved - loop.n_evaluations)
-                    k = affordable(remaining, per_permutation, self.batch_size)
-                    if k <= 0:
-                        exhausted = True
-                        break
-                    pending[next_batch] = engine.submit(
-                        _permutation_batch, self, shipped, next_batch, k, v_empty, v_full
-                    )
-                    reserved += k * per_permutation
-                    next_batch += 1
-                if folded not in pending:
-                    break
-                marginals, used, saved = pending.pop(folded).result()
-                reserved -= marginals.shape[0] * per_permutation - used
-                loop.spend(used)
-                truncated += saved
-                moments.update_all(marginals)
-                folded += 1
-                if self._checkpoint_due(folded):
-                    self._write_checkpoint(
-                        self._make_result(game, moments, loop, folded, truncated, v_empty, v_full, False)
-                    )
-                if loop.done(moments):
-                    break
-        finally:
-            for future in pending.values():
-                future.cancel()
+        saved_total = [truncated]
+
+        def fold(result) -> tuple[int, int]:
+            marginals, used, saved = result
+            saved_total[0] += saved
+            moments.update_all(marginals)
+            return marginals.shape[0], used
+
+        folded = self._run_on_engine(
+            engine, window, loop, moments, next_batch, max(n - 1, 1),
+            submit=lambda b, k: engine.submit(_permutation_batch, self, shipped, b, k, v_empty, v_full),
+            fold=fold,
+            snapshot=lambda b: self._make_result(game, moments, loop, b, saved_total[0], v_empty, v_full, False),
+        )
+        truncated = saved_total[0]
         converged = loop.close(moments)
         self._result = self._make_result(
             game, moments, loop, folded, truncated, v_empty, v_full, converged,
