@@ -169,3 +169,35 @@ def test_random_markup_rounds_vary_bids(tmp_path):
     assert bids.shape == (3, 5)
     assert not np.allclose(bids.iloc[0], bids.iloc[1])
     assert np.all(bids.to_numpy() >= result.costs - 1e-12)
+
+
+def test_a_sweep_reuses_the_persistent_coalition_cache(tmp_path):
+    """With ``engine.coalition_cache``, a second run of the same game (here: other payment
+    rules and another Monte Carlo budget) computes no coalition value it has seen and
+    gives the same values; another buyer seed is a different game and computes its own."""
+    path = str(tmp_path / "coalitions.sqlite")
+    base = {**SMALL_CLASSIFIER, "replicates": 1, "audit": {"enabled": False},
+            "engine": {"coalition_cache": True, "coalition_cache_path": path}}
+    first = run_scenario(parse_scenario(base), progress=False)
+    assert first.replicates[0].game_evaluations == 2**5
+    sweep = {**base, "market": {"payment_rules": ["myerson", "vcg"]}}
+    second = run_scenario(parse_scenario(sweep), progress=False)
+    assert second.replicates[0].game_evaluations == 0
+    pd.testing.assert_frame_equal(second.values_table(), first.values_table())
+    other = run_scenario(parse_scenario({**base, "seed": 5}), progress=False)
+    assert other.replicates[0].game_evaluations == 2**5
+
+
+def test_engine_and_coalition_cache_chosen_on_the_command_line(tmp_path):
+    scenario = _write(tmp_path, {**SMALL_CLASSIFIER, "replicates": 2, "audit": {"enabled": False}})
+    cache = tmp_path / "values.sqlite"
+    out = tmp_path / "report"
+    argv = ["run", str(scenario), "--out", str(out), "--quiet", "--engine", "loky", "--workers", "2",
+            "--coalition-cache", str(cache)]
+    assert main(argv) == 0
+    saved = yaml.safe_load((out / "scenario.yaml").read_text())
+    assert saved["engine"]["kind"] == "loky" and saved["engine"]["workers"] == 2
+    assert saved["engine"]["coalition_cache"] is True
+    from dataprice.valuation.store import CoalitionStore
+
+    assert CoalitionStore(cache).count() == 2 * 2**5  # both replicates' games, written by the workers

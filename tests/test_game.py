@@ -84,3 +84,28 @@ def test_parallel_tabulation_map_gives_same_table():
     finally:
         engine.shutdown()
     assert np.array_equal(parallel.values, tabulate(GloveGame(2, 5)).values)
+
+
+def test_persistent_store_serves_a_second_run_without_computing(tmp_path):
+    """Values computed once are read back by a new cache over the same store and key; a
+    different key computes its own; the store survives pickling (workers)."""
+    import pickle
+
+    from dataprice.valuation.store import CoalitionStore
+
+    store = CoalitionStore(tmp_path / "values.sqlite")
+    game = AirportGame([1.0, 2.0, 3.0, 4.0, 5.0])
+    first = CachedGame(game, store=store, key="airport-5")
+    table = tabulate(first)
+    assert first.computed == 32 and first.stored == 0 and store.count("airport-5") == 32
+
+    game.n_evaluations = 0
+    second = CachedGame(game, store=pickle.loads(pickle.dumps(store)), key="airport-5")
+    np.testing.assert_array_equal(tabulate(second).values, table.values)
+    assert second.computed == 0 and second.stored == 32 and game.n_evaluations == 0
+
+    other = CachedGame(game, store=store, key="another-game")
+    other(masks_to_coalitions([3], 5))
+    assert other.computed == 1 and store.count() == 33
+    with pytest.raises(ValueError, match="needs the game's key"):
+        CachedGame(game, store=store)

@@ -45,6 +45,7 @@ from dataprice.market.payments import SubsetMarket
 from dataprice.rng import child_rng, child_sequence
 from dataprice.scenario import MethodSpec, Scenario
 from dataprice.valuation.game import CachedGame, Game, TabulatedGame, tabulate
+from dataprice.valuation.store import CoalitionStore
 from dataprice.valuation.methods import METHODS
 from dataprice.valuation.result import ValuationResult
 from dataprice.valuation.stopping import MaxTime, StandardErrorBelow
@@ -287,7 +288,7 @@ def build_environment(
     scenario: Scenario, seed: int, valued: Game, task, costs: np.ndarray, values: dict[str, ValuationResult]
 ) -> MarketEnvironment:
     """The repeated market of one replicate (static, or with per-round value shocks)."""
-    info = {"task": scenario.buyer.task, "value_per_quality": scenario.buyer.value_per_quality}
+    info = {"task": scenario.buyer.task, "value_per_quality": getattr(scenario.buyer, "value_per_quality", 1.0)}
     names = seller_names(scenario)
     if scenario.market_kind == "per_query":
         market = task
@@ -334,7 +335,8 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
     game, contrib, task = built.game, built.contributions, built.task
     needs_table = scenario.market_kind == "subset" and scenario.market.allocation == "exact"
     needs_table |= any(METHODS[m.method].needs_tabulation for m in scenario.valuation)
-    counted = CachedGame(game)
+    store = CoalitionStore(scenario.engine.coalition_cache_path) if scenario.engine.coalition_cache else None
+    counted = CachedGame(game, store=store, key=game_key(scenario, seed) if store is not None else None)
     valued: Game = tabulate(counted, progress=progress) if needs_table else counted
 
     values: dict[str, ValuationResult] = {}
@@ -386,9 +388,20 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
         round_best_welfare=list(best_by_round),
         dynamics=pd.concat(dynamics, ignore_index=True),
         transactions=pd.concat(transactions, ignore_index=True),
-        game_evaluations=counted.misses,
+        game_evaluations=counted.computed,
         seconds=time.monotonic() - started,
     )
+
+
+def game_key(scenario: Scenario, seed: int) -> str:
+    """What determines a replicate's game: the resolved ``sellers`` and ``buyer`` sections,
+    the replicate seed and the package version (the persistent coalition cache's key).
+    Market, bidding and valuation settings are left out, so a sweep over them reuses values."""
+    import yaml
+
+    payload = scenario.model_dump(mode="json", include={"sellers", "buyer"})
+    text = yaml.safe_dump(payload, sort_keys=True)
+    return hashlib.sha256(f"{__version__}\n{seed}\n{text}".encode()).hexdigest()
 
 
 def scenario_key(scenario: Scenario) -> str:

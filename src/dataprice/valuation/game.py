@@ -155,16 +155,30 @@ class CachedGame(Game):
     """Memoises another game's values by coalition, so repeated coalitions cost nothing.
 
     ``n_evaluations`` counts the coalitions *requested*; ``hits`` and ``misses`` say how
-    many of those the wrapped game actually computed (``misses``). Within a batch,
+    many of those were answered from memory and how many were not. Within a batch,
     duplicate coalitions are evaluated once.
+
+    With a persistent ``store`` (:class:`~dataprice.valuation.store.CoalitionStore`) and the
+    game's ``key``, misses are looked up on disk first and new values are written there, so
+    a later run of the same game computes nothing it has seen; ``computed`` counts the
+    values the wrapped game actually computed and ``stored`` those read from disk.
     """
 
-    def __init__(self, game: Game) -> None:
+    def __init__(self, game: Game, store=None, key: str | None = None) -> None:
         super().__init__(game.n_players, game.player_names)
+        if store is not None and not key:
+            raise ValueError("a persistent coalition store needs the game's key")
         self.game = game
+        self.store, self.key = store, key
         self._cache: dict[int | bytes, float] = {}
         self.hits = 0
         self.misses = 0
+        self.stored = 0
+
+    @property
+    def computed(self) -> int:
+        """Coalition values the wrapped game computed (misses not found in the store)."""
+        return self.misses - self.stored
 
     def _keys(self, coalitions: CoalitionMatrix) -> list[int | bytes]:
         if self.n_players <= 62:
@@ -180,11 +194,26 @@ class CachedGame(Game):
                 missing[key] = row
         if missing:
             rows = np.fromiter(missing.values(), dtype=np.int64, count=len(missing))
-            new_values = self.game(coalitions[rows])
-            self._cache.update(zip(missing.keys(), new_values.tolist(), strict=True))
+            self._cache.update(zip(missing.keys(), self._fetch(coalitions[rows]).tolist(), strict=True))
         self.misses += len(missing)
         self.hits += len(keys) - len(missing)
         return np.array([self._cache[k] for k in keys], dtype=np.float64)
+
+    def _fetch(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
+        """Values of distinct coalitions not in memory: from the store, else computed."""
+        if self.store is None:
+            return self.game(coalitions)
+        from dataprice.valuation.store import pack
+
+        packed = pack(coalitions)
+        known = self.store.get(self.key, packed)
+        self.stored += len(known)
+        values = np.array([known.get(p, np.nan) for p in packed], dtype=np.float64)
+        todo = np.array([p not in known for p in packed], dtype=bool)
+        if todo.any():
+            values[todo] = self.game(coalitions[todo])
+            self.store.put(self.key, [p for p, t in zip(packed, todo, strict=True) if t], values[todo])
+        return values
 
     def __len__(self) -> int:
         return len(self._cache)
