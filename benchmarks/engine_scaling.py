@@ -1,4 +1,4 @@
-"""Scaling of one valuation across engines: serial, 2 local workers (loky), Dask local cluster.
+"""Scaling of one valuation across engines: serial, 2 local workers (loky), Dask and Ray local clusters.
 
 Permutation Shapley on the classifier buyer (logistic regression retrained per coalition,
 the expensive part) with a fixed evaluation budget, run on each engine in the same process.
@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from dataprice.engine import DaskEngine, LokyEngine, SerialEngine
+from dataprice.engine import DaskEngine, LokyEngine, RayEngine, SerialEngine
 from dataprice.valuation.methods import PermutationShapley
 from dataprice.valuation.utilities.classifier import ClassifierGame, make_shards
 
@@ -28,7 +28,10 @@ def main() -> None:
     args = parser.parse_args()
     shards = make_shards(args.dataset, args.sellers, seed=0, max_points=900)
     game = ClassifierGame(shards, value_per_quality=100)
-    engines = [("serial", SerialEngine()), ("loky, 2 workers", LokyEngine(2)), ("dask, 2 workers", DaskEngine(2))]
+    engines = [
+        ("serial", SerialEngine()), ("loky, 2 workers", LokyEngine(2)), ("dask, 2 workers", DaskEngine(2)),
+        ("ray, 2 workers", RayEngine(2)),
+    ]
     print(f"permutation Shapley, {args.dataset}, {args.sellers} sellers, budget {args.evaluations} evaluations")
     reference, base = None, None
     for name, engine in engines:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+import time
+from concurrent.futures import CancelledError
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from dataprice.engine import DaskEngine, LokyEngine, SerialEngine, make_engine
+from dataprice.engine import DaskEngine, LokyEngine, RayEngine, SerialEngine, make_engine
+from dataprice.errors import EngineError
 from dataprice.scenario import parse_scenario
 from dataprice.valuation.methods import PermutationShapley
 from dataprice.valuation.stopping import MaxEvaluations, StandardErrorBelow
@@ -17,7 +22,8 @@ from .conftest import random_monotone_table, run_serial_and_parallel
 
 @pytest.fixture(scope="module")
 def engines():
-    made = {"serial": SerialEngine(), "loky": LokyEngine(2), "dask": DaskEngine(2)}
+    """Every engine once for the module (Ray and Dask start once: several seconds each)."""
+    made = {"serial": SerialEngine(), "loky": LokyEngine(2), "dask": DaskEngine(2), "ray": RayEngine(2)}
     yield made
     for engine in made.values():
         engine.shutdown()
@@ -58,13 +64,14 @@ def test_a_real_utility_ships_to_workers(engines):
     shards = make_shards("wine", 6, seed=1, noisy_sellers=[5])
     serial = PermutationShapley(max_evaluations=300, batch_size=10, seed=0).fit(
         ClassifierGame(shards, value_per_quality=100), engine=engines["serial"]).result
-    for name in ("loky", "dask"):
+    for name in ("loky", "dask", "ray"):
         other = PermutationShapley(max_evaluations=300, batch_size=10, seed=0).fit(
             ClassifierGame(shards, value_per_quality=100), engine=engines[name]).result
         np.testing.assert_array_equal(other.values, serial.values, err_msg=name)
 
 
-def test_scenario_replicates_identical_on_serial_and_dask():
+@pytest.mark.parametrize("kind", ["dask", "ray"])
+def test_scenario_replicates_identical_on_serial_and_parallel(engines, kind):
     data = {
         "name": "e", "seed": 5, "replicates": 3,
         "sellers": {"count": 5, "costs": [0.5, 1, 1.5, 2, 2.5]},
@@ -72,13 +79,55 @@ def test_scenario_replicates_identical_on_serial_and_dask():
         "valuation": [{"method": "exact_shapley"}, {"method": "tmc_shapley", "max_evaluations": 200}],
         "audit": {"enabled": False},
     }
-    serial, distributed = run_serial_and_parallel(parse_scenario(data), lambda: DaskEngine(2))
+    # a fresh Dask cluster; for Ray, the module's engine starts Ray first, so this engine
+    # uses that instance and must leave it running when it shuts down
+    if kind == "ray":
+        engines["ray"].submit(abs, 1).result()
+    serial, distributed = run_serial_and_parallel(parse_scenario(data), lambda: make_engine(kind, 2))
     pd.testing.assert_frame_equal(serial.values_table(), distributed.values_table())
     pd.testing.assert_frame_equal(serial.outcomes_table(), distributed.outcomes_table())
+    assert distributed.provenance["engine"] == kind
+    if kind == "ray":
+        import ray
+
+        assert ray.is_initialized(), "an engine that did not start Ray must not stop it"
+
+
+def _busy(seconds: float) -> float:
+    """Python-level waiting (a cancelled Ray task is interrupted between bytecodes)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        time.sleep(0.01)
+    return seconds
+
+
+def test_ray_futures_carry_errors_and_cancel(engines):
+    ray_engine = engines["ray"]
+    with pytest.raises(ZeroDivisionError):
+        ray_engine.submit(divmod, 1, 0).result(timeout=60)
+    shipped = ray_engine.put(np.arange(5))
+    assert ray_engine.submit(np.sum, shipped).result(timeout=60) == 10  # the object, not the ref
+    assert ray_engine.map(abs, [-3, 1, -2]) == [3, 1, 2]
+    started = time.monotonic()
+    busy = [ray_engine.submit(_busy, 120) for _ in range(3)]  # 2 running (or starting), 1 queued
+    assert all(future.cancel() for future in busy)
+    for future in busy:
+        assert future.cancelled()
+        with pytest.raises(CancelledError):
+            future.result()
+    assert ray_engine.submit(_busy, 0.0).result(timeout=60) == 0.0, "cancelled tasks free the workers"
+    assert time.monotonic() - started < 60
+
+
+def test_ray_missing_is_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    with pytest.raises(EngineError) as info:
+        RayEngine(2).submit(abs, 1)
+    assert str(info.value) == "engine.kind: 'ray' needs Ray: pip install \"dataprice[ray]\""
 
 
 def test_make_engine_names():
     assert make_engine("serial").name == "serial" and make_engine("loky").name == "loky"
-    assert make_engine("dask").name == "dask"
-    with pytest.raises(ValueError, match="choose 'serial', 'loky' or 'dask'"):
+    assert make_engine("dask").name == "dask" and make_engine("ray").name == "ray"
+    with pytest.raises(ValueError, match="choose 'serial', 'loky', 'dask' or 'ray'"):
         make_engine("spark")

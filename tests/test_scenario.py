@@ -38,7 +38,7 @@ def _problems(data) -> str:
         ({"buyer": {"task": "oracle"}}, "buyer: Input tag 'oracle' found using 'task' does not match any of the expected tags"),
         ({"sellerz": {}}, "unknown field 'sellerz'; allowed fields:"),
         ({"valuation": [{"method": "knn_shapley"}]}, "valuation: method 'knn_shapley' needs buyer.task 'classifier'"),
-        ({"engine": {"kind": "spark"}}, "engine.kind: Input should be 'serial', 'loky' or 'dask' (got 'spark')"),
+        ({"engine": {"kind": "spark"}}, "engine.kind: Input should be 'serial', 'loky', 'dask' or 'ray' (got 'spark')"),
     ],
 )
 def test_bad_fields_are_named_with_what_is_allowed(patch, expected):

@@ -20,6 +20,7 @@ from dataprice.rng import child_rng
 from dataprice.scenario import CorpusSpec, ReaderSpec, Scenario
 from dataprice.valuation.game import Game
 from dataprice.valuation.utilities.classifier import ClassifierGame, make_shards
+from dataprice.valuation.utilities.coverage import random_coverage
 from dataprice.valuation.utilities.mean_estimation import (
     MeanEstimationGame,
     make_mean_estimation_task,
@@ -93,6 +94,15 @@ def build_task(scenario: Scenario, seed: int, costs: np.ndarray, *, progress: bo
         return _build_dpo(scenario, seed, names, progress)
     if buyer.task == "federated":
         return _build_federated(scenario, seed, names)
+    if buyer.task == "coverage":
+        game = random_coverage(n, buyer.needs, seed=child_rng(seed, 2100), need_value=buyer.need_value,
+                               specialists=buyer.specialists, player_names=names)
+        contrib = pd.DataFrame({
+            "seller": names,
+            "needs_covered": (game.coverage > 0).sum(axis=1),
+            "expected_items": game.coverage.sum(axis=1),
+        })
+        return BuiltTask(game, contrib, game)
     return _build_rag_single_document(scenario, seed, names)
 
 

@@ -37,7 +37,7 @@ def _checkpoint_dir(out: Path) -> Path:
 
 
 def _load_with_overrides(args: argparse.Namespace, replicates: int | None):
-    """The scenario of ``args.scenario`` with the command line's seed, replicates, workers."""
+    """The scenario of ``args.scenario`` with the command line's seed, replicates and engine."""
     from dataprice.scenario import load_scenario
 
     overrides: dict = {}
@@ -45,8 +45,21 @@ def _load_with_overrides(args: argparse.Namespace, replicates: int | None):
         overrides["seed"] = args.seed
     if replicates is not None:
         overrides["replicates"] = replicates
-    if getattr(args, "workers", None) is not None:
-        overrides["engine"] = {"kind": "loky" if args.workers > 1 else "serial", "workers": args.workers}
+    engine: dict = {}
+    if args.workers is not None:
+        engine["workers"] = args.workers
+        if args.engine is None:
+            engine["kind"] = "loky" if args.workers > 1 else "serial"
+    if args.engine is not None:
+        engine["kind"] = args.engine
+    if args.address is not None:
+        engine["address"] = args.address
+    if args.coalition_cache is not None:
+        engine["coalition_cache"] = True
+        if args.coalition_cache != "default":
+            engine["coalition_cache_path"] = args.coalition_cache
+    if engine:
+        overrides["engine"] = engine
     return load_scenario(args.scenario, overrides)
 
 
@@ -99,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--out", type=Path, default=None, help=f"report directory (default: {out_default})")
         command.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
         command.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary table")
+        command.add_argument("--engine", choices=["serial", "loky", "dask", "ray"], default=None,
+                             help="where replicates run (default: the scenario's engine)")
+        command.add_argument("--workers", type=int, default=None,
+                             help="worker processes (alone: loky if more than 1, else serial)")
+        command.add_argument("--address", default=None, help="Dask scheduler or Ray cluster address")
+        command.add_argument("--coalition-cache", nargs="?", const="default", default=None, metavar="FILE",
+                             help="reuse coalition values across runs (default file: $DATAPRICE_CACHE/coalitions.sqlite)")
         return command
 
     run = runner_command("run", "run a scenario and write its compensation report", "the scenario's output_dir")
@@ -109,7 +129,6 @@ def build_parser() -> argparse.ArgumentParser:
         "compare", "run every payment rule over several seeds and compare them", "<output_dir>_compare"
     )
     compare.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the scenario's replicates)")
-    compare.add_argument("--workers", type=int, default=None, help="local worker processes (default: the scenario's engine)")
     compare.set_defaults(func=_cmd_compare)
 
     validate = sub.add_parser("validate", help="check scenario files without running them")

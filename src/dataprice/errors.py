@@ -24,3 +24,7 @@ class ScenarioError(DatapriceError):
 
 class DataError(DatapriceError):
     """User data (a corpus, a table) cannot be loaded or is empty."""
+
+
+class EngineError(DatapriceError):
+    """An engine cannot start: its package is missing, or its cluster cannot be reached."""

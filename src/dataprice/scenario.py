@@ -170,6 +170,17 @@ class SingleWinnerBuyer(StrictModel):
     )
 
 
+class CoverageBuyer(StrictModel):
+    """A buyer covering ``needs`` kinds of examples; seller ``j`` covers need ``t`` with
+    probability ``p_jt`` and ``v(S) = sum_t w_t (1 - prod_{j in S}(1 - p_jt))`` (see
+    :mod:`dataprice.valuation.utilities.coverage`). Cheap enough for thousands of sellers."""
+
+    task: Literal["coverage"]
+    needs: Annotated[int, Field(ge=1, le=10_000)] = 50
+    need_value: PositiveFloat = 10.0
+    specialists: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8
+
+
 class CorpusSpec(StrictModel):
     """A document corpus: the built-in ICD-10-CM corpus, or user files (CSV, TSV, JSONL).
 
@@ -337,7 +348,7 @@ class FederatedBuyer(StrictModel):
 
 Buyer = Annotated[
     ClassifierBuyer | MeanEstimationBuyer | SingleWinnerBuyer | RAGBuyer | RAGSingleDocumentBuyer | DPOBuyer
-    | FederatedBuyer,
+    | FederatedBuyer | CoverageBuyer,
     Field(discriminator="task"),
 ]
 
@@ -426,12 +437,17 @@ class Audit(StrictModel):
 
 
 class Engine(StrictModel):
-    """Where replicates run: here, local processes (loky), or Dask (a local cluster, or the
-    scheduler at ``address``)."""
+    """Where replicates run: here, local processes (loky), Dask (a local cluster, or the
+    scheduler at ``address``) or Ray (a local instance, or the cluster at ``address``;
+    needs ``pip install "dataprice[ray]"``)."""
 
-    kind: Literal["serial", "loky", "dask"] = "serial"
+    kind: Literal["serial", "loky", "dask", "ray"] = "serial"
     workers: Annotated[int, Field(ge=1, le=256)] = 2
     address: str | None = None
+    #: keep coalition values on disk and reuse them in later runs of the same game
+    coalition_cache: bool = False
+    #: the cache file (default ``$DATAPRICE_CACHE/coalitions.sqlite``)
+    coalition_cache_path: str | None = None
 
 
 class Scenario(StrictModel):
@@ -625,7 +641,9 @@ def parse_scenario(data: Any, source: str | None = None) -> Scenario:
 
 
 def load_scenario(path: str | Path, overrides: dict | None = None) -> Scenario:
-    """Read and validate a YAML scenario file (``overrides`` are merged at the top level)."""
+    """Read and validate a YAML scenario file. ``overrides`` replace top-level keys, except
+    that a dict overriding a dict section is merged into it (``{"engine": {"workers": 4}}``
+    keeps the file's other engine settings)."""
     path = Path(path)
     if not path.is_file():
         raise ScenarioError(f"scenario file not found: {path}")
@@ -639,7 +657,13 @@ def load_scenario(path: str | Path, overrides: dict | None = None) -> Scenario:
     if data is None:
         raise ScenarioError("the file is empty; a scenario needs at least name, sellers and buyer", str(path))
     if overrides and isinstance(data, dict):
-        data = {**data, **overrides}
+        data = {
+            **data,
+            **{
+                key: {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
+                for key, value in overrides.items()
+            },
+        }
     if isinstance(data, dict):
         data = _absolute_paths(data, path.resolve().parent)
     return parse_scenario(data, str(path))

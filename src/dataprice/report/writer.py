@@ -35,6 +35,7 @@ _TASK_LABEL = {
     "rag_single_document": "a RAG system that buys, per query, the one document with the best value minus price",
     "dpo": "a buyer fine-tuning a language model with DPO on their preference pairs",
     "federated": "a buyer training a classifier by federated learning over the sellers' shards",
+    "coverage": "a buyer who values the expected coverage of its needs by the sellers' data",
 }
 
 _RULE_NOTE = {

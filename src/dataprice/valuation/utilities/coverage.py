@@ -64,22 +64,18 @@ class CoverageGame(Game):
         return values
 
 
-def random_coverage_market(
+def random_coverage(
     n_sellers: int,
     n_needs: int,
     *,
-    seed: int,
+    seed: int | np.random.Generator,
     need_value: float = 10.0,
     specialists: float = 0.8,
-    cost_scale: float = 1.0,
-) -> tuple[CoverageGame, NDArray[np.float64]]:
-    """A random coverage market and the sellers' private costs.
-
-    Most sellers (``specialists``) cover a few needs well; the rest cover many needs
-    thinly. Need weights are exponential with mean ``need_value``; a seller's cost is
-    proportional to the data it holds (``sum_t p_jt``) times a lognormal factor, scaled by
-    ``cost_scale``.
-    """
+    player_names: Sequence[str] | None = None,
+) -> CoverageGame:
+    """A random coverage game: a fraction ``specialists`` of the sellers cover 1-4 needs
+    well (``p ~ U(0.3, 0.9)``), the rest cover every need thinly (``p ~ U(0, 0.15)``); need
+    weights are exponential with mean ``need_value``."""
     rng = np.random.default_rng(seed)
     coverage = np.zeros((n_sellers, n_needs))
     is_specialist = rng.random(n_sellers) < specialists
@@ -91,7 +87,17 @@ def random_coverage_market(
         else:
             coverage[j] = rng.uniform(0.0, 0.15, size=n_needs)
     weights = rng.exponential(need_value, size=n_needs)
-    volume = coverage.sum(axis=1)
-    costs = cost_scale * volume * rng.lognormal(mean=1.0, sigma=0.5, size=n_sellers)
+    return CoverageGame(coverage, weights, player_names)
+
+
+def random_coverage_market(
+    n_sellers: int, n_needs: int, *, seed: int, need_value: float = 10.0, specialists: float = 0.8,
+) -> tuple[CoverageGame, NDArray[np.float64]]:
+    """A random coverage game (:func:`random_coverage`) and private costs proportional to
+    the data a seller holds (``sum_t p_jt``) times a lognormal factor."""
+    rng = np.random.default_rng(seed)
     names = [f"seller_{j:04d}" for j in range(n_sellers)]
-    return CoverageGame(coverage, weights, names), costs
+    game = random_coverage(n_sellers, n_needs, seed=rng, need_value=need_value, specialists=specialists,
+                           player_names=names)
+    costs = game.coverage.sum(axis=1) * rng.lognormal(mean=1.0, sigma=0.5, size=n_sellers)
+    return game, costs
