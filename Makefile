@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= scenarios/quickstart.yaml
 
-.PHONY: demo test test-all venv clean
+.PHONY: demo test test-all venv clean bench-pydvl
 
 venv: $(STAMP)
 
@@ -28,5 +28,15 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# pyDVL 0.10 pins numpy<2, so the comparison runs its side in a separate environment.
+PYDVL_VENV := .venv-pydvl
+$(PYDVL_VENV)/.installed:
+	$(PYTHON) -m venv $(PYDVL_VENV)
+	$(PYDVL_VENV)/bin/python -m pip install --quiet pyDVL==0.10.0 scikit-learn==1.9.1
+	touch $@
+
+bench-pydvl: $(STAMP) $(PYDVL_VENV)/.installed
+	$(BIN)/python benchmarks/pydvl_tmc.py
+
 clean:
-	rm -rf $(VENV) reports .pytest_cache .hypothesis
+	rm -rf $(VENV) $(PYDVL_VENV) reports .pytest_cache .hypothesis
