@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= scenarios/quickstart.yaml
 
-.PHONY: demo test test-all venv clean bench-pydvl
+.PHONY: demo test test-all venv clean bench-pydvl browser
 
 venv: $(STAMP)
 
@@ -22,10 +22,19 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/dataprice run $(DEMO)
 
-test: $(STAMP)
+# Debian's Chromium and chromedriver for the report's browser test (skipped, with the
+# reason, when they cannot be installed).
+APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo "sudo -n apt-get")
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; else \
+	  echo "installing chromium and chromium-driver (Debian packages) for the browser test"; \
+	  ($(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq chromium chromium-driver >/dev/null) \
+	  || echo "warning: could not install chromium; the browser checks will be skipped"; fi
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -m "not slow"
 
-test-all: $(STAMP)
+test-all: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 # pyDVL 0.10 pins numpy<2, so the comparison runs its side in a separate environment.

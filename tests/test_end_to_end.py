@@ -48,7 +48,7 @@ REPORT_FILES = {
     "values.csv", "values.parquet", "outcomes.csv", "outcomes.parquet", "valuations.json",
     "dynamics.csv", "dynamics.parquet", "transactions.csv", "transactions.parquet",
     "provenance.json", "timings.json", "payments_by_rule.png", "value_vs_cost.png",
-    "report.md", "report.html",
+    "report.md", "report.html", "results.pkl",
 }
 
 
@@ -201,3 +201,45 @@ def test_engine_and_coalition_cache_chosen_on_the_command_line(tmp_path):
     from dataprice.valuation.store import CoalitionStore
 
     assert CoalitionStore(cache).count() == 2 * 2**5  # both replicates' games, written by the workers
+
+
+def test_report_command_rebuilds_the_same_report_from_saved_results(tmp_path):
+    scenario = _write(tmp_path, {**SMALL_CLASSIFIER, "replicates": 1})
+    first = tmp_path / "first"
+    assert main(["run", str(scenario), "--out", str(first), "--quiet"]) == 0
+    rebuilt = tmp_path / "rebuilt"
+    assert main(["report", str(first), "--out", str(rebuilt)]) == 0
+    same = [f for f in REPORT_FILES if f not in {"timings.json", "results.pkl"}]
+    match, mismatch, errors = filecmp.cmpfiles(first, rebuilt, same, shallow=False)
+    assert not mismatch and not errors, mismatch
+    assert json.loads((rebuilt / "timings.json").read_text()) == json.loads((first / "timings.json").read_text())
+
+
+def test_report_command_on_a_directory_without_results_is_one_line(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "results.pkl" in err
+
+
+def test_diff_names_the_sellers_whose_payment_changed_and_why(tmp_path):
+    """A reserve below the cheapest seller's cost excludes it: its payment drops to 0
+    because it is no longer selected, and the scenario change is listed."""
+    base = {**SMALL_CLASSIFIER, "replicates": 1, "audit": {"enabled": False},
+            "sellers": {**SMALL_CLASSIFIER["sellers"], "costs": [0.5, 1.0, 1.5, 2.0, 2.9]},
+            "market": {"payment_rules": ["myerson", "pay_as_bid"]}}
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["run", str(_write(tmp_path, base)), "--out", str(a), "--quiet"]) == 0
+    with_reserve = {**base, "market": {**base["market"], "reserve": 0.4}}
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(with_reserve))
+    assert main(["run", str(tmp_path / "b.yaml"), "--out", str(b), "--quiet"]) == 0
+
+    from dataprice.report.diff import diff_reports
+
+    diff = diff_reports(a, b)
+    assert "market.reserve: None -> 0.4" in diff.scenario_changes
+    row = diff.payments.set_index(["seller", "rule"]).loc[("seller_0", "pay_as_bid")]
+    assert row["payment_a"] == pytest.approx(0.5) and row["payment_b"] == 0.0
+    assert "selected yes → no" in row["reasons"]
+    out = tmp_path / "diff.md"
+    assert main(["diff", str(a), str(b), "--out", str(out)]) == 0
+    assert "seller_0" in out.read_text() and out.with_suffix(".csv").is_file()

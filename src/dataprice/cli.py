@@ -60,7 +60,12 @@ def _load_with_overrides(args: argparse.Namespace, replicates: int | None):
             engine["coalition_cache_path"] = args.coalition_cache
     if engine:
         overrides["engine"] = engine
-    return load_scenario(args.scenario, overrides)
+    scenario = load_scenario(args.scenario, overrides)
+    if args.small:
+        from dataprice.scenario import small_scenario
+
+        scenario = small_scenario(scenario)
+    return scenario
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -98,6 +103,29 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from dataprice.report.writer import rebuild_report
+
+    out = rebuild_report(args.directory, args.out)
+    print(f"report rebuilt at {out / 'report.html'}")
+    return 0
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from dataprice.report.diff import diff_reports
+
+    diff = diff_reports(args.before, args.after)
+    text = diff.to_markdown(str(args.before), str(args.after))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+        diff.payments.to_csv(args.out.with_suffix(".csv"), index=False)
+        print(f"diff written to {args.out} and {args.out.with_suffix('.csv')}")
+    else:
+        print(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dataprice",
@@ -112,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--out", type=Path, default=None, help=f"report directory (default: {out_default})")
         command.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
         command.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary table")
+        command.add_argument("--small", action="store_true",
+                             help="a quick run at small size (fewer replicates, rounds and evaluations; tiny LM)")
         command.add_argument("--engine", choices=["serial", "loky", "dask", "ray"], default=None,
                              help="where replicates run (default: the scenario's engine)")
         command.add_argument("--workers", type=int, default=None,
@@ -130,6 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the scenario's replicates)")
     compare.set_defaults(func=_cmd_compare)
+
+    report = sub.add_parser("report", help="rebuild a report directory from the results saved in it")
+    report.add_argument("directory", type=Path, help="a report directory written by dataprice run or compare")
+    report.add_argument("--out", type=Path, default=None, help="write the rebuilt report here (default: in place)")
+    report.set_defaults(func=_cmd_report)
+
+    diff = sub.add_parser("diff", help="which seller's payment changed between two reports, and why")
+    diff.add_argument("before", type=Path, help="report directory")
+    diff.add_argument("after", type=Path, help="report directory")
+    diff.add_argument("--out", type=Path, default=None, help="write Markdown here (and a CSV beside it)")
+    diff.set_defaults(func=_cmd_diff)
 
     validate = sub.add_parser("validate", help="check scenario files without running them")
     validate.add_argument("scenarios", type=Path, nargs="+", help="scenario YAML files")

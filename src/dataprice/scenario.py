@@ -361,6 +361,7 @@ MethodName = Literal[
 ]
 EXACT_METHODS = frozenset({"exact_shapley", "exact_banzhaf", "exact_asymmetric_shapley"})
 ASYMMETRIC_METHODS = frozenset({"exact_asymmetric_shapley", "asymmetric_shapley"})
+MONTE_CARLO_METHODS = frozenset({"tmc_shapley", "msr_banzhaf", "asymmetric_shapley", "unlearning_shapley"})
 
 
 class MethodSpec(StrictModel):
@@ -697,3 +698,38 @@ def _absolute_paths(data: dict, base: Path) -> dict:
 def scenario_to_yaml(scenario: Scenario) -> str:
     """The fully resolved scenario (every default filled in), as YAML."""
     return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)
+
+
+#: Monte Carlo budget per method in a small run.
+SMALL_MAX_EVALUATIONS = 300
+
+
+def small_scenario(scenario: Scenario) -> Scenario:
+    """The same scenario at a size that runs in seconds (``dataprice run --small``, CI).
+
+    Kept: sellers, buyer data, methods, rules and seed, so the report has every section.
+    Reduced: at most 2 replicates and 5 rounds; Monte Carlo methods capped at
+    :data:`SMALL_MAX_EVALUATIONS` evaluations; a 5-point audit grid; language-model
+    buyers use the tiny LM instead of SmolLM2 and one training epoch; federated training
+    at most 5 rounds. Figures from a small run are not the scenario's.
+    """
+    data = scenario.model_dump(mode="json")
+    data["name"] = f"{scenario.name}_small"
+    data["replicates"] = min(scenario.replicates, 2)
+    data["rounds"] = min(scenario.rounds, 5)
+    for spec in data["valuation"]:
+        if spec["method"] in MONTE_CARLO_METHODS:
+            spec["max_evaluations"] = min(spec.get("max_evaluations") or SMALL_MAX_EVALUATIONS, SMALL_MAX_EVALUATIONS)
+            spec["max_seconds"] = None
+            spec["stderr"] = None
+    data["audit"]["grid_points"] = min(data["audit"]["grid_points"], 5)
+    buyer = data["buyer"]
+    if buyer["task"] == "dpo":
+        buyer["model"] = "tiny"
+        buyer["training"]["epochs"] = 1
+    if buyer["task"] == "rag" and buyer.get("reader"):
+        buyer["reader"]["model"] = "tiny"
+    if buyer["task"] == "federated":
+        buyer["rounds"] = min(buyer["rounds"], 5)
+    data["output_dir"] = None
+    return parse_scenario(data, f"{scenario.name} (small)")

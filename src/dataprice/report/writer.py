@@ -13,8 +13,10 @@ two plots, ``report.md`` and a self-contained ``report.html``. Timings go to
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import pickle
 import shutil
 import tempfile
 from pathlib import Path
@@ -53,6 +55,23 @@ def _count(mean: float, run: RunResult) -> str:
     if float(mean).is_integer() or settlements == 1:
         return f"{mean:g} seller{'s' if mean != 1 else ''}"
     return f"{mean:.3g} sellers on average"
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """``frame[name]``, or NaN when the column is absent (e.g. no spread with one replicate)."""
+    return frame[name] if name in frame.columns else pd.Series(np.nan, index=frame.index)
+
+
+def _with_uncertainty(value: float, se: float, sd: float, replicates: int) -> str:
+    """``12.3 ± 0.4 (sd 1.1)``: the value, its Monte Carlo standard error, its spread over replicates."""
+    if pd.isna(value):
+        return ""
+    text = f"{value:,.3f}"
+    if pd.notna(se) and se > 0:
+        text += f" ± {se:,.3f}"
+    if replicates > 1 and pd.notna(sd):
+        text += f" (sd {sd:,.3f})"
+    return text
 
 
 def _save_table(frame: pd.DataFrame, directory: Path, stem: str) -> None:
@@ -105,8 +124,18 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
                     "documents", "original", "duplicate", "corrupted", "candidate_queries",
                     "pairs", "flipped", "heldout_accuracy_alone", "copy_of"}
     cols = ["seller"] + [c for c in sellers.columns if c in contribution]
-    cols += ["cost", "bid"] + [f"value[{m}]" for m in methods]
-    statement.blocks.append(Table(sellers[cols], "Contribution, cost, report and value under each method."))
+    cols += ["cost", "bid"]
+    shown = sellers[cols].copy()
+    for m in methods:
+        shown[f"value[{m}]"] = [
+            _with_uncertainty(v, se, sd, len(run.replicates))
+            for v, se, sd in zip(sellers[f"value[{m}]"], _column(sellers, f"value_se[{m}]"),
+                                 _column(sellers, f"value_sd[{m}]"), strict=True)
+        ]
+    caption = "Contribution, cost, report and value under each method. ± is the Monte Carlo standard error"
+    if len(run.replicates) > 1:
+        caption += f"; sd is the spread of the value over the {len(run.replicates)} replicates (data draw, training)"
+    statement.blocks.append(Table(shown, caption + "; exact methods have no ±."))
     pay_cols = ["seller"] + [f"payment[{r}]" for r in rules] + [f"utility[{r}]" for r in rules]
     statement.blocks.append(Table(sellers[pay_cols], "Payment and utility (payment minus cost of what was used) under each rule."))
     if s.audit.enabled:
@@ -205,7 +234,7 @@ def reproduce_section(run: RunResult, command: str) -> Section:
     return section
 
 
-def _write_common(run: RunResult, directory: Path) -> None:
+def _write_common(run: RunResult, directory: Path, kind: str) -> None:
     """Tables and provenance shared by run and comparison reports."""
     (directory / "scenario.yaml").write_text(scenario_to_yaml(run.scenario))
     _save_table(run.sellers_table(), directory, "sellers")
@@ -220,13 +249,69 @@ def _write_common(run: RunResult, directory: Path) -> None:
     (directory / "timings.json").write_text(
         json.dumps({"total_seconds": run.seconds, "replicate_seconds": [r.seconds for r in run.replicates]}, indent=1)
     )
+    save_results(run, directory / RESULTS_FILE, kind)
+
+
+#: The saved run a report is rebuilt from (``dataprice report DIR``).
+RESULTS_FILE = "results.pkl"
+
+
+def save_results(run: RunResult, path: Path, kind: str) -> None:
+    """Pickle the run (timings zeroed, so equal seeds give equal bytes; they are in
+    ``timings.json``) with the package version and the report kind (``run``/``compare``)."""
+    from dataprice import __version__
+
+    timeless = dataclasses.replace(
+        run, seconds=0.0, replicates=[dataclasses.replace(r, seconds=0.0) for r in run.replicates]
+    )
+    with path.open("wb") as fh:
+        pickle.dump({"version": __version__, "kind": kind, "run": timeless}, fh, protocol=5)
+
+
+def load_results(directory: str | Path) -> tuple[RunResult, str]:
+    """The run saved in a report directory and its kind; timings restored from ``timings.json``.
+
+    Raises :class:`~dataprice.errors.DataError` (one line) when the directory has no saved
+    run or was written by another version of dataprice (the file is a pickle of this
+    version's classes; re-run the scenario in ``scenario.yaml`` instead).
+    """
+    from dataprice import __version__
+    from dataprice.errors import DataError
+
+    directory = Path(directory)
+    path = directory / RESULTS_FILE
+    if not path.is_file():
+        raise DataError(f"{directory}: no {RESULTS_FILE}; not a report directory written by dataprice run/compare")
+    with path.open("rb") as fh:
+        saved = pickle.load(fh)  # noqa: S301 - a file this package wrote into its own report
+    if saved.get("version") != __version__:
+        raise DataError(
+            f"{path}: written by dataprice {saved.get('version')}, this is {__version__}; "
+            f"re-run `dataprice run {directory / 'scenario.yaml'}` instead"
+        )
+    run: RunResult = saved["run"]
+    timings = directory / "timings.json"
+    if timings.is_file():
+        t = json.loads(timings.read_text())
+        run.seconds = float(t.get("total_seconds", 0.0))
+        for rep, sec in zip(run.replicates, t.get("replicate_seconds", []), strict=False):
+            rep.seconds = float(sec)
+    return run, saved["kind"]
+
+
+def rebuild_report(directory: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Write the report again from the run saved in ``directory`` (to ``out_dir``, default
+    in place), with this version's report code."""
+    run, kind = load_results(directory)
+    target = Path(out_dir) if out_dir is not None else Path(directory)
+    return (write_comparison if kind == "compare" else write_report)(run, target)
 
 
 def write_report(run: RunResult, out_dir: str | Path) -> Path:
     """Write the report for ``run`` to ``out_dir`` (replacing it only when complete)."""
 
     def fill(tmp: Path) -> None:
-        _write_common(run, tmp)
+        _write_common(run, tmp, "run")
         title, intro, sections = build_sections(run, tmp)
         (tmp / "report.md").write_text(to_markdown(title, intro, sections))
         (tmp / "report.html").write_text(to_html(title, intro, sections))
@@ -239,7 +324,7 @@ def write_comparison(run: RunResult, out_dir: str | Path) -> Path:
     from dataprice.compare import METRICS, comparison_table, per_seed_metrics
 
     def fill(tmp: Path) -> None:
-        _write_common(run, tmp)
+        _write_common(run, tmp, "compare")
         table = comparison_table(run)
         _save_table(table, tmp, "comparison")
         _save_table(per_seed_metrics(run), tmp, "per_seed")

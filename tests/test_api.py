@@ -1,0 +1,39 @@
+"""The notebook API end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import dataprice as dp
+from dataprice.errors import ScenarioError
+
+from .test_end_to_end import SMALL_CLASSIFIER
+
+
+def test_load_run_tables_write_reopen_and_diff(tmp_path):
+    scenario = dp.load(SMALL_CLASSIFIER, replicates=1, audit={"enabled": False})
+    assert scenario.replicates == 1 and scenario.audit.grid_points == 9  # merged, not replaced
+    run = dp.run(scenario, progress=False)
+    sellers = run.sellers_table()
+    assert isinstance(sellers, pd.DataFrame) and len(sellers) == 5
+    assert {"value[exact_shapley]", "payment[myerson]"} <= set(sellers.columns)
+    assert set(dp.compare(run)["rule"]) == set(scenario.market.payment_rules)
+    out = dp.write(run, tmp_path / "a")
+    again = dp.open_report(out)
+    pd.testing.assert_frame_equal(again.sellers_table(), sellers)
+    other = dp.write(dp.run(dp.load(scenario, seed=9), progress=False), tmp_path / "b")
+    assert dp.diff(out, other).scenario_changes == ["seed: 4 -> 9"]
+
+
+def test_small_run_of_a_library_scenario():
+    run = dp.run(Path(__file__).resolve().parent.parent / "scenarios" / "reseller.yaml", small=True, progress=False)
+    assert run.scenario.name == "reseller_small"
+    assert all(m.max_evaluations is None or m.max_evaluations <= 300 for m in run.scenario.valuation)
+
+
+def test_bad_input_is_one_line():
+    with pytest.raises(ScenarioError, match="sellers.count"):
+        dp.load({**SMALL_CLASSIFIER, "sellers": {"count": 0}})
