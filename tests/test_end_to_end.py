@@ -47,7 +47,7 @@ REPORT_FILES = {
     "scenario.yaml", "sellers.csv", "sellers.parquet", "mechanisms.csv", "mechanisms.parquet",
     "values.csv", "values.parquet", "outcomes.csv", "outcomes.parquet", "valuations.json",
     "dynamics.csv", "dynamics.parquet", "transactions.csv", "transactions.parquet",
-    "provenance.json", "timings.json", "payments_by_rule.png", "value_vs_cost.png",
+    "provenance.json", "timings.json", "payments_by_rule.png", "value_vs_cost.png", "mechanisms.png",
     "report.md", "report.html", "results.pkl",
 }
 
@@ -62,7 +62,7 @@ def test_run_writes_a_complete_report_and_is_reproducible(tmp_path):
     match, mismatch, errors = filecmp.cmpfiles(a, b, same, shallow=False)
     assert not mismatch and not errors, mismatch
     html = (a / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 2
+    assert html.count("data:image/png;base64,") == 3
     sellers = pd.read_csv(a / "sellers.csv")
     assert {"cost", "bid", "value[exact_shapley]", "payment[myerson]", "utility[vcg]"} <= set(sellers.columns)
     # the noisy seller is valued lowest by exact Shapley

@@ -14,8 +14,18 @@ import pandas as pd  # noqa: E402
 _META = {"Software": None}  # no version string in the file: same data, same bytes
 
 
+#: Most sellers drawn in the per-seller bar chart; larger markets show the best paid.
+MAX_BARS = 40
+
+
 def payments_by_rule(sellers: pd.DataFrame, rules: list[str], path: Path) -> Path:
-    """Grouped bars: each seller's mean payment under each rule, with its cost marked."""
+    """Grouped bars: each seller's mean payment under each rule, with its cost marked
+    (the :data:`MAX_BARS` best-paid sellers when there are more)."""
+    title = "Payment to each seller under each rule"
+    if len(sellers) > MAX_BARS:
+        top = sellers[[f"payment[{r}]" for r in rules]].max(axis=1).nlargest(MAX_BARS, keep="first").index
+        title += f" ({MAX_BARS} best paid of {len(sellers)})"
+        sellers = sellers.loc[sorted(top)]
     n = len(sellers)
     width = 0.8 / max(len(rules), 1)
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * n + 2), 4))
@@ -25,7 +35,7 @@ def payments_by_rule(sellers: pd.DataFrame, rules: list[str], path: Path) -> Pat
     ax.scatter(x, sellers["cost"], marker="_", s=400, color="black", zorder=3, label="cost")
     ax.set_xticks(x, sellers["seller"], rotation=45, ha="right")
     ax.set_ylabel("payment (money)")
-    ax.set_title("Payment to each seller under each rule")
+    ax.set_title(title)
     ax.axhline(0, color="grey", lw=0.8)
     ax.legend(ncols=min(len(rules) + 1, 5), fontsize=8)
     fig.tight_layout()
@@ -89,6 +99,27 @@ def over_rounds(
     ax.set_ylabel(ylabel)
     ax.set_title(title + (f" (rolling mean over {window} rounds)" if window > 1 else ""))
     ax.legend(fontsize=8, ncols=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata=_META)
+    plt.close(fig)
+    return path
+
+
+def mechanism_comparison(mechanisms: pd.DataFrame, path: Path) -> Path:
+    """One panel per question: what the buyer pays, efficiency, truthfulness (largest
+    misreport gain) and stability (payment CV across replicates), one bar per rule."""
+    panels = [("total_paid", "total paid"), ("efficiency", "efficiency"),
+              ("max_misreport_gain", "largest misreport gain"), ("payment_cv", "payment CV (stability)")]
+    panels = [(c, t) for c, t in panels if c in mechanisms.columns and mechanisms[c].notna().any()]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
+    rules = list(mechanisms["rule"])
+    colors = [f"C{k}" for k in range(len(rules))]
+    for ax, (column, title) in zip(axes[0], panels, strict=True):
+        ax.bar(rules, mechanisms[column].astype(float).fillna(0.0), color=colors)
+        ax.set_title(title, fontsize=10)
+        ax.tick_params(axis="x", rotation=45, labelsize=8)
+        ax.axhline(0, color="grey", lw=0.8)
+    fig.suptitle("Payment rules compared (means over replicates)", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata=_META)
     plt.close(fig)

@@ -57,6 +57,22 @@ def _count(mean: float, run: RunResult) -> str:
     return f"{mean:.3g} sellers on average"
 
 
+def _selected_line(run: RunResult, limit: int = 30) -> str:
+    """Who was selected under each rule (with the share of settlements when it varies)."""
+    outcomes = run.outcomes_table()
+    share = outcomes.groupby(["rule", "seller"], sort=False)["selected"].mean()
+    lines = {}
+    for rule in run.rules:
+        chosen = share.loc[rule]
+        chosen = chosen[chosen > 0].sort_values(ascending=False, kind="stable")
+        names = [f"{s}" if v == 1 else f"{s} ({v:.0%})" for s, v in chosen.items()]
+        more = f" and {len(names) - limit} more" if len(names) > limit else ""
+        lines[rule] = (", ".join(names[:limit]) + more) if names else "nobody"
+    if len(set(lines.values())) == 1:
+        return f"**Selected** (every rule): {next(iter(lines.values()))}."
+    return "**Selected:** " + "; ".join(f"{rule}: {who}" for rule, who in lines.items()) + "."
+
+
 def _column(frame: pd.DataFrame, name: str) -> pd.Series:
     """``frame[name]``, or NaN when the column is absent (e.g. no spread with one replicate)."""
     return frame[name] if name in frame.columns else pd.Series(np.nan, index=frame.index)
@@ -106,7 +122,9 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
         )
     else:
         summary.blocks.append(f"Best achievable welfare at the true costs: **{best:,.3f}** (mean over replicates).")
+    summary.blocks.append(_selected_line(run))
     summary.blocks.append(Table(mechanisms, "One row per payment rule (means over replicates and rounds)."))
+    summary.blocks.append(Image(plots.mechanism_comparison(mechanisms, directory / "mechanisms.png"), "payment rules compared"))
     for _, row in mechanisms.iterrows():
         line = f"**{row['rule']}** {_RULE_NOTE[row['rule']]}: total paid {row['total_paid']:,.3f}, buyer surplus {row['buyer_surplus']:,.3f}, efficiency {row['efficiency']:.3f}"
         if "truthful" in row:
