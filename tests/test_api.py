@@ -20,7 +20,7 @@ def test_load_run_tables_write_reopen_and_diff(tmp_path):
     sellers = run.sellers_table()
     assert isinstance(sellers, pd.DataFrame) and len(sellers) == 5
     assert {"value[exact_shapley]", "payment[myerson]"} <= set(sellers.columns)
-    assert set(dp.compare(run)["rule"]) == set(scenario.market.payment_rules)
+    assert set(dp.comparison(run)["rule"]) == set(scenario.market.payment_rules)
     out = dp.write(run, tmp_path / "a")
     again = dp.open_report(out)
     pd.testing.assert_frame_equal(again.sellers_table(), sellers)
@@ -37,3 +37,14 @@ def test_small_run_of_a_library_scenario():
 def test_bad_input_is_one_line():
     with pytest.raises(ScenarioError, match="sellers.count"):
         dp.load({**SMALL_CLASSIFIER, "sellers": {"count": 0}})
+
+
+def test_api_names_are_not_shadowed_by_submodules():
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.walk_packages(dp.__path__, "dataprice."):
+        if module.name.count(".") == 1:
+            importlib.import_module(module.name)  # sets dataprice.<submodule>
+    for name in dp._API:
+        assert callable(getattr(dp, name)) and not isinstance(getattr(dp, name), type(dp)), name

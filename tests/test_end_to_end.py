@@ -243,3 +243,13 @@ def test_diff_names_the_sellers_whose_payment_changed_and_why(tmp_path):
     out = tmp_path / "diff.md"
     assert main(["diff", str(a), str(b), "--out", str(out)]) == 0
     assert "seller_0" in out.read_text() and out.with_suffix(".csv").is_file()
+
+
+def test_compare_reports_share_the_format_and_rebuild(tmp_path):
+    scenario = _write(tmp_path, {**SMALL_CLASSIFIER, "audit": {"enabled": False}})
+    out = tmp_path / "cmp"
+    assert main(["compare", str(scenario), "--out", str(out), "--quiet", "--seeds", "2"]) == 0
+    assert {"sellers.csv", "mechanisms.csv", "results.pkl", "scenario.yaml", "comparison.csv"} <= {p.name for p in out.iterdir()}
+    assert main(["report", str(out), "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "comparison.csv").read_bytes() == (out / "comparison.csv").read_bytes()
+    assert "Mechanism comparison" in (tmp_path / "again" / "report.md").read_text()

@@ -6,7 +6,7 @@ Three layers: :mod:`dataprice.valuation` (games and valuation methods),
 scenario files and :mod:`dataprice.runner` ties a scenario to a report.
 
 For notebooks, :mod:`dataprice.api` is re-exported here: ``dp.load``, ``dp.run``,
-``dp.compare``, ``dp.write``, ``dp.open_report``, ``dp.diff`` (imported on first use, so
+``dp.comparison``, ``dp.write``, ``dp.open_report``, ``dp.diff`` (imported on first use, so
 ``import dataprice`` stays light).
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-_API = ("load", "run", "compare", "write", "open_report", "diff")
+_API = ("load", "run", "comparison", "write", "open_report", "diff")
 
 __all__ = ["__version__", *_API]
 

@@ -5,7 +5,7 @@
     scenario = dp.load("scenarios/quickstart.yaml", seed=3)   # a file, or a dict
     run = dp.run(scenario, small=True)                         # a RunResult
     run.sellers_table()                                        # one row per seller
-    dp.compare(run)                                            # one row per payment rule
+    dp.comparison(run)                                         # one row per payment rule
     dp.write(run, "reports/mine")                              # report.html, report.md, tables
     again = dp.open_report("reports/mine")                     # the saved RunResult
     dp.diff("reports/mine", "reports/other").payments          # what changed, and why
@@ -55,7 +55,7 @@ def run(
     return run_scenario(resolved, progress=progress, engine=engine, checkpoint_dir=checkpoint_dir)
 
 
-def compare(result: RunResult) -> pd.DataFrame:
+def comparison(result: RunResult) -> pd.DataFrame:
     """The payment rules side by side over the run's seeds: truthfulness, efficiency, cost,
     stability (what ``dataprice compare`` reports)."""
     from dataprice.compare import comparison_table
