@@ -253,3 +253,30 @@ def test_compare_reports_share_the_format_and_rebuild(tmp_path):
     assert main(["report", str(out), "--out", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / "comparison.csv").read_bytes() == (out / "comparison.csv").read_bytes()
     assert "Mechanism comparison" in (tmp_path / "again" / "report.md").read_text()
+
+
+def test_game_key_follows_the_content_of_user_data_files(tmp_path):
+    """The coalition cache's key changes when a data file the buyer reads is edited, and
+    not when only market settings change."""
+    from dataprice.runner import game_key
+    from dataprice.scenario import load_scenario
+
+    pd.DataFrame([("d1", "a", "Metformin treats diabetes."), ("d2", "b", "Salbutamol treats asthma.")],
+                 columns=["doc_id", "owner", "text"]).to_csv(tmp_path / "docs.csv", index=False)
+    pd.DataFrame([("q1", "What treats diabetes?", "d1", "Metformin")],
+                 columns=["question_id", "question", "gold_doc_id", "answer"]).to_csv(tmp_path / "qs.csv", index=False)
+    judge = tmp_path / "judge.csv"
+    judge.write_text("question_id,doc_id,score\nq1,d1,0.9\n")
+    data = {
+        "name": "files", "sellers": {"count": 2, "costs": [0.1, 0.1]},
+        "buyer": {"task": "rag", "corpus": {"source": "files", "documents": "docs.csv", "questions": "qs.csv"},
+                  "top_k": 1, "utility": "replay", "replay_file": "judge.csv"},
+        "valuation": [{"method": "loo"}],
+    }
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    first = game_key(load_scenario(path), 0)
+    path.write_text(yaml.safe_dump({**data, "market": {"payment_rules": ["vcg"]}}))
+    assert game_key(load_scenario(path), 0) == first
+    judge.write_text("question_id,doc_id,score\nq1,d1,0.5\n")
+    assert game_key(load_scenario(path), 0) != first

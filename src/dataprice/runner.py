@@ -395,13 +395,29 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
 
 def game_key(scenario: Scenario, seed: int) -> str:
     """What determines a replicate's game: the resolved ``sellers`` and ``buyer`` sections,
-    the replicate seed and the package version (the persistent coalition cache's key).
+    the content of any data file they name, the replicate seed and the package version (the
+    persistent coalition cache's key).
     Market, bidding and valuation settings are left out, so a sweep over them reuses values."""
     import yaml
 
     payload = scenario.model_dump(mode="json", include={"sellers", "buyer"})
     text = yaml.safe_dump(payload, sort_keys=True)
-    return hashlib.sha256(f"{__version__}\n{seed}\n{text}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{__version__}\n{seed}\n{text}".encode())
+    for path in sorted(_file_paths(payload)):  # user data files: their content, not their names
+        digest.update(path.encode())
+        digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _file_paths(node) -> set[str]:
+    """Every string in a scenario section that names an existing file."""
+    if isinstance(node, dict):
+        return set().union(*(_file_paths(v) for v in node.values())) if node else set()
+    if isinstance(node, list):
+        return set().union(*(_file_paths(v) for v in node)) if node else set()
+    if isinstance(node, str) and ("/" in node or "." in node) and Path(node).is_file():
+        return {node}
+    return set()
 
 
 def scenario_key(scenario: Scenario) -> str:
