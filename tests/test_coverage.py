@@ -59,3 +59,14 @@ def test_large_greedy_market_pays_critical_bids_that_no_deviation_beats():
             bids[j] = costs[j] * factor
             deviated = settle(market, bids, "myerson", costs)
             assert deviated.utilities[j] <= truthful + 1e-9, (j, factor)
+
+
+def test_a_cached_coverage_game_uses_the_incremental_step():
+    from dataprice.valuation.game import CachedGame
+
+    game, _ = random_coverage_market(50, 10, seed=2)
+    cached = CachedGame(game)
+    base = np.zeros(50, dtype=bool)
+    base[[1, 4]] = True
+    np.testing.assert_allclose(cached.values_with(base, np.arange(5, 50)), Game.values_with(game, base, np.arange(5, 50)))
+    assert cached.n_evaluations == 45 and cached.computed == 45 and len(cached) == 0  # answered directly, not memoised

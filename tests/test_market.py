@@ -247,3 +247,21 @@ def test_greedy_vcg_uses_the_greedy_welfare_without_each_seller(inst):
         without[j] = np.inf  # never selected: the run without j
         expected = costs[j] + alloc.welfare_at_bids - market.allocate(without).welfare_at_bids
         assert payments[j] == pytest.approx(expected, abs=1e-9)
+
+
+def test_audit_of_a_sample_checks_half_winners_half_others():
+    from dataprice.runner import audit_sample
+
+    selected = np.zeros(20, dtype=bool)
+    selected[[2, 5, 7]] = True
+    rng = np.random.default_rng(0)
+    picked = audit_sample(selected, 4, rng)
+    assert len(picked) == 4 and sum(selected[picked]) == 2
+    assert len(audit_sample(selected, 10, rng)) == 10 and sum(selected[audit_sample(selected, 10, rng)]) == 3
+    assert audit_sample(selected, None, rng) is None and audit_sample(selected, 20, rng) is None
+    table, costs = _instance(4, 3)
+    market = SubsetMarket(table)
+    partial = truthfulness_audit(subset_settler(market), "shapley", costs, span=market_span(market), sellers=[1, 3])
+    full = truthfulness_audit(subset_settler(market), "shapley", costs, span=market_span(market))
+    assert np.isnan(partial.gain[[0, 2]]).all()
+    np.testing.assert_array_equal(partial.gain[[1, 3]], full.gain[[1, 3]])

@@ -50,7 +50,7 @@ def per_seed_metrics(run: RunResult) -> pd.DataFrame:
                 {
                     "rule": rule,
                     "replicate": rep.replicate,
-                    "max_misreport_gain": float(rep.audits[rule].gain.max()) if rule in rep.audits else np.nan,
+                    "max_misreport_gain": float(np.nanmax(rep.audits[rule].gain)) if rule in rep.audits else np.nan,
                     "misreport": float(ratios.mean()) if ratios.size else np.nan,
                     "misreport_winners": float(winner_ratios.mean()) if winner_ratios.size else np.nan,
                     "efficiency": float(np.mean(eff)),

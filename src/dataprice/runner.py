@@ -171,8 +171,11 @@ class RunResult:
             table[f"payment[{rule}]"] = grouped["payment"].mean().reindex(names).to_numpy()
             table[f"utility[{rule}]"] = grouped["utility"].mean().reindex(names).to_numpy()
             if self.scenario.audit.enabled:
-                gains = np.mean([rep.audits[rule].gain for rep in self.replicates], axis=0)
-                table[f"misreport_gain[{rule}]"] = gains
+                gains = np.array([rep.audits[rule].gain for rep in self.replicates])
+                audited = (~np.isnan(gains)).sum(axis=0)
+                table[f"misreport_gain[{rule}]"] = np.where(
+                    audited > 0, np.nansum(gains, axis=0) / np.maximum(audited, 1), np.nan
+                )  # mean over the replicates that audited the seller
         return table
 
     def mechanisms_table(self) -> pd.DataFrame:
@@ -210,7 +213,7 @@ class RunResult:
                 )
             if self.scenario.audit.enabled:
                 gains = np.array([rep.audits[rule].gain for rep in self.replicates])
-                row["max_misreport_gain"] = float(gains.max(axis=1).mean())
+                row["max_misreport_gain"] = float(np.nanmax(gains, axis=1).mean())
                 row["sellers_gaining"] = float((gains > TOLERANCE * max(abs(row["welfare"]), 1.0)).sum(axis=1).mean())
                 row["truthful"] = bool(row["sellers_gaining"] == 0)
             if len(self.replicates) > 1:
@@ -327,6 +330,20 @@ def build_environment(
     return MarketEnvironment(round_market, costs, scale, names, **info)
 
 
+def audit_sample(selected: np.ndarray, k: int | None, rng: np.random.Generator) -> list[int] | None:
+    """Which sellers the audit checks: all (``k=None`` or ``k >= n``), else ``ceil(k/2)``
+    drawn among the selected and the rest among the others (fewer if a side runs out)."""
+    n = selected.shape[0]
+    if k is None or k >= n:
+        return None
+    chosen, others = np.flatnonzero(selected), np.flatnonzero(~selected)
+    take_in = min(chosen.size, -(-k // 2))
+    take_out = min(others.size, k - take_in)
+    take_in = min(chosen.size, k - take_out)
+    picked = np.concatenate([rng.choice(chosen, take_in, replace=False), rng.choice(others, take_out, replace=False)])
+    return sorted(int(j) for j in picked)
+
+
 def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, progress: bool = False) -> ReplicateResult:
     """Build the game, value the sellers, run the repeated market under every rule, audit."""
     started = time.monotonic()
@@ -369,14 +386,17 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
         transactions.append(model.datacollector.get_table_dataframe("transactions").assign(rule=rule))
         if scenario.audit.enabled:
             last = env.round_market(scenario.rounds - 1)
+            settle_fn = with_budget(last.settle, scenario.market.budget)
             audits[rule] = truthfulness_audit(
-                with_budget(last.settle, scenario.market.budget),
+                settle_fn,
                 rule,
                 costs,
                 model.final_bids(),
                 span=env.scale,
                 multipliers=scenario.audit.multipliers,
                 n_linear=scenario.audit.grid_points,
+                sellers=audit_sample(settle_fn(model.final_bids(), rule, costs).selected, scenario.audit.sample,
+                                     child_rng(seed, 6000)),
             )
     return ReplicateResult(
         replicate=replicate,

@@ -435,6 +435,9 @@ class Audit(StrictModel):
         default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 0.9, 1.1, 1.25, 1.5, 2.0, 3.0]
     )
     grid_points: Annotated[int, Field(ge=2, le=1000)] = 21
+    #: audit only this many sellers per rule (half among those selected at the audited
+    #: reports, half among the others, drawn from the seed); None audits everyone
+    sample: PositiveInt | None = None
 
 
 class Engine(StrictModel):

@@ -77,6 +77,7 @@ def truthfulness_audit(
     span: float,
     multipliers: Sequence[float] = DEFAULT_MULTIPLIERS,
     n_linear: int = 21,
+    sellers: Sequence[int] | None = None,
 ) -> AuditResult:
     """Each seller's best gain from misreporting, the others' reports fixed at ``bids``.
 
@@ -88,15 +89,16 @@ def truthfulness_audit(
             response when everyone else is truthful?").
         span: scale of useful reports (``v(N) - v(empty)``); the grid covers multiples of
             the cost and ``[0, span + cost]``.
+        sellers: audit only these sellers (default: all); the others get NaN.
     """
     costs = np.asarray(costs, dtype=np.float64)
     base = costs.copy() if bids is None else np.asarray(bids, dtype=np.float64).copy()
     n = costs.shape[0]
-    truthful = np.empty(n)
-    best = np.empty(n)
-    best_report = np.empty(n)
+    truthful = np.full(n, np.nan)
+    best = np.full(n, np.nan)
+    best_report = np.full(n, np.nan)
     tol = TOLERANCE * max(span, 1.0)
-    for j in range(n):
+    for j in range(n) if sellers is None else sellers:
         reports = base.copy()
         reports[j] = costs[j]
         truthful[j] = settle_fn(reports, rule, costs).utilities[j]

@@ -129,7 +129,7 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
         line = f"**{row['rule']}** {_RULE_NOTE[row['rule']]}: total paid {row['total_paid']:,.3f}, buyer surplus {row['buyer_surplus']:,.3f}, efficiency {row['efficiency']:.3f}"
         if "truthful" in row:
             line += (
-                "; truth-telling was a best response for every seller"
+                "; truth-telling was a best response for every " + ("audited " if s.audit.sample else "") + "seller"
                 if row["truthful"]
                 else f"; {_count(row['sellers_gaining'], run)} could gain up to {row['max_misreport_gain']:,.3f} by misreporting"
             )
@@ -158,9 +158,13 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
     statement.blocks.append(Table(sellers[pay_cols], "Payment and utility (payment minus cost of what was used) under each rule."))
     if s.audit.enabled:
         gain_cols = ["seller"] + [f"misreport_gain[{r}]" for r in rules]
-        statement.blocks.append(
-            Table(sellers[gain_cols], "Truthfulness audit: best utility gain from misreporting (others truthful).")
-        )
+        audit = sellers[gain_cols]
+        caption = "Truthfulness audit: best utility gain from misreporting (others truthful)."
+        if s.audit.sample is not None and s.audit.sample < len(sellers):
+            audit = audit[audit[gain_cols[1:]].notna().any(axis=1)]
+            caption += (f" A sample of {s.audit.sample} sellers per rule and replicate was audited, half among"
+                        " those selected; the table lists the audited sellers (blank: not audited under that rule).")
+        statement.blocks.append(Table(audit, caption))
 
     methods_section = Section("Valuation methods")
     rows = []

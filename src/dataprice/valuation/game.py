@@ -180,6 +180,17 @@ class CachedGame(Game):
         """Coalition values the wrapped game computed (misses not found in the store)."""
         return self.misses - self.stored
 
+    def values_with(self, base: NDArray[np.bool_], candidates: NDArray[np.int64]) -> NDArray[np.float64]:
+        """A game with its own incremental step (e.g. coverage) answers directly: such
+        steps are cheaper than a lookup of ``len(candidates)`` coalitions. Other games go
+        through the memo, so greedy runs that revisit coalitions do not recompute them."""
+        if type(self.game).values_with is Game.values_with:
+            return super().values_with(base, candidates)
+        values = self.game.values_with(base, candidates)
+        self.n_evaluations += len(values)
+        self.misses += len(values)
+        return values
+
     def _keys(self, coalitions: CoalitionMatrix) -> list[int | bytes]:
         if self.n_players <= 62:
             return coalitions_to_masks(coalitions).tolist()

@@ -11,7 +11,7 @@ submodular -- a second seller covering the same need adds less -- and cheap enou
 evaluate that markets of thousands of sellers run in seconds.
 
 :meth:`CoverageGame.values_with` is incremental: with ``q_t(S) = prod_{j in S}(1 - p_jt)``,
-``v(S + k) = sum_t w_t (1 - q_t(S)(1 - p_kt))``, one ``(m, T)`` product per greedy step.
+``v(S + k) = v(S) + sum_t w_t q_t(S) p_kt``, one matrix-vector product per greedy step.
 """
 
 from __future__ import annotations
@@ -59,7 +59,9 @@ class CoverageGame(Game):
     def values_with(self, base: NDArray[np.bool_], candidates: NDArray[np.int64]) -> NDArray[np.float64]:
         candidates = np.asarray(candidates, dtype=np.int64)
         miss = np.exp(np.asarray(base, dtype=np.float64) @ self._log_miss)
-        values = (1.0 - miss[None, :] * (1.0 - self.coverage[candidates])) @ self.weights
+        # v(S + k) = v(S) + sum_t w_t q_t(S) p_kt: one matrix-vector product for all sellers
+        gains = self.coverage @ (self.weights * miss)
+        values = (1.0 - miss) @ self.weights + gains[candidates]
         self.n_evaluations += candidates.size
         return values
 
