@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from dataprice.runner import RunResult
-from dataprice.scenario import Scenario, load_scenario, parse_scenario, small_scenario
+from dataprice.scenario import Scenario, load_scenario, merge_overrides, parse_scenario, small_scenario
 
 
 def load(source: str | Path | dict | Scenario, **overrides: Any) -> Scenario:
@@ -33,11 +33,7 @@ def load(source: str | Path | dict | Scenario, **overrides: Any) -> Scenario:
             return source
         source = source.model_dump(mode="json")
     if isinstance(source, dict):
-        merged = {**source}
-        for key, value in overrides.items():
-            base = merged.get(key)
-            merged[key] = {**base, **value} if isinstance(value, dict) and isinstance(base, dict) else value
-        return parse_scenario(merged)
+        return parse_scenario(merge_overrides(source, overrides))
     return load_scenario(source, overrides or None)
 
 

@@ -95,7 +95,8 @@ def build_task(scenario: Scenario, seed: int, costs: np.ndarray, *, progress: bo
     if buyer.task == "federated":
         return _build_federated(scenario, seed, names)
     if buyer.task == "coverage":
-        game = random_coverage(n, buyer.needs, seed=child_rng(seed, 2100), need_value=buyer.need_value,
+        game = random_coverage(n, buyer.needs, seed=child_rng(seed, 2100),
+                               need_value=buyer.need_value * buyer.value_per_quality,
                                specialists=buyer.specialists, player_names=names)
         contrib = pd.DataFrame({
             "seller": names,

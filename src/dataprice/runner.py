@@ -291,7 +291,7 @@ def build_environment(
     scenario: Scenario, seed: int, valued: Game, task, costs: np.ndarray, values: dict[str, ValuationResult]
 ) -> MarketEnvironment:
     """The repeated market of one replicate (static, or with per-round value shocks)."""
-    info = {"task": scenario.buyer.task, "value_per_quality": getattr(scenario.buyer, "value_per_quality", 1.0)}
+    info = {"task": scenario.buyer.task, "value_per_quality": scenario.buyer.value_per_quality}
     names = seller_names(scenario)
     if scenario.market_kind == "per_query":
         market = task
@@ -387,6 +387,10 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
         if scenario.audit.enabled:
             last = env.round_market(scenario.rounds - 1)
             settle_fn = with_budget(last.settle, scenario.market.budget)
+            sample = None
+            if scenario.audit.sample is not None:  # half winners: who wins at the audited reports
+                winners = settle_fn(model.final_bids(), rule, costs).selected
+                sample = audit_sample(winners, scenario.audit.sample, child_rng(seed, 6000))
             audits[rule] = truthfulness_audit(
                 settle_fn,
                 rule,
@@ -395,8 +399,7 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
                 span=env.scale,
                 multipliers=scenario.audit.multipliers,
                 n_linear=scenario.audit.grid_points,
-                sellers=audit_sample(settle_fn(model.final_bids(), rule, costs).selected, scenario.audit.sample,
-                                     child_rng(seed, 6000)),
+                sellers=sample,
             )
     return ReplicateResult(
         replicate=replicate,

@@ -176,6 +176,7 @@ class CoverageBuyer(StrictModel):
     :mod:`dataprice.valuation.utilities.coverage`). Cheap enough for thousands of sellers."""
 
     task: Literal["coverage"]
+    value_per_quality: PositiveFloat = 1.0  # money per unit of v (scales every need's weight)
     needs: Annotated[int, Field(ge=1, le=10_000)] = 50
     need_value: PositiveFloat = 10.0
     specialists: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8
@@ -644,6 +645,18 @@ def parse_scenario(data: Any, source: str | None = None) -> Scenario:
         raise ScenarioError(format_validation_error(exc), source) from None
 
 
+def merge_overrides(data: dict, overrides: dict) -> dict:
+    """``data`` with ``overrides``: top-level keys are replaced, except that a dict
+    overriding a dict section is merged into it."""
+    return {
+        **data,
+        **{
+            key: {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
+            for key, value in overrides.items()
+        },
+    }
+
+
 def load_scenario(path: str | Path, overrides: dict | None = None) -> Scenario:
     """Read and validate a YAML scenario file. ``overrides`` replace top-level keys, except
     that a dict overriding a dict section is merged into it (``{"engine": {"workers": 4}}``
@@ -661,13 +674,7 @@ def load_scenario(path: str | Path, overrides: dict | None = None) -> Scenario:
     if data is None:
         raise ScenarioError("the file is empty; a scenario needs at least name, sellers and buyer", str(path))
     if overrides and isinstance(data, dict):
-        data = {
-            **data,
-            **{
-                key: {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
-                for key, value in overrides.items()
-            },
-        }
+        data = merge_overrides(data, overrides)
     if isinstance(data, dict):
         data = _absolute_paths(data, path.resolve().parent)
     return parse_scenario(data, str(path))

@@ -155,20 +155,39 @@ class GreedyAllocation:
 
     name = "greedy"
 
+    def __init__(self) -> None:
+        # the last market asked about: settling allocates, then prices the same reports
+        # (and Myerson and VCG share the runs without each winner), so each is done once
+        self._last: tuple | None = None
+        self._trace: GreedyTrace | None = None
+        self._critical: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
+
     def __call__(
         self, game: Game, bids: NDArray[np.float64], reserve: float | None = None
     ) -> Allocation:
         return self.trace(game, bids, reserve).allocation
+
+    def _same_market(self, game: Game, bids: NDArray[np.float64], reserve: float | None) -> bool:
+        """True if (game, bids, reserve) is the market of the memo; else reset the memo."""
+        if self._last is not None and self._last[0] is game and self._last[2] == reserve and np.array_equal(
+            self._last[1], bids
+        ):
+            return True
+        self._last, self._trace, self._critical = (game, bids.copy(), reserve), None, None
+        return False
 
     def trace(
         self, game: Game, bids: NDArray[np.float64], reserve: float | None = None
     ) -> GreedyTrace:
         """Run the greedy rule and keep every step's gains (for critical bids)."""
         bids = np.asarray(bids, dtype=np.float64)
+        if self._same_market(game, bids, reserve) and self._trace is not None:
+            return self._trace
         allowed = _allowed(bids, reserve)
         run = _greedy_run(game, bids, allowed, np.zeros(game.n_players, dtype=bool), None, None)
         allocation = Allocation(run.selected, run.value, run.value - float(bids[run.selected].sum()))
-        return GreedyTrace(allocation, np.array(run.gains), np.array(run.order, dtype=np.int64), np.array(run.values))
+        self._trace = GreedyTrace(allocation, np.array(run.gains), np.array(run.order, dtype=np.int64), np.array(run.values))
+        return self._trace
 
     def critical_bids(
         self, game: Game, bids: NDArray[np.float64], reserve: float | None = None
@@ -176,8 +195,10 @@ class GreedyAllocation:
         """Critical bid ``p_j`` and greedy welfare without ``j``, ``W_{-j}``, of every
         selected seller (0 and ``nan`` for the others); see the class docstring."""
         bids = np.asarray(bids, dtype=np.float64)
-        n = game.n_players
         trace = self.trace(game, bids, reserve)
+        if self._critical is not None:
+            return self._critical[0].copy(), self._critical[1].copy()
+        n = game.n_players
         allowed = _allowed(bids, reserve)
         critical = np.zeros(n)
         welfare_without = np.full(n, np.nan)
@@ -193,7 +214,8 @@ class GreedyAllocation:
             best = max(prefix.max(initial=-np.inf), suffix.max(initial=-np.inf))
             critical[j] = best if reserve is None else min(best, reserve)
             welfare_without[j] = run.value - float(bids[run.selected].sum())
-        return critical, welfare_without
+        self._critical = (critical, welfare_without)
+        return critical.copy(), welfare_without.copy()
 
 
 @dataclass
