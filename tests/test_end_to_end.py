@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import filecmp
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +48,19 @@ REPORT_FILES = {
     "values.csv", "values.parquet", "outcomes.csv", "outcomes.parquet", "valuations.json",
     "dynamics.csv", "dynamics.parquet", "transactions.csv", "transactions.parquet",
     "provenance.json", "timings.json", "payments_by_rule.png", "value_vs_cost.png", "mechanisms.png",
-    "report.md", "report.html", "results.pkl",
+    "report.md", "report.html", "manifest.json", "run",
 }
+
+
+def same_tree(a: Path, b: Path, skip=("timings.json",)) -> list[str]:
+    """Relative paths whose bytes differ between two directory trees (or exist in one only)."""
+    files_a = {p.relative_to(a).as_posix() for p in a.rglob("*") if p.is_file()}
+    files_b = {p.relative_to(b).as_posix() for p in b.rglob("*") if p.is_file()}
+    differ = sorted(files_a ^ files_b)
+    for name in sorted(files_a & files_b):
+        if name not in skip and (a / name).read_bytes() != (b / name).read_bytes():
+            differ.append(name)
+    return differ
 
 
 def test_run_writes_a_complete_report_and_is_reproducible(tmp_path):
@@ -58,9 +69,8 @@ def test_run_writes_a_complete_report_and_is_reproducible(tmp_path):
     assert main(["run", str(scenario), "--out", str(a), "--quiet"]) == 0
     assert main(["run", str(scenario), "--out", str(b), "--quiet"]) == 0
     assert {p.name for p in a.iterdir()} == REPORT_FILES
-    same = [f for f in REPORT_FILES if f != "timings.json"]
-    match, mismatch, errors = filecmp.cmpfiles(a, b, same, shallow=False)
-    assert not mismatch and not errors, mismatch
+    assert not list(a.rglob("*.pkl"))
+    assert same_tree(a, b) == []
     html = (a / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 3
     sellers = pd.read_csv(a / "sellers.csv")
@@ -88,8 +98,9 @@ def test_failed_run_keeps_the_previous_report(tmp_path, monkeypatch):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(writer, "to_html", boom)
+    assert main(["run", str(scenario), "--out", str(out), "--quiet", "--seed", "9"]) == 1  # one line, exit 1
     with pytest.raises(RuntimeError):
-        main(["run", str(scenario), "--out", str(out), "--quiet", "--seed", "9"])
+        main(["--traceback", "run", str(scenario), "--out", str(out), "--quiet", "--seed", "9"])
     assert (out / "report.md").read_text() == before
     # nothing half-written; the finished replicates wait beside the report for a re-run
     assert sorted(p.name for p in tmp_path.iterdir()) == [".r.checkpoints", "r", "small.yaml"]
@@ -111,7 +122,7 @@ def test_interrupted_replicates_resume_to_the_same_result(tmp_path):
     folder = tmp_path / "ckpt"
     first = run_scenario(scenario, progress=False, checkpoint_dir=folder)
     checkpoints = ReplicateCheckpoints(folder, scenario)
-    checkpoints.path(2).unlink()  # as if the run had been killed during replicate 2
+    shutil.rmtree(checkpoints.path(2))  # as if the run had been killed during replicate 2
     resumed = run_scenario(scenario, progress=False, checkpoint_dir=folder)
     assert resumed.provenance["replicates_from_checkpoint"] == 2
     pd.testing.assert_frame_equal(resumed.values_table(), whole.values_table())
@@ -209,16 +220,14 @@ def test_report_command_rebuilds_the_same_report_from_saved_results(tmp_path):
     assert main(["run", str(scenario), "--out", str(first), "--quiet"]) == 0
     rebuilt = tmp_path / "rebuilt"
     assert main(["report", str(first), "--out", str(rebuilt)]) == 0
-    same = [f for f in REPORT_FILES if f not in {"timings.json", "results.pkl"}]
-    match, mismatch, errors = filecmp.cmpfiles(first, rebuilt, same, shallow=False)
-    assert not mismatch and not errors, mismatch
+    assert same_tree(first, rebuilt) == []  # every byte, the saved run and manifest included
     assert json.loads((rebuilt / "timings.json").read_text()) == json.loads((first / "timings.json").read_text())
 
 
 def test_report_command_on_a_directory_without_results_is_one_line(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) != 0
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "results.pkl" in err
+    assert len(err.splitlines()) == 1 and "manifest.json" in err
 
 
 def test_diff_names_the_sellers_whose_payment_changed_and_why(tmp_path):
@@ -249,7 +258,7 @@ def test_compare_reports_share_the_format_and_rebuild(tmp_path):
     scenario = _write(tmp_path, {**SMALL_CLASSIFIER, "audit": {"enabled": False}})
     out = tmp_path / "cmp"
     assert main(["compare", str(scenario), "--out", str(out), "--quiet", "--seeds", "2"]) == 0
-    assert {"sellers.csv", "mechanisms.csv", "results.pkl", "scenario.yaml", "comparison.csv"} <= {p.name for p in out.iterdir()}
+    assert {"sellers.csv", "mechanisms.csv", "manifest.json", "run", "scenario.yaml", "comparison.csv"} <= {p.name for p in out.iterdir()}
     assert main(["report", str(out), "--out", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / "comparison.csv").read_bytes() == (out / "comparison.csv").read_bytes()
     assert "Mechanism comparison" in (tmp_path / "again" / "report.md").read_text()

@@ -21,8 +21,15 @@ from typing import Any
 
 import pandas as pd
 
-from dataprice.runner import RunResult
-from dataprice.scenario import Scenario, load_scenario, merge_overrides, parse_scenario, small_scenario
+from dataprice.results import RunResult
+from dataprice.scenario import (
+    Scenario,
+    check_data_files,
+    load_scenario,
+    merge_overrides,
+    parse_scenario,
+    small_scenario,
+)
 
 
 def load(source: str | Path | dict | Scenario, **overrides: Any) -> Scenario:
@@ -33,7 +40,9 @@ def load(source: str | Path | dict | Scenario, **overrides: Any) -> Scenario:
             return source
         source = source.model_dump(mode="json")
     if isinstance(source, dict):
-        return parse_scenario(merge_overrides(source, overrides))
+        scenario = parse_scenario(merge_overrides(source, overrides))
+        check_data_files(scenario)
+        return scenario
     return load_scenario(source, overrides or None)
 
 
@@ -67,7 +76,8 @@ def write(result: RunResult, out_dir: str | Path, *, comparison: bool = False) -
 
 
 def open_report(directory: str | Path) -> RunResult:
-    """The run saved in a report directory (same dataprice version)."""
+    """The run saved in a report directory (data only, checked against its manifest; no
+    pickle is read, and the scenario's data files are not needed)."""
     from dataprice.report.writer import load_results
 
     return load_results(directory)[0]

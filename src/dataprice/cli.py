@@ -1,30 +1,41 @@
-"""Command line: ``dataprice run | compare | validate``.
+"""Command line: ``dataprice run | compare | report | diff | validate``.
 
-Exit codes: 0 success, 2 bad input (scenario, data), 1 unexpected failure.
+Exit codes: 0 success, 2 bad input (scenario, data, output path), 1 unexpected failure
+(one line; ``--traceback`` shows the whole traceback), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
 from dataprice import __version__
-from dataprice.errors import DatapriceError, ScenarioError
+from dataprice.errors import DatapriceError, OutputError
+
+
+def _print_error(exc: BaseException) -> None:
+    for line in str(exc).splitlines() or [type(exc).__name__]:
+        print(f"error: {line}", file=sys.stderr)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    """Check every file given, reporting each; a bad file never stops the others."""
     from dataprice.scenario import load_scenario
 
     status = 0
     for path in args.scenarios:
         try:
             scenario = load_scenario(path)
-        except ScenarioError as exc:
-            for line in str(exc).splitlines():
-                print(f"error: {line}", file=sys.stderr)
-            status = 2
+        except DatapriceError as exc:
+            _print_error(exc)
+            status = max(status, 2)
+            continue
+        except Exception as exc:  # noqa: BLE001 - one file's bug must not hide the rest
+            if args.traceback:
+                raise
+            print(f"error: {path}: internal error ({type(exc).__name__}); please report it", file=sys.stderr)
+            status = max(status, 1)
             continue
         print(f"{path}: ok ({scenario.name}: {scenario.sellers.count} sellers, buyer {scenario.buyer.task})")
     return status
@@ -70,14 +81,15 @@ def _load_with_overrides(args: argparse.Namespace, replicates: int | None):
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from dataprice.report import write_report
-    from dataprice.runner import run_scenario
+    from dataprice.runner import ReplicateCheckpoints, run_scenario
+    from dataprice.safedir import check_output_dir
 
     scenario = _load_with_overrides(args, args.replicates)
-    out = scenario.resolved_output_dir(args.out)
+    out = check_output_dir(scenario.resolved_output_dir(args.out), "report directory")  # before any work
     checkpoints = _checkpoint_dir(out)
     result = run_scenario(scenario, progress=not args.quiet, checkpoint_dir=checkpoints)
     write_report(result, out)
-    shutil.rmtree(checkpoints, ignore_errors=True)  # the report is complete: nothing to resume
+    ReplicateCheckpoints(checkpoints, scenario).clear()  # the report is complete: nothing to resume
     if not args.quiet:
         print(result.mechanisms_table().to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
     print(f"report written to {out / 'report.html'} ({result.seconds:.1f} s)")
@@ -87,14 +99,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from dataprice.compare import comparison_table
     from dataprice.report import write_comparison
-    from dataprice.runner import run_scenario
+    from dataprice.runner import ReplicateCheckpoints, run_scenario
+    from dataprice.safedir import check_output_dir
 
     scenario = _load_with_overrides(args, args.seeds)
     out = Path(args.out) if args.out else scenario.resolved_output_dir().with_name(scenario.name + "_compare")
+    out = check_output_dir(out, "report directory")  # before any work
     checkpoints = _checkpoint_dir(out)
     result = run_scenario(scenario, progress=not args.quiet, checkpoint_dir=checkpoints)
     write_comparison(result, out)
-    shutil.rmtree(checkpoints, ignore_errors=True)
+    ReplicateCheckpoints(checkpoints, scenario).clear()
     if not args.quiet:
         table = comparison_table(result)
         cols = ["rule", "max_misreport_gain_mean", "misreport_mean", "efficiency_mean", "buyer_cost_mean", "payment_cv"]
@@ -105,7 +119,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from dataprice.report.writer import rebuild_report
+    from dataprice.safedir import check_output_dir
 
+    if args.out is not None:
+        check_output_dir(args.out, "report directory")  # before reading the saved run
     out = rebuild_report(args.directory, args.out)
     print(f"report rebuilt at {out / 'report.html'}")
     return 0
@@ -117,13 +134,34 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     diff = diff_reports(args.before, args.after)
     text = diff.to_markdown(str(args.before), str(args.after))
     if args.out is not None:
+        csv = args.out.with_suffix(".csv")
+        _check_replaceable_file(args.out, "# Report diff:")
+        _check_replaceable_file(csv, "seller,rule,")
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
-        diff.payments.to_csv(args.out.with_suffix(".csv"), index=False)
+        diff.payments.to_csv(csv, index=False)
         print(f"diff written to {args.out} and {args.out.with_suffix('.csv')}")
     else:
         print(text)
     return 0
+
+
+def _check_replaceable_file(path: Path, first_line: str) -> None:
+    """``path`` may be written: it does not exist, or it is a file dataprice wrote (its first
+    line starts with ``first_line``); anything else is refused, never overwritten."""
+    from dataprice.inputs import excerpt, path_problem
+
+    problem = path_problem(path)
+    if problem:
+        raise OutputError(f"--out: {problem} (got {excerpt(str(path))})")
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_symlink() or not path.is_file():
+        raise OutputError(f"--out {excerpt(str(path), 200)} exists and is not a file dataprice wrote; choose another name")
+    with path.open("rb") as fh:
+        head = fh.read(len(first_line.encode()))
+    if head != first_line.encode():
+        raise OutputError(f"--out {excerpt(str(path), 200)} exists and was not written by dataprice diff; choose another name")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate data markets and compute incentive-aware compensation for data contributors.",
     )
     parser.add_argument("--version", action="version", version=f"dataprice {__version__}")
+    parser.add_argument("--traceback", action="store_true", help="show the full traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def runner_command(name: str, help_text: str, out_default: str):
@@ -183,12 +222,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except DatapriceError as exc:
-        for line in str(exc).splitlines():
-            print(f"error: {line}", file=sys.stderr)
+        _print_error(exc)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; no report was written", file=sys.stderr)
+        print("interrupted; no report was written (finished replicates are kept to resume)", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback on request
+        if args.traceback:
+            raise
+        message = str(exc).splitlines()[0][:200] if str(exc) else ""
+        print(f"error: internal error ({type(exc).__name__}: {message}); rerun with --traceback and "
+              "please report it", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

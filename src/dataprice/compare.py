@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from dataprice.market.metrics import TOLERANCE, efficiency, mean_rank_correlation
-from dataprice.runner import RunResult
+from dataprice.results import RunResult
 
 #: Metrics per rule and seed, with what they mean (for the report).
 METRICS = {

@@ -28,3 +28,8 @@ class DataError(DatapriceError):
 
 class EngineError(DatapriceError):
     """An engine cannot start: its package is missing, or its cluster cannot be reached."""
+
+
+class OutputError(DatapriceError):
+    """An output path cannot be written safely: it is not a directory dataprice wrote, it is
+    the folder the user is in, or it is not a usable path. Raised before any work is done."""

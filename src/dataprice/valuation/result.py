@@ -12,6 +12,20 @@ import pandas as pd
 from numpy.typing import NDArray
 
 
+def plain(value):
+    """``value`` with numpy scalars and arrays, and tuples, turned into JSON's own types
+    (so a result saved and read back is equal to the original, and prints the same)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 @dataclass
 class ValuationResult:
     """Per-player values from one valuation method.
@@ -108,9 +122,9 @@ class ValuationResult:
             "method": self.method,
             "n_evaluations": int(self.n_evaluations),
             "converged": bool(self.converged),
-            "seed": self.seed,
+            "seed": plain(self.seed),
             "n_batches": int(self.n_batches),
-            "extra": self.extra,
+            "extra": plain(self.extra),
         }
 
     @classmethod
