@@ -155,6 +155,30 @@ def build_environment(
     return MarketEnvironment(round_market, costs, scale, names, **info)
 
 
+def check_finite(game: Game, scenario: Scenario) -> None:
+    """The buyer's values must be finite numbers: a table is checked whole, any other game
+    at the grand and empty coalitions. A NaN or an infinity (training that diverged, a
+    value scale that overflowed) would otherwise turn into NaN payments much later."""
+    from dataprice.errors import DataError
+
+    if isinstance(game, TabulatedGame):
+        bad = np.flatnonzero(~np.isfinite(game.values))
+        if bad.size == 0:
+            return
+        members = [game.player_names[j] for j in range(game.n_players) if (int(bad[0]) >> j) & 1]
+        where = f"for the coalition {{{', '.join(members[:5])}{', ...' if len(members) > 5 else ''}}}"
+        value = game.values[bad[0]]
+    else:
+        grand, empty = game.grand_value(), game.empty_value()
+        if np.isfinite(grand) and np.isfinite(empty):
+            return
+        where, value = ("for all sellers", grand) if not np.isfinite(grand) else ("for no seller", empty)
+    raise DataError(
+        f"buyer ({scenario.buyer.task}): the buyer's value is {value} {where}; a number must come out "
+        "(check the buyer's data, value_per_quality and training settings such as the learning rate)"
+    )
+
+
 def audit_sample(selected: np.ndarray, k: int | None, rng: np.random.Generator) -> list[int] | None:
     """Which sellers the audit checks: all (``k=None`` or ``k >= n``), else ``ceil(k/2)``
     drawn among the selected and the rest among the others (fewer if a side runs out)."""
@@ -180,6 +204,7 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
     store = CoalitionStore(scenario.engine.coalition_cache_path) if scenario.engine.coalition_cache else None
     counted = CachedGame(game, store=store, key=game_key(scenario, seed) if store is not None else None)
     valued: Game = tabulate(counted, progress=progress) if needs_table else counted
+    check_finite(valued, scenario)
 
     values: dict[str, ValuationResult] = {}
     for k, spec in enumerate(scenario.valuation):
@@ -359,6 +384,9 @@ def run_scenario(
             if loaded is not None:
                 done[r] = loaded
     todo = [r for r in range(scenario.replicates) if r not in done]
+    if todo and scenario.engine.coalition_cache:  # an unusable cache file fails now, not after training
+        store = CoalitionStore(scenario.engine.coalition_cache_path).check()
+        store.close()
     own_engine = engine is None
     engine = engine or make_engine(scenario.engine.kind, scenario.engine.workers, scenario.engine.address)
     parallel = engine.name != "serial" and len(todo) > 1

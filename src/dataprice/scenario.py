@@ -35,6 +35,7 @@ from dataprice.inputs import (
     max_data_bytes,
     path_problem,
     read_text,
+    shorten,
 )
 from dataprice.rng import child_rng
 from dataprice.valuation.game import MAX_TABULATION_PLAYERS
@@ -111,7 +112,7 @@ class StrictModel(BaseModel):
             unknown = [k for k in data if k not in known]
             if unknown:
                 raise ValueError(
-                    f"unknown field {unknown[0]!r}; allowed fields: {', '.join(sorted(known))}"
+                    f"unknown field {excerpt(unknown[0])}; allowed fields: {', '.join(sorted(known))}"
                 )
         return data
 
@@ -682,20 +683,30 @@ def _format_location(loc: tuple) -> str:
     return "".join(parts) or "(top level)"
 
 
+#: Most problems listed for one file (the rest are counted).
+MAX_PROBLEMS = 25
+
+
+def _prefixes(loc: str) -> set[str]:
+    """Every proper prefix of a location that is a field path (``a``, ``a.b``, ``a.b[0]``)."""
+    return {loc[:i] for i, ch in enumerate(loc) if ch in ".[" and i > 0}
+
+
 def format_validation_error(error: ValidationError) -> list[str]:
-    """One line per problem: ``field.path: message (got value)``.
+    """One line per problem: ``field.path: message (got value)``, at most
+    :data:`MAX_PROBLEMS` lines, each quoting at most a short excerpt of the input.
 
     For a union field, pydantic reports a type mismatch against every branch; a type error
     is dropped when a more specific error lies below the same field.
     """
     errors = error.errors()
     locs = [_format_location(e["loc"]) for e in errors]
+    above = set().union(*map(_prefixes, locs)) if locs else set()
     lines = []
     for e, loc in zip(errors, locs, strict=True):
-        deeper = any(o != loc and (o.startswith(loc + "[") or o.startswith(loc + ".")) for o in locs)
-        if deeper and e["type"].endswith("_type"):
+        if loc in above and e["type"].endswith("_type"):
             continue
-        msg = e["msg"].removeprefix("Value error, ")
+        msg = shorten(e["msg"].removeprefix("Value error, "), 300)
         if loc == "(top level)" and " | " in msg:
             lines.extend(msg.split(" | "))
             continue
@@ -705,6 +716,8 @@ def format_validation_error(error: ValidationError) -> list[str]:
         got = e.get("input")
         shown = "" if e["type"] in {"missing", "value_error"} or isinstance(got, dict | list) else f" (got {excerpt(got)})"
         lines.append(f"{loc}: {msg}{shown}")
+    if len(lines) > MAX_PROBLEMS:
+        lines = lines[:MAX_PROBLEMS] + [f"... and {len(lines) - MAX_PROBLEMS} more problems"]
     return lines
 
 

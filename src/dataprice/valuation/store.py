@@ -43,10 +43,45 @@ class CoalitionStore:
         self.path = Path(path) if path is not None else default_store_path()
         self._conn: sqlite3.Connection | None = None
 
+    def check(self) -> CoalitionStore:
+        """Open the store now (before any work), so an unusable path is a one-line
+        :class:`~dataprice.errors.DataError`: a directory, a file that is not SQLite, a
+        SQLite database of something else (never modified), an unwritable folder."""
+        self._connection()
+        return self
+
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
+            self._conn = self._open()
+        return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        from dataprice.errors import DataError
+        from dataprice.inputs import excerpt, path_problem
+
+        where = f"coalition cache {excerpt(str(self.path), 200)}"
+        problem = path_problem(self.path)
+        if problem:
+            raise DataError(f"coalition cache: {problem}")
+        if self.path.is_dir():
+            raise DataError(f"{where} is a directory; name a file (e.g. coalitions.sqlite)")
+        if self.path.exists() and not self.path.is_file():
+            raise DataError(f"{where} is not a regular file")
+        existed = self.path.is_file() and self.path.stat().st_size > 0
+        if existed:
+            with self.path.open("rb") as fh:
+                if fh.read(16) != b"SQLite format 3\x00":
+                    raise DataError(f"{where} is not a SQLite file; dataprice does not overwrite it, name another file")
+        try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=60.0)
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if existed and tables and "coalition_values" not in tables:
+                conn.close()
+                raise DataError(
+                    f"{where} is a SQLite database of something else (tables: {', '.join(sorted(tables)[:3])}); "
+                    "dataprice does not modify it, name another file"
+                )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS coalition_values ("
@@ -54,8 +89,13 @@ class CoalitionStore:
                 "PRIMARY KEY (game, coalition)) WITHOUT ROWID"
             )
             conn.commit()
-            self._conn = conn
-        return self._conn
+        except sqlite3.DatabaseError as exc:
+            raise DataError(f"{where} cannot be used ({exc})") from None
+        except (FileExistsError, NotADirectoryError):
+            raise DataError(f"{where} cannot be created: a folder on its path is a file") from None
+        except OSError as exc:
+            raise DataError(f"{where} cannot be created ({exc.strerror or exc})") from None
+        return conn
 
     def get(self, game: str, coalitions: list[bytes]) -> dict[bytes, float]:
         """The stored values among ``coalitions`` (packed bits), as ``{coalition: value}``."""
