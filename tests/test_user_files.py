@@ -450,3 +450,29 @@ def test_fuzzed_files_load_or_raise_a_one_line_data_error(files, tmp_path):
         path.unlink()
     assert outcomes["loaded"] > 20 and outcomes["refused"] > 60, outcomes
     assert time.perf_counter() - start < 20
+
+
+# --- embedding progress ---------------------------------------------------------------------------
+
+
+def test_the_embedder_can_show_its_progress(monkeypatch, capsys):
+    """A stand-in model (the bar, not MiniLM, is under test): ``progress=True`` counts texts on
+    stderr; the default prints nothing."""
+    torch = pytest.importorskip("torch")
+    from types import SimpleNamespace
+
+    from dataprice.valuation.utilities import retrieval
+
+    def tokenizer(texts, **_):
+        ones = torch.ones(len(texts), 3, dtype=torch.long)
+        return {"input_ids": ones, "attention_mask": ones}
+
+    def model(input_ids, attention_mask):  # noqa: ARG001
+        return SimpleNamespace(last_hidden_state=torch.ones(input_ids.shape[0], 3, 384))
+
+    monkeypatch.setattr(retrieval, "_load_minilm", lambda: (torch, tokenizer, model))
+    out = retrieval.Embedder(batch_size=2, cache=False, progress=True).encode(["a", "bb", "ccc"])
+    assert out.shape == (3, 384)
+    assert "embedding" in (err := capsys.readouterr().err) and "/3 " in err, err  # n of 3 texts
+    retrieval.Embedder(batch_size=2, cache=False).encode(["a", "bb", "ccc"])
+    assert capsys.readouterr().err == ""
