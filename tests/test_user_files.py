@@ -304,6 +304,8 @@ def test_malformed_json_lines_name_the_line(files, tmp_path, line, expected):
     docs = tmp_path / "docs.jsonl"
     docs.write_text(json.dumps(DOCS[0]) + "\n" + line + "\n" + json.dumps(DOCS[1]) + "\n")
     fails(lambda: load_corpus(docs, qs), "docs.jsonl: ", expected)
+    docs.write_text(line + "\n" + json.dumps(DOCS[1]) + "\n")  # a first line that is a list is no JSON array
+    fails(lambda: load_corpus(docs, qs), "docs.jsonl: ", expected.replace("line 2", "line 1"))
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -361,8 +363,10 @@ def test_huge_values_are_quoted_as_a_short_excerpt(files, tmp_path):
 
 
 def _text(rows: list[dict], fmt: str) -> str:
-    if fmt == "csv":
-        return pd.DataFrame(rows).to_csv(index=False)
+    if fmt in {"csv", "tsv"}:
+        return pd.DataFrame(rows).to_csv(index=False, sep="\t" if fmt == "tsv" else ",")
+    if fmt == "json":
+        return json.dumps(rows, indent=None if len(rows) % 2 else 1)  # on one line, or a line per key
     return "".join(json.dumps(r) + "\n" for r in rows)
 
 
@@ -435,7 +439,7 @@ def test_fuzzed_files_load_or_raise_a_one_line_data_error(files, tmp_path):
     start, outcomes = time.perf_counter(), {"loaded": 0, "refused": 0}
     for case in range(240):
         rows, load = cases[case % len(cases)]
-        fmt = rng.choice(["csv", "jsonl"])
+        fmt = rng.choice(["csv", "jsonl", "csv", "jsonl", "tsv", "json"])
         path = tmp_path / f"fuzz_{case}.{fmt}"
         path.write_bytes(_mutate(rng, rows, fmt))
         try:

@@ -179,7 +179,7 @@ def read_records(
         raise DataError(f"{display(checked)}: the {what} file is empty")
     wanted = list(dict.fromkeys([*required, *optional]))
     parse = _csv if fmt in {"csv", "tsv"} else _json
-    lines, cells, found = parse(text, checked, what, wanted, "\t" if fmt == "tsv" else ",")
+    lines, cells, found = parse(text, checked, what, wanted, fmt)
     del text
     records = Records(checked, what, lines, {c: v for c, v in cells.items() if c in found}, found)
     if not len(records):
@@ -215,13 +215,13 @@ def _csv_problem(exc: csv.Error) -> str:
     return text[:120]
 
 
-def _csv(text: str, path: Path, what: str, wanted: list[str], sep: str):
+def _csv(text: str, path: Path, what: str, wanted: list[str], fmt: str):
     old_limit = csv.field_size_limit()
     csv.field_size_limit(min(max_data_bytes(), 2**31 - 1))  # a document may be long
     try:
         # strict: a quote left open at the end of the file, or text after a closing quote,
         # is an error (not a value that silently swallows the rest of the file)
-        reader = csv.reader(_physical_lines(text), delimiter=sep, strict=True)
+        reader = csv.reader(_physical_lines(text), delimiter="\t" if fmt == "tsv" else ",", strict=True)
         try:
             header = next(reader)
             while not header:  # leading blank lines
@@ -290,12 +290,12 @@ def _decode(decoder: json.JSONDecoder, text: str, start: int, path: Path, line: 
         raise DataError(f"{display(path)}: line {line or 1}: JSON nested too deeply") from None
 
 
-def _json_values(text: str, path: Path) -> Iterator[tuple[int, Any]]:
-    """``(line, value)`` of each record: the elements of a top-level array, else one JSON
-    value per non-blank line."""
+def _json_values(text: str, path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
+    """``(line, value)`` of each record: in a ``.json`` file that starts with ``[``, the
+    elements of that array; else one JSON value per non-blank line."""
     decoder = json.JSONDecoder()
     start = _WHITESPACE.match(text).end()
-    if text.startswith("[", start):
+    if fmt == "json" and text.startswith("[", start):
         line, counted = 1, 0
         i = _WHITESPACE.match(text, start + 1).end()
         if text.startswith("]", i):
@@ -336,11 +336,11 @@ def _json_values(text: str, path: Path) -> Iterator[tuple[int, Any]]:
         yield number, value
 
 
-def _json(text: str, path: Path, what: str, wanted: list[str], sep: str):  # noqa: ARG001
+def _json(text: str, path: Path, what: str, wanted: list[str], fmt: str):
     cells: dict[str, list[Cell]] = {c: [] for c in wanted}
     found: dict[str, None] = {}
     lines: list[int] = []
-    for line, record in _json_values(text, path):
+    for line, record in _json_values(text, path, fmt):
         if not isinstance(record, dict):
             raise DataError(
                 f"{display(path)}: line {line}: expected a JSON object with the {what} columns, "
