@@ -89,7 +89,7 @@ def build_task(scenario: Scenario, seed: int, costs: np.ndarray, *, progress: bo
         contrib = pd.DataFrame({"seller": names, "noise_variance": task.noise})
         return BuiltTask(MeanEstimationGame(task, costs, names), contrib, task)
     if buyer.task == "rag":
-        return _build_rag(scenario, seed, names)
+        return _build_rag(scenario, seed, names, progress)
     if buyer.task == "dpo":
         return _build_dpo(scenario, seed, names, progress)
     if buyer.task == "federated":
@@ -156,14 +156,14 @@ def make_reader(spec: ReaderSpec):
     return LMReader(model, tokenizer, ReaderConfig(max_context_tokens=spec.max_context_tokens, batch_size=spec.batch_size))
 
 
-def _embeddings(corpus: Corpus):
+def _embeddings(corpus: Corpus, progress: bool = False):
     from dataprice.valuation.utilities.retrieval import Embedder
 
-    embedder = Embedder()
+    embedder = Embedder(progress=progress)
     return embedder.encode(corpus.texts), embedder.encode(corpus.questions)
 
 
-def _build_rag(scenario: Scenario, seed: int, names: list[str]) -> BuiltTask:
+def _build_rag(scenario: Scenario, seed: int, names: list[str], progress: bool = False) -> BuiltTask:
     from dataprice.valuation.utilities.rag import (
         RAGGame,
         ReaderScorer,
@@ -174,7 +174,7 @@ def _build_rag(scenario: Scenario, seed: int, names: list[str]) -> BuiltTask:
 
     buyer = scenario.buyer
     corpus = build_corpus(scenario, seed)
-    docs, queries = _embeddings(corpus)
+    docs, queries = _embeddings(corpus, progress)
     topk = SellerTopK(docs, corpus.owners, queries, corpus.n_sellers, buyer.top_k)
     if buyer.utility == "retrieval":
         scorer = RetrievalScorer(corpus.relevance(), buyer.metric)

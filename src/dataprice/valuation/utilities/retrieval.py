@@ -65,14 +65,18 @@ class Embedder:
         batch_size: texts per forward pass.
         max_length: tokens kept per text (the model was trained with 256).
         cache: read and write the on-disk cache.
+        progress: show a progress bar (texts embedded) on stderr while encoding.
     """
 
     dimension = 384
 
-    def __init__(self, *, batch_size: int = 64, max_length: int = 256, cache: bool = True) -> None:
+    def __init__(
+        self, *, batch_size: int = 64, max_length: int = 256, cache: bool = True, progress: bool = False
+    ) -> None:
         self.batch_size = batch_size
         self.max_length = max_length
         self.cache = cache
+        self.progress = progress
         self.n_encoded = 0  # texts actually run through the model
 
     def _key(self, texts: Sequence[str]) -> str:
@@ -96,12 +100,15 @@ class Embedder:
         return out
 
     def _encode(self, texts: list[str]) -> NDArray[np.float32]:
+        from tqdm.auto import tqdm
+
         torch, tokenizer, model = _load_minilm()
         # batches of similar length waste little compute on padding
         order = np.argsort([len(t) for t in texts], kind="stable")
         texts = [texts[i] for i in order]
         chunks = []
-        with torch.inference_mode():
+        bar = tqdm(total=len(texts), desc="embedding", unit="text", leave=False, disable=not self.progress)
+        with torch.inference_mode(), bar:
             for start in range(0, len(texts), self.batch_size):
                 batch = tokenizer(
                     texts[start : start + self.batch_size],
@@ -114,6 +121,7 @@ class Embedder:
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 chunks.append(torch.nn.functional.normalize(pooled, dim=1).numpy())
+                bar.update(len(chunks[-1]))
         self.n_encoded += len(texts)
         if not chunks:
             return np.zeros((0, self.dimension), dtype=np.float32)
