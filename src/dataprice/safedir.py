@@ -18,6 +18,8 @@ The swap is one ``renameat2(RENAME_EXCHANGE)`` on Linux, so at every instant the
 either the old complete directory or the new one; elsewhere two renames. A run killed
 while writing leaves a hidden ``.NAME.tmp-*`` folder marked with its process id; the next
 write beside it removes such folders once their writer is gone (:func:`clean_stale`).
+Folders are deleted by first moving them aside and marking them, the mark removed last,
+so a deletion cut short by a kill is recognised and finished next time.
 
 Readers verify what they read (:func:`read_manifest`, :func:`verified_bytes`): the size
 and hash of each file against the manifest, so a truncated or edited file is a one-line
@@ -50,6 +52,8 @@ from dataprice.inputs import checked_file, excerpt, max_data_bytes, path_problem
 MANIFEST = "manifest.json"
 #: Present in a folder while it is being written (pid and host of the writer).
 PARTIAL_MARKER = ".dataprice-partial"
+#: Present in a folder while dataprice deletes it (written first, removed last).
+DISCARD_MARKER = ".dataprice-discard"
 #: Written into a directory but not hashed (differ between identical runs).
 UNHASHED = frozenset({"timings.json"})
 #: Largest manifest read.
@@ -99,7 +103,7 @@ def foreign_entries(directory: Path) -> list[str] | None:
     manifest = _manifest_of(directory)
     if manifest is None:
         return _legacy_foreign(directory)
-    listed = _listed_files(manifest) | {MANIFEST, PARTIAL_MARKER} | set(UNHASHED)
+    listed = _listed_files(manifest) | {MANIFEST, PARTIAL_MARKER, DISCARD_MARKER} | set(UNHASHED)
     folders = {str(Path(p).parent) for p in listed}
     foreign = []
     for root, dirs, files in os.walk(directory):
@@ -232,30 +236,74 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
+def _age(folder: Path) -> float:
+    try:
+        return time.time() - folder.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def _abandoned(folder: Path) -> bool:
     """A temporary folder whose writer is gone (see :func:`clean_stale`)."""
     marker = folder / PARTIAL_MARKER
-    try:
-        age = time.time() - folder.stat().st_mtime
-    except OSError:
-        return False
+    age = _age(folder)
     if marker.is_file():
         try:
             owner = json.loads(marker.read_text())
             pid, host = int(owner["pid"]), str(owner["host"])
         except (OSError, ValueError, KeyError, TypeError):
-            return age > 86_400
+            return age > STALE_FINISHED_SECONDS  # the writer died while writing the marker
         if host == socket.gethostname():
             return not _pid_alive(pid)
-        return age > 86_400
-    # finished and sealed, but never swapped in: its writer died between the two steps
-    return _manifest_of(folder) is not None and age > STALE_FINISHED_SECONDS
+        return age > 86_400  # another machine's, on a shared disk: give it a day
+    try:
+        empty = next(os.scandir(folder), None) is None
+    except OSError:
+        return False
+    # made but not yet marked, or finished and sealed but never swapped in
+    return (empty or _manifest_of(folder) is not None) and age > STALE_FINISHED_SECONDS
+
+
+def _discard(folder: Path) -> None:
+    """Delete a folder of dataprice's so that an interruption leaves it recognisable: the
+    discard marker is written first and removed last, and :func:`clean_stale` finishes
+    the job next time."""
+    marker = folder / DISCARD_MARKER
+    try:
+        marker.touch()
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name == DISCARD_MARKER:
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            pass
+    try:
+        marker.unlink()
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+def _set_aside(folder: Path) -> Path:
+    """Rename ``folder`` to a hidden ``.NAME.old-*`` sibling (one atomic step), so that it is
+    gone from its place at once and deleted (:func:`_discard`) from there."""
+    aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+    os.replace(folder, aside)  # onto the empty folder just made
+    return aside
 
 
 def clean_stale(target: Path) -> list[Path]:
     """Remove what interrupted writes of ``target`` left beside it: ``.NAME.tmp-*`` folders
-    whose writer is gone, and ``.NAME.old-*`` copies of a replaced directory that are
-    dataprice's. Returns the folders removed."""
+    whose writer is gone, ``.NAME.old-*`` copies of a replaced directory that are
+    dataprice's, and any such folder whose deletion was interrupted. Returns the folders
+    removed."""
     parent = target.parent
     if not parent.is_dir():
         return []
@@ -265,14 +313,14 @@ def clean_stale(target: Path) -> list[Path]:
         match = pattern.match(entry.name)
         if not match or entry.is_symlink() or not entry.is_dir():
             continue
-        if match.group(1) == "tmp":
-            ours = _abandoned(entry) and foreign_entries(entry) in ([], None) and (
-                (entry / PARTIAL_MARKER).is_file() or _manifest_of(entry) is not None
-            )
+        if (entry / DISCARD_MARKER).is_file():
+            ours = True  # a deletion that was interrupted
+        elif match.group(1) == "tmp":
+            ours = _abandoned(entry)
         else:
-            ours = _replace_problem(entry) is None
+            ours = _replace_problem(entry) is None or (next(os.scandir(entry), None) is None and _age(entry) > STALE_FINISHED_SECONDS)
         if ours:
-            shutil.rmtree(entry, ignore_errors=True)
+            _discard(entry)
             removed.append(entry)
     return removed
 
@@ -305,12 +353,11 @@ def _swap_in(new: Path, target: Path, what: str) -> None:
         if reason:  # changed since the check before the run
             raise OutputError(f"{what} {excerpt(str(target), 200)} {reason}")
         if _exchange(new, target):
-            shutil.rmtree(new, ignore_errors=True)  # now holds the old directory
+            _discard(new)  # now holds the old directory
             return
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        os.replace(target, old)  # onto the empty folder just made
+        old = _set_aside(target)
         os.replace(new, target)
-        shutil.rmtree(old, ignore_errors=True)
+        _discard(old)
         return
     os.replace(new, target)
 
@@ -341,7 +388,7 @@ def write_directory(
         (folder / PARTIAL_MARKER).unlink()
         _swap_in(folder, target, what)
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+        _discard(folder)
         raise
     return target
 
@@ -352,7 +399,7 @@ def remove_directory(target: Path, fmt: str) -> bool:
     manifest = _manifest_of(target)
     if target.is_symlink() or manifest is None or manifest.get("format") != fmt or foreign_entries(target):
         return False
-    shutil.rmtree(target, ignore_errors=True)
+    _discard(_set_aside(target))
     return True
 
 
