@@ -129,5 +129,5 @@ def test_ray_missing_is_one_line(monkeypatch):
 def test_make_engine_names():
     assert make_engine("serial").name == "serial" and make_engine("loky").name == "loky"
     assert make_engine("dask").name == "dask" and make_engine("ray").name == "ray"
-    with pytest.raises(ValueError, match="choose 'serial', 'loky', 'dask' or 'ray'"):
+    with pytest.raises(EngineError, match="^engine.kind: unknown engine 'spark'; choose 'serial', 'loky', 'dask' or 'ray'$"):
         make_engine("spark")
