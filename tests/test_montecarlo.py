@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
-from dataprice.valuation.methods import ExactBanzhaf, ExactShapley, MSRBanzhaf, PermutationShapley
+from dataprice.valuation.game import TabulatedGame
+from dataprice.valuation.methods import (
+    AsymmetricPermutationShapley,
+    ExactBanzhaf,
+    ExactShapley,
+    MSRBanzhaf,
+    PermutationShapley,
+)
 from dataprice.valuation.reference_games import AirportGame
 from dataprice.valuation.result import ValuationResult
 from dataprice.valuation.stopping import MaxEvaluations, MaxTime, StandardErrorBelow
@@ -179,3 +188,148 @@ def test_msr_banzhaf_on_an_engine_equals_the_in_process_run(game12, window):
     assert on_engine.n_evaluations == in_process.n_evaluations == 3000
     np.testing.assert_array_equal(early_engine.values, early.values)
     assert early_engine.n_batches == early.n_batches and early.n_evaluations < 10_000 and early.converged
+
+
+# --- in-process and engine runs agree exactly -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def loky2():
+    """One two-worker loky engine for the module (start-up takes a second or two)."""
+    from dataprice.engine import make_engine
+
+    engine = make_engine("loky", 2)
+    yield engine
+    engine.shutdown()
+
+
+@pytest.fixture(scope="module")
+def saturating10():
+    """A 10-player game that reaches v(N) early in most permutations, so truncation saves
+    many evaluations and batch costs vary."""
+    masks = np.arange(2**10)
+    bits = ((masks[:, None] >> np.arange(10)) & 1).astype(bool)
+    costs = np.random.default_rng(4).uniform(0, 10, size=10)
+    return TabulatedGame(np.max(np.where(bits, costs, 0.0), axis=1))
+
+
+_METHODS = {
+    "tmc": partial(PermutationShapley, batch_size=8),
+    "tmc-truncated": partial(PermutationShapley, batch_size=8, truncation_rtol=1e-9),
+    "tmc-truncated-block1": partial(
+        PermutationShapley, batch_size=8, truncation_rtol=1e-9, block_size=1
+    ),
+    "msr": partial(MSRBanzhaf, batch_size=64),
+    "asymmetric-truncated": partial(
+        AsymmetricPermutationShapley,
+        groups=[[3, 0, 7], [1, 2, 4, 5, 6, 8, 9]],
+        batch_size=8,
+        truncation_rtol=1e-9,
+    ),
+}
+
+
+def _same_run(a: ValuationResult, b: ValuationResult, what: str) -> None:
+    for field in ("values", "variances", "counts"):
+        assert np.array_equal(getattr(a, field), getattr(b, field)), f"{what}: {field}"
+    for field in ("n_evaluations", "n_batches", "converged"):
+        assert getattr(a, field) == getattr(b, field), f"{what}: {field}"
+    saved = "truncated_evaluations_saved"
+    assert a.extra.get(saved) == b.extra.get(saved), f"{what}: {saved}"
+
+
+@pytest.mark.parametrize("method", list(_METHODS))
+@pytest.mark.parametrize("stop", ["budget", "stderr"])
+def test_engine_runs_equal_the_in_process_run(method, stop, saturating10, loky2):
+    """Values, variances, counts, n_evaluations and n_batches are identical in-process and
+    on any engine and window, with truncation too (the budget of 997 binds mid-batch)."""
+    from dataprice.engine import SerialEngine
+
+    if stop == "budget":
+        criterion = MaxEvaluations(997)
+    else:
+        criterion = StandardErrorBelow(0.4, relative=False) | MaxEvaluations(20_000)
+    make = _METHODS[method]
+    reference = make(stopping=criterion, seed=6).fit(saturating10).result
+    if stop == "budget":
+        assert reference.n_evaluations <= 997 and not reference.converged
+    else:
+        assert reference.converged and reference.n_evaluations < 20_000
+    if "truncated" in method:
+        assert reference.extra["truncated_evaluations_saved"] > 0
+    for engine in (SerialEngine(), loky2):
+        for window in (1, 3, 8):
+            run = make(stopping=criterion, seed=6).fit(saturating10, engine=engine, window=window)
+            _same_run(run.result, reference, f"{method} {engine.name} window {window}")
+
+
+def test_engine_run_without_truncation_evaluates_no_more_than_it_counts(game12):
+    """Batches submitted ahead have exactly their final size when every unit costs the
+    same: the game is evaluated on exactly the coalitions the result counts."""
+    from dataprice.engine import SerialEngine
+    from dataprice.valuation.game import CachedGame
+
+    for method in (
+        PermutationShapley(max_evaluations=997, batch_size=8, seed=1),
+        MSRBanzhaf(max_evaluations=997, batch_size=64, seed=1),
+    ):
+        counted = CachedGame(game12)
+        result = method.fit(counted, engine=SerialEngine(), window=8).result
+        assert counted.n_evaluations == result.n_evaluations <= 997
+
+
+def test_engine_run_recomputes_a_batch_submitted_too_small(saturating10, loky2):
+    """A criterion whose budget grows mid-run defeats the bound on a batch submitted ahead:
+    the batch is computed again at its right size, and the run still equals in-process."""
+    from dataprice.valuation.stopping import StoppingCriterion
+
+    class Stepped(StoppingCriterion):
+        def __call__(self, state):
+            return state.n_evaluations >= 1500
+
+        def remaining_evaluations(self, state):
+            s = state.n_evaluations
+            return 200 - s if s < 190 else 1500 - s
+
+    make = partial(
+        PermutationShapley, stopping=Stepped(), batch_size=4, truncation_rtol=1e-9, seed=2
+    )
+    reference = make().fit(saturating10).result
+    _same_run(make().fit(saturating10, engine=loky2, window=4).result, reference, "stepped budget")
+
+
+def test_unlearning_shapley_on_an_engine_equals_the_in_process_run(loky2):
+    from dataprice.engine import SerialEngine
+    from dataprice.valuation.methods import UnlearningShapley
+    from dataprice.valuation.utilities.classifier import ClassifierGame, make_shards
+
+    game = ClassifierGame(make_shards("wine", 6, seed=2, noisy_sellers=[5]), value_per_quality=100)
+    make = partial(
+        UnlearningShapley, max_evaluations=90, batch_size=4, truncation_rtol=0.05, seed=0
+    )
+    reference = make().fit(game).result
+    assert reference.extra["truncated_evaluations_saved"] > 0
+    for engine in (SerialEngine(), loky2):
+        _same_run(make().fit(game, engine=engine, window=3).result, reference, engine.name)
+
+
+@pytest.mark.parametrize("method", list(_METHODS))
+def test_a_batch_is_a_prefix_of_a_larger_batch(method, saturating10):
+    """What the engine loop relies on: the first k units of batch b drawn at size K > k are
+    batch b drawn at size k, marginals and evaluation counts included."""
+    from dataprice.valuation.methods.banzhaf import _msr_batch
+    from dataprice.valuation.methods.permutation import _permutation_batch
+
+    m = _METHODS[method](max_evaluations=100, seed=9)
+    for b, (k, big) in enumerate([(1, 8), (3, 8), (5, 64)]):
+        if isinstance(m, MSRBanzhaf):
+            small = _msr_batch(m.seed, saturating10, b, k)
+            large = _msr_batch(m.seed, saturating10, b, big)
+        else:
+            if isinstance(m, AsymmetricPermutationShapley):
+                m.fit(saturating10)  # sets the checked groups
+            ends = (saturating10.empty_value(), saturating10.grand_value())
+            small = _permutation_batch(m, saturating10, *ends, b, k)
+            large = _permutation_batch(m, saturating10, *ends, b, big)
+        for part_small, part_large in zip(small, large, strict=True):
+            np.testing.assert_array_equal(part_large[:k], part_small)

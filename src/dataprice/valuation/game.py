@@ -151,6 +151,11 @@ class Game(ABC):
         return self.value_of(())
 
 
+#: Coalitions a :class:`CachedGame` keeps in memory by default (about 100 bytes each for
+#: games of at most 62 players, whose coalitions are keyed by an integer bitmask).
+DEFAULT_CACHE_ENTRIES = 1_000_000
+
+
 class CachedGame(Game):
     """Memoises another game's values by coalition, so repeated coalitions cost nothing.
 
@@ -158,19 +163,44 @@ class CachedGame(Game):
     many of those were answered from memory and how many were not. Within a batch,
     duplicate coalitions are evaluated once.
 
+    Memory is bounded: at most ``max_entries`` coalitions are kept (``None``: no limit).
+    Eviction is by two generations, which costs O(1) per lookup: new and recently used
+    values go into the current generation; when it holds ``max_entries // 2`` values it
+    becomes the previous generation and the older previous one is dropped; a hit in the
+    previous generation moves the value back into the current one. So ``len(cache) <=
+    max_entries``, and a coalition used among the last ``max_entries // 2`` insertions or
+    promotions is always still in memory (an approximation of least-recently-used).
+
     With a persistent ``store`` (:class:`~dataprice.valuation.store.CoalitionStore`) and the
     game's ``key``, misses are looked up on disk first and new values are written there, so
     a later run of the same game computes nothing it has seen; ``computed`` counts the
-    values the wrapped game actually computed and ``stored`` those read from disk.
+    values the wrapped game actually computed and ``stored`` those read from disk. The
+    store is written through: every computed value reaches it, evicted or not, so an
+    evicted coalition is read back from disk rather than recomputed.
     """
 
-    def __init__(self, game: Game, store=None, key: str | None = None) -> None:
+    def __init__(
+        self,
+        game: Game,
+        store=None,
+        key: str | None = None,
+        *,
+        max_entries: int | None = DEFAULT_CACHE_ENTRIES,
+    ) -> None:
         super().__init__(game.n_players, game.player_names)
         if store is not None and not key:
             raise ValueError("a persistent coalition store needs the game's key")
+        if max_entries is not None and max_entries < 1:
+            raise ValueError(
+                f"max_entries must be at least 1 coalition (None: no limit), got {max_entries}"
+            )
         self.game = game
         self.store, self.key = store, key
-        self._cache: dict[int | bytes, float] = {}
+        self.max_entries = max_entries
+        # values per generation; with max_entries == 1 the previous generation stays empty
+        self._generation = None if max_entries is None else max(max_entries // 2, 1)
+        self._current: dict[int | bytes, float] = {}
+        self._previous: dict[int | bytes, float] = {}
         self.hits = 0
         self.misses = 0
         self.stored = 0
@@ -197,18 +227,48 @@ class CachedGame(Game):
         packed = np.packbits(coalitions, axis=1)
         return [row.tobytes() for row in packed]
 
+    def _insert(self, key: int | bytes, value: float) -> None:
+        """Put a value in the current generation, turning it into the previous one if full."""
+        if self._generation is not None and len(self._current) >= self._generation:
+            self._previous = self._current if self.max_entries > 1 else {}
+            self._current = {}
+        self._current[key] = value
+
+    def _recall(self, key: int | bytes) -> float | None:
+        """The value of ``key`` if in memory (a hit in the previous generation is promoted)."""
+        value = self._current.get(key)
+        if value is None:
+            value = self._previous.pop(key, None)
+            if value is not None:
+                self._insert(key, value)
+        return value
+
     def value_function(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
         keys = self._keys(coalitions)
+        current = self._current
+        found = [current.get(key) for key in keys]  # the hot path: hits in the current generation
         missing: dict[int | bytes, int] = {}
-        for row, key in enumerate(keys):
-            if key not in self._cache and key not in missing:
-                missing[key] = row
+        if None in found:
+            for row, value in enumerate(found):
+                if value is None:
+                    key = keys[row]
+                    value = self._recall(key)
+                    if value is not None:
+                        found[row] = value
+                    elif key not in missing:
+                        missing[key] = row
         if missing:
             rows = np.fromiter(missing.values(), dtype=np.int64, count=len(missing))
-            self._cache.update(zip(missing.keys(), self._fetch(coalitions[rows]).tolist(), strict=True))
+            fresh = dict(zip(missing.keys(), self._fetch(coalitions[rows]).tolist(), strict=True))
+            found = [fresh[k] if v is None else v for k, v in zip(keys, found, strict=True)]
+            if self._generation is None or len(self._current) + len(fresh) <= self._generation:
+                self._current.update(fresh)
+            else:
+                for key, value in fresh.items():
+                    self._insert(key, value)
         self.misses += len(missing)
         self.hits += len(keys) - len(missing)
-        return np.array([self._cache[k] for k in keys], dtype=np.float64)
+        return np.array(found, dtype=np.float64)
 
     def _fetch(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
         """Values of distinct coalitions not in memory: from the store, else computed."""
@@ -227,7 +287,8 @@ class CachedGame(Game):
         return values
 
     def __len__(self) -> int:
-        return len(self._cache)
+        """Coalitions held in memory (at most ``max_entries``)."""
+        return len(self._current) + len(self._previous)
 
 
 class TabulatedGame(Game):

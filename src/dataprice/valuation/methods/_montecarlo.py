@@ -75,6 +75,19 @@ class SamplingLoop:
         return bool(self.criterion.converged(self.state(moments)))
 
 
+class _Done:
+    """A completed future for work run in this process."""
+
+    def __init__(self, result: Any) -> None:
+        self._result = result
+
+    def result(self) -> Any:
+        return self._result
+
+    def cancel(self) -> bool:
+        return False
+
+
 def affordable(remaining: float, cost_each: int, wanted: int) -> int:
     """How many units of ``cost_each`` evaluations fit in ``remaining`` (at most ``wanted``)."""
     if math.isinf(remaining):
@@ -87,7 +100,8 @@ class MonteCarloMethod(ValuationMethod):
 
     Batch ``b`` of a run draws from the child stream ``(seed, b)`` (see :mod:`dataprice.rng`),
     and a result records how many batches it drew, so ``fit(game, resume_from=result)``
-    continues the same stream.
+    continues the same stream. In-process and engine runs share one loop
+    (:meth:`_run_batches`) and give identical results for the same seed.
     """
 
     default_batch_size: int = 16
@@ -131,58 +145,100 @@ class MonteCarloMethod(ValuationMethod):
         result.save(tmp)
         os.replace(tmp, self.checkpoint)
 
-    def _run_on_engine(
+    def _run_batches(
         self,
-        engine,
-        window: int,
         loop: SamplingLoop,
         moments,
         first_batch: int,
         cost_each: int,
-        submit: Callable[[int, int], Any],
-        fold: Callable[[Any], tuple[int, int]],
+        min_cost_each: int,
+        batch: Callable[..., Any],
+        args: tuple,
+        fold: Callable[[Any, int], int],
         snapshot: Callable[[int], ValuationResult],
+        engine=None,
+        window: int | None = None,
     ) -> int:
-        """Run batches ``first_batch, first_batch + 1, ...`` on ``engine``; return the next
-        batch index.
+        """Run batches ``first_batch, first_batch + 1, ...`` here or on ``engine``; return
+        the next batch index. Both ways run this one loop, so they give the same result.
 
-        Up to ``window`` batches are in flight. Batch ``b``'s size ``k`` is fixed when it is
-        submitted (``submit(b, k)`` returns a future), from the budget with every earlier
-        batch counted at its worst case of ``cost_each`` evaluations per unit; results are
-        folded strictly in batch order (``fold(result) -> (k, evaluations used)``) and the
-        stopping rule is checked after each, so values do not depend on the engine, the
-        number of workers or ``window``. Batches still in flight when the rule stops the
-        run are cancelled. ``snapshot(next_batch)`` is the result written at checkpoints.
+        Batch ``b`` has the size the budget gives it once the batches before it are folded:
+        ``k_b = min(batch_size, floor(remaining_b / cost_each))``, where ``remaining_b`` is
+        the budget left after batches ``< b`` and ``cost_each`` the most evaluations one unit
+        (permutation, coalition) can use. The run stops before batch ``b`` when the stopping
+        rule is met or ``k_b <= 0``. ``batch(*args, b, K)`` computes ``K`` units from the child
+        stream ``(seed, b)`` and returns them unit by unit; ``fold(result, k)`` folds the first
+        ``k`` units into ``moments`` and returns the evaluations those ``k`` units used.
+
+        Without an engine each batch is computed here at its size ``k_b``. On an engine up
+        to ``window`` batches (default 4) are in flight: batch ``b`` is submitted before the
+        batches ahead of it are folded, at a size ``K_b >= k_b`` bounded by the budget left
+        after the least the batches in flight can spend (``min_cost_each`` evaluations per
+        unit, at least one unit each); without truncation ``min_cost_each = cost_each``
+        and ``K_b = k_b``. Batches are folded strictly in order, each cut to its first ``k_b``
+        units. A sampler draws unit ``i`` of batch ``b`` from row ``i`` of the stream's
+        ``random((K, n))`` and a unit's marginals depend on its own draws only, so the first
+        ``k_b`` units of a batch of ``K`` are the batch of ``k_b``: values, variances, counts,
+        ``n_evaluations`` and ``n_batches`` do not depend on the engine, the number of
+        workers or ``window`` (for a game that honours its contract: the same coalition has
+        the same value in whatever batch it comes). Should a bound fail (a criterion whose
+        remaining budget is not a count of evaluations), batch ``b`` is computed again at
+        ``k_b``. Batches in flight when the run stops are cancelled (their evaluations,
+        done on the workers, are not counted: ``n_evaluations`` counts folded units only).
+        ``snapshot(next_batch)`` is the result written at checkpoints.
         """
-        pending: dict[int, Any] = {}
+        window = 1 if engine is None else window or 4
+
+        def run(b: int, size: int):
+            if engine is None:
+                return _Done(batch(*args, b, size))
+            return engine.submit(batch, *args, b, size)
+
+        pending: dict[int, tuple[int, Any]] = {}  # batch -> (size submitted, future)
         next_batch = folded = first_batch
-        reserved = loop.n_evaluations
-        exhausted = False
         try:
-            while True:
-                while not exhausted and len(pending) < window:
-                    remaining = loop.remaining(moments) - (reserved - loop.n_evaluations)
-                    k = affordable(remaining, cost_each, self.batch_size)
-                    if k <= 0:
-                        exhausted = True
-                        break
-                    pending[next_batch] = submit(next_batch, k)
-                    reserved += k * cost_each
-                    next_batch += 1
-                if folded not in pending:
+            while not loop.done(moments):
+                remaining = loop.remaining(moments)
+                k = affordable(remaining, cost_each, self.batch_size)
+                if k <= 0:
                     break
-                k, used = fold(pending.pop(folded).result())
-                reserved -= k * cost_each - used
-                loop.spend(used)
+                while len(pending) < window:
+                    in_flight = [size for size, _ in pending.values()]
+                    size = self._speculative_size(remaining, in_flight, cost_each, min_cost_each)
+                    if size <= 0:
+                        break
+                    pending[next_batch] = (size, run(next_batch, size))
+                    next_batch += 1
+                size, future = pending.pop(folded)  # with nothing ahead of it, submitted at k
+                result = future.result()
+                if size < k:
+                    result = run(folded, k).result()
+                loop.spend(fold(result, k))
                 folded += 1
                 if self._checkpoint_due(folded):
                     self._write_checkpoint(snapshot(folded))
-                if loop.done(moments):
-                    break
         finally:
-            for future in pending.values():
+            for _, future in pending.values():
                 future.cancel()
         return folded
+
+    def _speculative_size(
+        self, remaining: float, in_flight: list[int], cost_each: int, min_cost_each: int
+    ) -> int:
+        """An upper bound on the size of the batch after ``in_flight`` (sizes submitted).
+
+        ``remaining`` is the budget before the first batch in flight. Interval arithmetic on
+        the budget left before each batch: batch ``j`` folds ``k_j`` units with
+        ``max(1, k(lo_j)) <= k_j <= min(K_j, k(hi_j))`` (it is folded only if ``k_j > 0``),
+        spending between ``k_j * min_cost_each`` and ``k_j * cost_each`` evaluations.
+        """
+        hi = lo = remaining
+        for submitted in in_flight:
+            fewest = max(affordable(lo, cost_each, self.batch_size), 1)
+            most = min(submitted, max(affordable(hi, cost_each, self.batch_size), 0))
+            hi -= fewest * min_cost_each
+            lo -= most * cost_each
+        return affordable(hi, cost_each, self.batch_size)
 
     def _start(self, game: Game, resume_from: ValuationResult | None) -> SamplingLoop:
         """The sampling loop, with the budget already spent by ``resume_from`` counted."""

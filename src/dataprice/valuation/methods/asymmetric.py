@@ -94,5 +94,13 @@ class AsymmetricPermutationShapley(PermutationShapley):
         return self
 
     def _draw_permutations(self, rng: np.random.Generator, k: int, n: int) -> np.ndarray:
-        parts = [members[np.argsort(rng.random((k, members.size)), axis=1)] for members in self._groups]
+        """``k`` permutations consistent with the groups: group ``G_t``'s members in the
+        order of the argsort of their columns of ``rng.random((k, n))`` (the columns after
+        those of ``G_1 ... G_{t-1}``), groups in order. Row ``i`` of the draw makes
+        permutation ``i``, so the first permutations of a larger batch are a smaller batch's."""
+        keys = rng.random((k, n))
+        parts, start = [], 0
+        for members in self._groups:
+            parts.append(members[np.argsort(keys[:, start : start + members.size], axis=1)])
+            start += members.size
         return np.concatenate(parts, axis=1)

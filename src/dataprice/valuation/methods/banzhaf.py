@@ -11,7 +11,7 @@ import numpy as np
 
 from dataprice.rng import child_rng
 from dataprice.valuation.game import Game
-from dataprice.valuation.methods._montecarlo import MonteCarloMethod, affordable
+from dataprice.valuation.methods._montecarlo import MonteCarloMethod
 from dataprice.valuation.result import RunningMoments, ValuationResult
 
 
@@ -78,8 +78,11 @@ class MSRBanzhaf(MonteCarloMethod):
     def fit(
         self, game: Game, *, resume_from: ValuationResult | None = None, engine=None, window: int | None = None,
     ) -> MSRBanzhaf:
-        """Estimate values; with ``engine``, batches are evaluated there (up to ``window`` in
-        flight) and folded in batch order, giving the same values as in-process."""
+        """Estimate values; with ``engine``, batches are evaluated there (up to ``window``,
+        default 4, in flight) and folded in batch order by the loop the in-process run uses
+        (:meth:`MonteCarloMethod._run_batches`): values, variances, counts,
+        ``n_evaluations`` and ``n_batches`` are identical to the in-process run's, for any
+        engine, window and number of workers."""
         resume_from = self._load_checkpoint(resume_from)
         n = game.n_players
         loop = self._start(game, resume_from)
@@ -88,32 +91,22 @@ class MSRBanzhaf(MonteCarloMethod):
             batch_index = resume_from.n_batches
         else:
             moments, batch_index = _MSRMoments(n), 0
+        shipped = game if engine is None else engine.put(game)
+
+        def fold(result, k: int) -> int:
+            coalitions, values = result
+            moments.update(coalitions[:k], values[:k])
+            return k
+
+        batch_index = self._run_batches(
+            loop, moments, batch_index, 1, 1, _msr_batch, (self.seed, shipped), fold,
+            snapshot=lambda b: self._make_result(game, moments, loop, b, False),
+            engine=engine, window=window,
+        )
         extra = {}
         if engine is not None:
-            shipped = engine.put(game)
-
-            def fold(result) -> tuple[int, int]:
-                coalitions, values = result
-                moments.update(coalitions, values)
-                return values.shape[0], values.shape[0]
-
-            batch_index = self._run_on_engine(
-                engine, window or 4, loop, moments, batch_index, 1,
-                submit=lambda b, k: engine.submit(_msr_batch, self.seed, shipped, b, k),
-                fold=fold,
-                snapshot=lambda b: self._make_result(game, moments, loop, b, False),
-            )
-            extra = {"engine": getattr(engine, "name", type(engine).__name__), "window": window or 4}
-        while not loop.done(moments):
-            k = affordable(loop.remaining(moments), 1, self.batch_size)
-            if k <= 0:
-                break
-            coalitions, values = _msr_batch(self.seed, game, batch_index, k)
-            loop.spend(k)
-            moments.update(coalitions, values)
-            batch_index += 1
-            if self._checkpoint_due(batch_index):
-                self._write_checkpoint(self._make_result(game, moments, loop, batch_index, False))
+            name = getattr(engine, "name", type(engine).__name__)
+            extra = {"engine": name, "window": window or 4}
         converged = loop.close(moments)
         self._result = self._make_result(game, moments, loop, batch_index, converged, **extra)
         self._write_checkpoint(self._result)
@@ -139,6 +132,9 @@ class MSRBanzhaf(MonteCarloMethod):
 
 
 def _msr_batch(seed, game: Game, batch: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Batch ``batch``: ``k`` uniform coalitions from stream ``(seed, batch)`` and their values."""
+    """Batch ``batch``: ``k`` uniform coalitions from stream ``(seed, batch)`` and their values.
+
+    Coalition ``i`` is row ``i`` of ``random((k, n)) < 0.5``, so the first coalitions of a
+    larger batch are the coalitions of a smaller one."""
     coalitions = child_rng(seed, batch).random((k, game.n_players)) < 0.5
     return coalitions, game(coalitions)

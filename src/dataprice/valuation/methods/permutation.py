@@ -69,41 +69,63 @@ class PermutationShapley(MonteCarloMethod):
         Batch ``b`` always draws from the child stream ``(seed, b)``, so a run resumed after
         whole batches gives exactly the values of one uninterrupted run with the larger
         budget (a budget that cut the last batch short ends that batch's stream early).
+
+        With ``engine``, batches of permutations are evaluated there, up to ``window``
+        (default 4) in flight, and folded in batch order by the loop the in-process run
+        uses (:meth:`MonteCarloMethod._run_batches`): values, variances, counts,
+        ``n_evaluations`` and ``n_batches`` are identical to the in-process run's, with or
+        without truncation, for any engine, window and number of workers.
         """
         resume_from = self._load_checkpoint(resume_from)
-        if engine is not None:
-            return self._fit_on_engine(game, engine, window, resume_from)
         n = game.n_players
         loop = self._start(game, resume_from)
-        moments, batch_index, truncated, v_empty, v_full = _resume_state(n, resume_from)
+        moments, next_batch, truncated, v_empty, v_full = _resume_state(n, resume_from)
         per_permutation = max(n - 1, 1)  # prefixes of sizes 1..n-1 (v(empty), v(N) shared)
+        # v(empty) and v(N) are evaluated once, before the first batch, if it fits the budget
+        if v_full is None and not loop.done(moments) and (
+            affordable(loop.remaining(moments) - 2, per_permutation, self.batch_size) > 0
+        ):
+            ends = np.zeros((2, n), dtype=bool)
+            ends[1] = True
+            v_empty, v_full = game(ends).tolist()
+            loop.spend(2)
+        saved_total = [truncated]
+        if v_full is not None:
+            shipped = game if engine is None else engine.put(game)
 
-        while not loop.done(moments):
-            reserve = 0 if v_full is not None else 2
-            k = affordable(loop.remaining(moments) - reserve, per_permutation, self.batch_size)
-            if k <= 0:
-                break
-            if v_full is None:
-                ends = np.zeros((2, n), dtype=bool)
-                ends[1] = True
-                v_empty, v_full = game(ends).tolist()
-                loop.spend(2)
-            rng = child_rng(self.seed, batch_index)
-            perms = self._draw_permutations(rng, k, n)
-            marginals, used, saved = self._batch(game, perms, v_empty, v_full)
-            loop.spend(used)
-            truncated += saved
-            moments.update_all(marginals)
-            batch_index += 1
-            if self._checkpoint_due(batch_index):
-                self._write_checkpoint(
-                    self._make_result(game, moments, loop, batch_index, truncated, v_empty, v_full, False)
-                )
+            def fold(result, k: int) -> int:
+                marginals, row_evaluations = result
+                used = int(row_evaluations[:k].sum())
+                saved_total[0] += k * (n - 1) - used
+                moments.update_all(marginals[:k])
+                return used
 
+            next_batch = self._run_batches(
+                loop, moments, next_batch, per_permutation, self._least_evaluations(n),
+                _permutation_batch, (self, shipped, v_empty, v_full), fold,
+                snapshot=lambda b: self._make_result(
+                    game, moments, loop, b, saved_total[0], v_empty, v_full, False
+                ),
+                engine=engine, window=window,
+            )
+        extra = {}
+        if engine is not None:
+            name = getattr(engine, "name", type(engine).__name__)
+            extra = {"engine": name, "window": window or 4}
         converged = loop.close(moments)
-        self._result = self._make_result(game, moments, loop, batch_index, truncated, v_empty, v_full, converged)
+        self._result = self._make_result(
+            game, moments, loop, next_batch, saved_total[0], v_empty, v_full, converged, **extra
+        )
         self._write_checkpoint(self._result)
         return self
+
+    def _least_evaluations(self, n: int) -> int:
+        """The fewest evaluations one permutation can use: its first block of prefixes when
+        truncating (a permutation is never truncated before it), else all ``n - 1``."""
+        if self.truncation_rtol <= 0:
+            return max(n - 1, 0)
+        block = self.block_size or max(1, int(np.ceil(n / 4)))
+        return min(block, max(n - 1, 0))
 
     def _make_result(
         self, game, moments, loop, batch_index, truncated, v_empty, v_full, converged, **extra
@@ -128,51 +150,19 @@ class PermutationShapley(MonteCarloMethod):
             },
         )
 
-    def _fit_on_engine(self, game: Game, engine, window: int | None, resume_from) -> PermutationShapley:
-        """Batches of permutations on ``engine``, folded in batch order
-        (:meth:`MonteCarloMethod._run_on_engine`): the same values as in-process. With
-        truncation a batch usually spends less than its reservation of ``k (n - 1)``
-        evaluations, so an engine run can stop below ``max_evaluations``.
-        """
-        n = game.n_players
-        window = window or 4
-        loop = self._start(game, resume_from)
-        moments, next_batch, truncated, v_empty, v_full = _resume_state(n, resume_from)
-        if v_full is None:
-            ends = np.zeros((2, n), dtype=bool)
-            ends[1] = True
-            v_empty, v_full = game(ends).tolist()
-            loop.spend(2)
-        shipped = engine.put(game)
-        saved_total = [truncated]
-
-        def fold(result) -> tuple[int, int]:
-            marginals, used, saved = result
-            saved_total[0] += saved
-            moments.update_all(marginals)
-            return marginals.shape[0], used
-
-        folded = self._run_on_engine(
-            engine, window, loop, moments, next_batch, max(n - 1, 1),
-            submit=lambda b, k: engine.submit(_permutation_batch, self, shipped, b, k, v_empty, v_full),
-            fold=fold,
-            snapshot=lambda b: self._make_result(game, moments, loop, b, saved_total[0], v_empty, v_full, False),
-        )
-        truncated = saved_total[0]
-        converged = loop.close(moments)
-        self._result = self._make_result(
-            game, moments, loop, folded, truncated, v_empty, v_full, converged,
-            engine=getattr(engine, "name", type(engine).__name__), window=window,
-        )
-        self._write_checkpoint(self._result)
-        return self
-
     def _draw_permutations(self, rng: np.random.Generator, k: int, n: int) -> np.ndarray:
-        """``k`` uniformly random permutations of ``n`` players, shape ``(k, n)``."""
+        """``k`` uniformly random permutations of ``n`` players, shape ``(k, n)``.
+
+        Permutation ``i`` is the argsort of row ``i`` of ``rng.random((k, n))``, so the
+        first ``k`` permutations drawn for a larger ``k`` are these (what lets an engine run
+        cut a batch submitted ahead to the size the in-process run gives it).
+        """
         return np.argsort(rng.random((k, n)), axis=1)
 
     def _batch(self, game: Game, perms: np.ndarray, v_empty: float, v_full: float):
-        """Marginals ``(k, n)`` by player for the permutations ``perms``; evaluations used."""
+        """Marginals ``(k, n)`` by player for the permutations ``perms``, and the evaluations
+        each permutation used (``n - 1``, or with truncation the sizes of the blocks of
+        prefixes it was still active in). Row ``i`` depends on ``perms[i]`` only."""
         k, n = perms.shape
         prefix_values = np.empty((k, n + 1))
         prefix_values[:, 0] = v_empty
@@ -180,18 +170,17 @@ class PermutationShapley(MonteCarloMethod):
         # membership[p, pos, j]: player j is among the first pos players of permutation p
         positions = np.empty((k, n), dtype=np.int64)
         positions[np.arange(k)[:, None], perms] = np.arange(n)
-        used = 0
         if self.truncation_rtol <= 0:
             sizes = np.arange(1, n)
             coalitions = positions[:, None, :] < sizes[None, :, None]
             if n > 1:
                 prefix_values[:, 1:n] = game(coalitions.reshape(-1, n)).reshape(k, n - 1)
-            used = k * (n - 1)
-            saved = 0
+            row_evaluations = np.full(k, n - 1, dtype=np.int64)
         else:
             tol = self.truncation_rtol * max(abs(v_full), 1e-12)
             block = self.block_size or max(1, int(np.ceil(n / 4)))
             active = np.ones(k, dtype=bool)
+            row_evaluations = np.zeros(k, dtype=np.int64)
             truncated_at = np.full(k, n, dtype=np.int64)
             for start in range(1, n, block):
                 stop = min(start + block, n)
@@ -201,7 +190,7 @@ class PermutationShapley(MonteCarloMethod):
                 sizes = np.arange(start, stop)
                 coalitions = positions[rows, None, :] < sizes[None, :, None]
                 vals = game(coalitions.reshape(-1, n)).reshape(rows.size, sizes.size)
-                used += vals.size
+                row_evaluations[rows] += sizes.size
                 prefix_values[rows, start:stop] = vals
                 close = np.abs(v_full - vals) <= tol
                 hit = np.flatnonzero(close.any(axis=1))
@@ -211,15 +200,16 @@ class PermutationShapley(MonteCarloMethod):
                 t = truncated_at[row]
                 if t < n:
                     prefix_values[row, t + 1 : n + 1] = prefix_values[row, t]
-            saved = k * (n - 1) - used
         by_position = np.diff(prefix_values, axis=1)  # marginal of the player at each position
         marginals = np.take_along_axis(by_position, positions, axis=1)
-        return marginals, used, saved
+        return marginals, row_evaluations
 
 
-
-def _permutation_batch(method: PermutationShapley, game: Game, batch: int, k: int, v_empty: float, v_full: float):
-    """One batch on a worker: ``k`` permutations from stream ``(seed, batch)``."""
+def _permutation_batch(
+    method: PermutationShapley, game: Game, v_empty: float, v_full: float, batch: int, k: int
+):
+    """Batch ``batch``: ``k`` permutations from stream ``(seed, batch)``, their marginals
+    and the evaluations each used (here or on a worker)."""
     perms = method._draw_permutations(child_rng(method.seed, batch), k, game.n_players)
     return method._batch(game, perms, v_empty, v_full)
 
