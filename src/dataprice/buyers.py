@@ -308,7 +308,11 @@ def _build_dpo(scenario: Scenario, seed: int, names: list[str], progress: bool =
 
 
 def _build_federated(scenario: Scenario, seed: int, names: list[str]) -> BuiltTask:
-    from dataprice.valuation.utilities.federated import FederatedConfig, FederatedGame, train_federated
+    from dataprice.valuation.utilities.federated import (
+        FederatedConfig,
+        FederatedGame,
+        train_federated,
+    )
 
     buyer = scenario.buyer
     part = scenario.sellers.partition

@@ -106,7 +106,11 @@ def aggregator_stability(
     from dataprice.market import SubsetMarket, settle
     from dataprice.valuation.game import tabulate
     from dataprice.valuation.methods import ExactShapley
-    from dataprice.valuation.utilities.federated import FederatedGame, FederatedRetrainingGame, train_federated
+    from dataprice.valuation.utilities.federated import (
+        FederatedGame,
+        FederatedRetrainingGame,
+        train_federated,
+    )
 
     def shares(phi):
         # normalised by sum |phi|: meaningful even when helpful and harmful clients cancel out

@@ -46,6 +46,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, InvalidStateError
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Protocol
 
 from dataprice.errors import EngineError
@@ -211,68 +212,8 @@ def _exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="dataprice-parent-watch", daemon=True).start()
 
 
-# The reaper: a tiny stdlib-only process that watches this one. It learns the pids of the
-# processes an engine started (a line of pids on stdin), follows their descendants in /proc
-# (pid and start time, so a reused pid is never touched) and, when its parent has gone
-# (os.getppid() changes), SIGKILLs every one still alive. "bye" on stdin ends it quietly.
-_REAPER_CODE = r"""
-import os, select, signal, sys, time
-parent, poll = int(sys.argv[1]), float(sys.argv[2])
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-signal.signal(signal.SIGHUP, signal.SIG_IGN)
-roots, watched = set(), {}
-def table():
-    out = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open("/proc/%s/stat" % name, "rb") as f:
-                    data = f.read()
-            except OSError:
-                continue
-            fields = data[data.rfind(b")") + 2:].split()
-            out[int(name)] = (int(fields[1]), fields[19], fields[0])
-    return out
-def refresh():
-    t = table()
-    for pid in roots:
-        if pid in t and pid not in watched:
-            watched[pid] = t[pid][1]
-    for pid in [p for p, start in watched.items() if p not in t or t[p][1] != start]:
-        del watched[pid]
-    grew = True
-    while grew:
-        grew = False
-        for pid, (ppid, start, state) in t.items():
-            if ppid in watched and pid not in watched and pid != os.getpid():
-                watched[pid], grew = start, True
-    return t
-reading = True
-while os.getppid() == parent:
-    if reading:
-        if select.select([sys.stdin], [], [], poll)[0]:
-            line = sys.stdin.readline()
-            if not line:
-                reading = False
-            elif line.strip() == "bye":
-                sys.exit(0)
-            else:
-                roots.update(int(p) for p in line.split())
-    else:
-        time.sleep(poll)
-    refresh()
-t = refresh()
-for pid, start in watched.items():
-    if pid in t and t[pid][1] == start and t[pid][2] != b"Z":
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-"""
-
-
 class _Reaper:
-    """A reaper process (see ``_REAPER_CODE``) guarding the processes an engine started.
+    """A reaper process (:mod:`dataprice._reaper`) guarding the processes an engine started.
 
     Linux only (it reads ``/proc``); elsewhere :meth:`start` returns None and only the
     library's own fate-sharing applies.
@@ -286,7 +227,8 @@ class _Reaper:
         if not sys.platform.startswith("linux") or not os.path.isdir("/proc"):
             return None
         process = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _REAPER_CODE, str(os.getpid()), str(PARENT_POLL_S)],
+            [sys.executable, "-I", "-S", str(Path(__file__).with_name("_reaper.py")), str(os.getpid()),
+             str(PARENT_POLL_S)],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -17,8 +17,8 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import (
-    BaseModel,
     AfterValidator,
+    BaseModel,
     ConfigDict,
     Field,
     ValidationError,

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dataprice.persist import REPORT_FORMAT, SCHEMA, write_run
 from dataprice.report import plots
 from dataprice.report.document import Code, Image, Section, Table, to_html, to_markdown
-from dataprice.persist import REPORT_FORMAT, SCHEMA, write_run
 from dataprice.results import RunResult
 from dataprice.safedir import write_directory
 from dataprice.scenario import scenario_to_yaml

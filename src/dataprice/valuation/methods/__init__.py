@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataprice.valuation.methods.asymmetric import AsymmetricPermutationShapley, ExactAsymmetricShapley
+from dataprice.valuation.methods.asymmetric import (
+    AsymmetricPermutationShapley,
+    ExactAsymmetricShapley,
+)
 from dataprice.valuation.methods.banzhaf import MSRBanzhaf
 from dataprice.valuation.methods.base import ValuationMethod
 from dataprice.valuation.methods.exact import ExactBanzhaf, ExactShapley
