@@ -8,7 +8,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dataprice.valuation.game import TabulatedGame
-from dataprice.valuation.methods import AsymmetricPermutationShapley, ExactAsymmetricShapley, ExactShapley
+from dataprice.valuation.methods import (
+    AsymmetricPermutationShapley,
+    ExactAsymmetricShapley,
+    ExactShapley,
+)
 from dataprice.valuation.utilities.classifier import ClassifierGame, make_shards
 
 from .conftest import random_monotone_table

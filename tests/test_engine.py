@@ -86,7 +86,7 @@ def test_scenario_replicates_identical_on_serial_and_parallel(engines, kind):
     serial, distributed = run_serial_and_parallel(parse_scenario(data), lambda: make_engine(kind, 2))
     pd.testing.assert_frame_equal(serial.values_table(), distributed.values_table())
     pd.testing.assert_frame_equal(serial.outcomes_table(), distributed.outcomes_table())
-    assert distributed.provenance["engine"] == kind
+    assert distributed.provenance["engine"]["kind"] == kind
     if kind == "ray":
         import ray
 

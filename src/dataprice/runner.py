@@ -27,7 +27,7 @@ from dataprice import __version__
 from dataprice.agents.model import MarketEnvironment, MarketModel, RoundMarket, with_budget
 from dataprice.agents.strategies import make_strategy
 from dataprice.buyers import build_task, seller_names
-from dataprice.engine import make_engine
+from dataprice.engine import SerialEngine, make_engine
 from dataprice.market.allocation import ALLOCATION_RULES, subset_sums
 from dataprice.market.continuous import ContinuousMarket
 from dataprice.market.mechanism import Outcome
@@ -388,8 +388,11 @@ def run_scenario(
         store = CoalitionStore(scenario.engine.coalition_cache_path).check()
         store.close()
     own_engine = engine is None
-    engine = engine or make_engine(scenario.engine.kind, scenario.engine.workers, scenario.engine.address)
+    spec = scenario.engine
+    engine = engine or make_engine(spec.kind, spec.workers, spec.address, connect_timeout=spec.connect_timeout)
     parallel = engine.name != "serial" and len(todo) > 1
+    if parallel:
+        engine.start()  # connect or start workers now: an unreachable cluster fails before any work
     jobs = [_ReplicateJob(scenario, costs, r, progress and not parallel) for r in todo]
     try:
         if parallel:
@@ -407,6 +410,7 @@ def run_scenario(
                 done[result.replicate] = result
                 if checkpoints is not None:
                     checkpoints.save(result)
+        used = engine.describe() if parallel else {**SerialEngine().describe(), "requested": engine.name}
     finally:
         if own_engine:
             engine.shutdown()
@@ -417,7 +421,7 @@ def run_scenario(
         replicates=[done[r] for r in range(scenario.replicates)],
         seconds=time.monotonic() - started,
         provenance={
-            "dataprice": __version__, "engine": engine.name, "seed": scenario.seed,
+            "dataprice": __version__, "engine": used, "seed": scenario.seed,
             "replicates_from_checkpoint": scenario.replicates - len(todo),
         },
     )

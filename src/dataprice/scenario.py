@@ -22,6 +22,8 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -512,10 +514,23 @@ class Engine(StrictModel):
     kind: Literal["serial", "loky", "dask", "ray"] = "serial"
     workers: Annotated[int, Field(ge=1, le=256)] = 2
     address: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    #: seconds to reach a cluster at ``address`` before giving up with one line
+    connect_timeout: Annotated[float, Field(gt=0.0, le=600.0)] = 10.0
     #: keep coalition values on disk and reuse them in later runs of the same game
     coalition_cache: bool = False
     #: the cache file (default ``$DATAPRICE_CACHE/coalitions.sqlite``)
     coalition_cache_path: FilePath | None = None
+
+    @field_validator("address")
+    @classmethod
+    def _address_fits_kind(cls, address: str | None, info: ValidationInfo) -> str | None:
+        from dataprice.engine import address_problem
+
+        kind = info.data.get("kind")
+        problem = address_problem(kind, address) if kind is not None else None
+        if problem:
+            raise ValueError(problem)
+        return address
 
 
 class Scenario(StrictModel):

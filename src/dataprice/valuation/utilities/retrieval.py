@@ -90,7 +90,9 @@ class Embedder:
         texts = list(texts)
         path = cache_dir() / "embeddings" / f"{self._key(texts)}.npy"
         if self.cache and path.is_file():
-            return np.load(path)
+            cached = _load_cached(path, len(texts), self.dimension)
+            if cached is not None:
+                return cached
         out = self._encode(texts)
         if self.cache:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,6 +130,18 @@ class Embedder:
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         out[order] = np.concatenate(chunks)
         return out
+
+
+def _load_cached(path: Path, n: int, dimension: int) -> NDArray[np.float32] | None:
+    """A cached embedding matrix if it is a plain float32 ``(n, dimension)`` array (never a
+    pickle); None if it is damaged or of another shape, so the texts are embedded again."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if array.dtype != np.float32 or array.shape != (n, dimension) or not np.isfinite(array).all():
+        return None
+    return array
 
 
 def flat_search(
