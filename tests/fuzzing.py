@@ -213,7 +213,7 @@ def check_case(path: Path, *, case: int, source: str, limit: float = 30.0, run=N
             run(scenario)
         status, detail = "accepted", ""
     except DatapriceError as exc:
-        lines = str(exc).splitlines()
+        lines = [line.replace(str(path), "FILE") for line in str(exc).splitlines()]
         too_long = [line for line in lines if len(line) > MAX_ERROR_LINE]
         if not lines or too_long:
             status, detail = "crashed", f"error message of {len(lines)} lines, longest {max(map(len, lines), default=0)}"

@@ -721,7 +721,12 @@ def format_validation_error(error: ValidationError) -> list[str]:
     for e, loc in zip(errors, locs, strict=True):
         if loc in above and e["type"].endswith("_type"):
             continue
-        msg = shorten(e["msg"].removeprefix("Value error, "), 300)
+        if e["type"] == "union_tag_invalid":  # an unknown buyer task: name the field and the choices
+            ctx = e.get("ctx", {})
+            tag = ctx.get("discriminator", "'task'").strip("'")
+            lines.append(f"{loc}.{tag}: unknown value {excerpt(ctx.get('tag'))}; allowed: {ctx.get('expected_tags')}")
+            continue
+        msg = shorten(e["msg"].removeprefix("Value error, "), 240)
         if loc == "(top level)" and " | " in msg:
             lines.extend(msg.split(" | "))
             continue
