@@ -35,7 +35,7 @@ def _problems(data) -> str:
         ({"sellers": {"count": 3, "costs": [0.1, 0.2]}}, "sellers.costs: 2 costs for 3 sellers"),
         ({"valuation": [{"method": "magic"}]}, "valuation[0].method: Input should be 'loo', 'exact_shapley'"),
         ({"market": {"payment_rules": ["vickrey"]}}, "market.payment_rules[0]: Input should be 'loo', 'shapley', 'myerson', 'vcg' or 'pay_as_bid' (got 'vickrey')"),
-        ({"buyer": {"task": "oracle"}}, "buyer: Input tag 'oracle' found using 'task' does not match any of the expected tags"),
+        ({"buyer": {"task": "oracle"}}, "buyer.task: unknown value 'oracle'; allowed: 'classifier', 'mean_estimation'"),
         ({"sellerz": {}}, "unknown field 'sellerz'; allowed fields:"),
         ({"valuation": [{"method": "knn_shapley"}]}, "valuation: method 'knn_shapley' needs buyer.task 'classifier'"),
         ({"engine": {"kind": "spark"}}, "engine.kind: Input should be 'serial', 'loky', 'dask' or 'ray' (got 'spark')"),

@@ -23,6 +23,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from dataprice._typing import CoalitionMatrix
+from dataprice.errors import DataError
 from dataprice.rng import child_rng
 from dataprice.valuation.game import Game
 
@@ -137,6 +138,14 @@ def make_shards(
     if max_points is not None and max_points < X.shape[0]:
         keep = rng.choice(X.shape[0], size=max_points, replace=False)
         X, y = X[keep], y[keep]
+    classes, per_class = np.unique(y, return_counts=True)
+    n_val = int(np.ceil(validation_fraction * y.shape[0]))
+    if per_class.min() < 2 or n_val < classes.size or y.shape[0] - n_val < classes.size:
+        raise DataError(
+            f"buyer.max_points: {y.shape[0]} points of {dataset} (validation_fraction {validation_fraction:g}) "
+            f"cannot be split with each of the {classes.size} classes they hold on both sides (the rarest has "
+            f"{per_class.min()} point(s)); raise max_points or use a validation_fraction nearer 0.5"
+        )
     X_train, X_val, y_train, y_val = train_test_split(
         X, y, test_size=validation_fraction, random_state=int(rng.integers(2**31)), stratify=y
     )
