@@ -260,21 +260,12 @@ class _Reaper:
 
 def _children(pid: int) -> set[int]:
     """The pids of the direct children of ``pid`` (Linux ``/proc``; empty elsewhere)."""
-    found: set[int] = set()
+    from dataprice._reaper import table
+
     try:
-        names = os.listdir("/proc")
+        return {child for child, (parent, _start, _state) in table().items() if parent == pid}
     except OSError:
-        return found
-    for name in names:
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat", "rb") as f:
-                    data = f.read()
-            except OSError:
-                continue
-            if int(data[data.rfind(b")") + 2 :].split()[1]) == pid:
-                found.add(int(name))
-    return found
+        return set()
 
 
 # ----------------------------------------------------------------------------- engines
