@@ -333,3 +333,16 @@ def test_a_batch_is_a_prefix_of_a_larger_batch(method, saturating10):
             large = _permutation_batch(m, saturating10, *ends, b, big)
         for part_small, part_large in zip(small, large, strict=True):
             np.testing.assert_array_equal(part_large[:k], part_small)
+
+
+def test_one_player_game_is_valued_exactly_and_ends():
+    """A single seller's Shapley value is v(N) - v(empty); sampling permutations of one
+    player spends no evaluations, which once made a budget-only run loop forever."""
+    from dataprice.valuation.methods.asymmetric import AsymmetricPermutationShapley
+    from dataprice.valuation.reference_games import AdditiveGame
+
+    game = AdditiveGame([2.5])
+    for method in (PermutationShapley(max_evaluations=50, truncation_rtol=0.1),
+                   AsymmetricPermutationShapley(groups=[[0]], max_evaluations=50)):
+        result = method.fit(game).result
+        assert result.values.tolist() == [2.5] and result.n_evaluations == 2 and result.converged

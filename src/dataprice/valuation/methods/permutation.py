@@ -78,6 +78,11 @@ class PermutationShapley(MonteCarloMethod):
         """
         resume_from = self._load_checkpoint(resume_from)
         n = game.n_players
+        if n == 1:  # one player: phi = v(N) - v(empty) exactly (a permutation has no prefix to sample)
+            v_empty, v_full = game(np.array([[False], [True]])).tolist()
+            self._result = ValuationResult.exact([v_full - v_empty], game.player_names, self.name, 2)
+            self._result.seed = self.seed
+            return self
         loop = self._start(game, resume_from)
         moments, next_batch, truncated, v_empty, v_full = _resume_state(n, resume_from)
         per_permutation = max(n - 1, 1)  # prefixes of sizes 1..n-1 (v(empty), v(N) shared)
