@@ -75,7 +75,7 @@ def _kill_points(n: int, rng: np.random.Generator) -> list[tuple[str, float]]:
     kinds = ["checkpoint", "report"] + [str(k) for k in rng.choice(["checkpoint", "report", "random"], size=max(n - 2, 0))]
     # random points fall in the first seconds: imports, the first replicates (a run resumed
     # from checkpoints finishes quickly)
-    return [(kind, float(rng.uniform(0, 0.3 if kind != "random" else 5.0))) for kind in kinds[:n]]
+    return [(kind, float(rng.uniform(0, 0.3 if kind != "random" else 3.0))) for kind in kinds[:n]]
 
 
 def _kill_and_resume(tmp_path: Path, n_kills: int, seed: int) -> dict:
