@@ -299,3 +299,22 @@ def test_reports_are_byte_identical_across_hash_seeds(tmp_path):
     from .test_end_to_end import same_tree
 
     assert same_tree(*outs) == []
+
+
+def test_diff_reads_received_reports_as_checked_data(tmp_path, capsys):
+    scenario, a = _scenario(tmp_path), tmp_path / "a"
+    assert main(["run", str(scenario), "-q", "--out", str(a)]) == 0
+    capsys.readouterr()
+    legacy = tmp_path / "legacy"  # a report of a version before manifests, damaged
+    legacy.mkdir()
+    (legacy / "scenario.yaml").write_text("name: x\nname: y\n")
+    (legacy / "sellers.csv").write_bytes(b"seller,payment[loo]\n\xff\xfe,1\n")
+    assert main(["diff", str(a), str(legacy)]) == 2
+    assert "appears twice" in _one_error_line(capsys)
+    (legacy / "scenario.yaml").write_text("name: x\n")
+    (legacy / "sellers.csv").write_text("seller,payment[loo]\nseller_0,lots\n")
+    assert main(["diff", str(a), str(legacy)]) == 2
+    assert "must hold numbers" in _one_error_line(capsys)
+    (a / "sellers.csv").write_text("seller\n")  # edited after it was sealed
+    assert main(["diff", str(a), str(a)]) == 2
+    assert "differs from manifest.json" in _one_error_line(capsys)

@@ -11,12 +11,12 @@ market around it) -- the explanation names what is known, not a causal decomposi
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from dataprice.errors import DataError
 
@@ -73,11 +73,42 @@ def _flatten(data, prefix: str = "") -> dict[str, object]:
 
 
 def _read(directory: Path) -> tuple[dict, pd.DataFrame]:
-    scenario, sellers = directory / "scenario.yaml", directory / "sellers.csv"
-    for path in (scenario, sellers):
-        if not path.is_file():
-            raise DataError(f"{directory}: no {path.name}; give two report directories written by dataprice")
-    return yaml.safe_load(scenario.read_text()) or {}, pd.read_csv(sellers)
+    """``scenario.yaml`` and ``sellers.csv`` of a report directory, through the input
+    boundary: checked against the manifest when there is one (a report of a version before
+    manifests is read with the size and encoding checks only), parsed as data."""
+    from dataprice.inputs import decode_text, load_yaml, max_data_bytes, read_bytes
+    from dataprice.persist import REPORT_FORMAT, SCHEMA
+    from dataprice.safedir import MANIFEST, read_manifest, verified_bytes
+
+    if not directory.is_dir():
+        raise DataError(f"report directory not found: {directory}")
+    for name in ("scenario.yaml", "sellers.csv"):
+        if not (directory / name).is_file():
+            raise DataError(f"{directory}: no {name}; give two report directories written by dataprice")
+    if (directory / MANIFEST).exists():
+        manifest = read_manifest(directory, [REPORT_FORMAT], SCHEMA, "report directory")
+
+        def read(name: str) -> bytes:
+            return verified_bytes(directory, name, manifest)
+    else:
+
+        def read(name: str) -> bytes:
+            return read_bytes(directory / name, name, limit=max_data_bytes())
+
+    source = str(directory / "scenario.yaml")
+    scenario = load_yaml(decode_text(read("scenario.yaml"), source, "scenario file"), source)
+    csv = directory / "sellers.csv"
+    try:
+        sellers = pd.read_csv(io.BytesIO(read("sellers.csv")))
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{csv}: not a readable table ({str(exc).splitlines()[0][:120]})") from None
+    if "seller" not in sellers.columns:
+        raise DataError(f"{csv}: no 'seller' column; not a dataprice per-seller statement")
+    for column in [c for c in sellers.columns if c.startswith(("payment[", "selected["))]:
+        if not pd.api.types.is_numeric_dtype(sellers[column]):
+            raise DataError(f"{csv}: column {column!r} must hold numbers")
+    sellers["seller"] = sellers["seller"].astype(str)
+    return scenario if isinstance(scenario, dict) else {}, sellers
 
 
 def _differs(x, y) -> bool:
