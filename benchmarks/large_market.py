@@ -4,7 +4,7 @@ The buyer values coverage of its needs (:class:`~dataprice.valuation.utilities.c
 CoverageGame`). Greedy allocation is monotone, so critical-bid (Myerson) payments on it
 are truthful. The fast path computes every winner's critical bid in one pass over the
 greedy run without that winner; the baseline is bisection on the allocation rule
-(:func:`~dataprice.market.payments.critical_bid`), timed on ``--baseline-winners`` winners
+(:func:`~dataprice.market.rules.myerson.critical_bid`), timed on ``--baseline-winners`` winners
 in the same run and compared per winner. Also: VCG on the greedy welfare, and greedy
 welfare against the exact optimum on random 16-seller sub-markets.
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from dataprice.market import GreedyAllocation, SubsetMarket, settle
 from dataprice.market.allocation import ExactAllocation
-from dataprice.market.payments import critical_bid
+from dataprice.market.rules.myerson import critical_bid
 from dataprice.valuation.game import tabulate
 from dataprice.valuation.utilities.coverage import CoverageGame, random_coverage_market
 

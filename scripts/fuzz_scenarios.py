@@ -40,7 +40,7 @@ def main() -> int:
     files = [ROOT / "scenarios" / f"{name}.yaml" for name in names]
     run = None
     if args.run_small:
-        from dataprice.runner import run_scenario
+        from dataprice.experiment import run_scenario
         from dataprice.scenario import small_scenario
 
         def run(scenario):

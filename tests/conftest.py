@@ -38,7 +38,7 @@ def run_serial_and_parallel(scenario, make_engine=None):
     """The same scenario on the serial engine and on a parallel one (default: two local
     worker processes)."""
     from dataprice.engine import LokyEngine, SerialEngine
-    from dataprice.runner import run_scenario
+    from dataprice.experiment import run_scenario
 
     serial = run_scenario(scenario, progress=False, engine=SerialEngine())
     engine = make_engine() if make_engine is not None else LokyEngine(2)

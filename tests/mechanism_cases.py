@@ -39,7 +39,8 @@ from numpy.typing import NDArray
 from dataprice.market import GreedyAllocation, SubsetMarket, settle
 from dataprice.market.allocation import ExactAllocation
 from dataprice.market.metrics import TOLERANCE
-from dataprice.market.per_query import PER_QUERY_RULES, PerQueryMarket
+from dataprice.market.kinds import PerQueryMarket
+from dataprice.market.rules import rules_for
 from dataprice.valuation.game import TabulatedGame
 
 FAMILIES = ("additive", "monotone", "submodular", "supermodular", "arbitrary")
@@ -601,7 +602,7 @@ def check_per_query_instance(inst: PerQueryInstance, results: Results) -> None:
         "selected": PerQueryMarket(inst.values, inst.owners, inst.costs.shape[0]),
         "all": PerQueryMarket(inst.values, inst.owners, inst.costs.shape[0], shapley_scope="all"),
     }
-    rules = [*PER_QUERY_RULES, "shapley_all"]
+    rules = [*rules_for("per_query"), "shapley_all"]
 
     def settle_rule(bids, rule):
         market = markets["all" if rule == "shapley_all" else "selected"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from dataprice.market.continuous import ContinuousMarket
+from dataprice.market.kinds import ContinuousMarket
 from dataprice.market.metrics import truthfulness_audit
 from dataprice.valuation.methods import ExactShapley
 from dataprice.valuation.utilities.mean_estimation import (
@@ -56,14 +56,14 @@ def test_restricted_allocation_is_optimal_on_the_coalition(instance):
 def test_myerson_equals_vcg_without_reserve(instance):
     task, costs = instance
     market = ContinuousMarket(task)
-    np.testing.assert_allclose(market.myerson(costs), market.vcg(costs), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(market.settle(costs, "myerson").payments, market.settle(costs, "vcg").payments, rtol=1e-6, atol=1e-9)
 
 
 def test_vcg_exceeds_myerson_with_a_binding_reserve(instance):
     task, costs = instance
     reserve = float(np.median(costs))
     market = ContinuousMarket(task, reserve=reserve)
-    myerson, vcg = market.myerson(costs), market.vcg(costs)
+    myerson, vcg = market.settle(costs, "myerson").payments, market.settle(costs, "vcg").payments
     assert np.all(vcg >= myerson - 1e-9)
     served = costs <= reserve
     assert np.all(vcg[served] > myerson[served])
@@ -94,7 +94,7 @@ def test_quantity_decreases_in_own_report(instance):
 def test_shapley_payment_is_efficient_on_the_gross_value_game(instance):
     task, costs = instance
     market = ContinuousMarket(task)
-    phi = market.shapley(costs)
+    phi = market.settle(costs, "shapley").payments
     assert phi.sum() == pytest.approx(task.value(task.allocation(costs)), rel=1e-9)
     game = MeanEstimationGame(task, costs)
     np.testing.assert_allclose(ExactShapley().fit(game).result.values, phi, rtol=1e-9)
@@ -105,4 +105,4 @@ def test_noisier_sellers_are_worth_less():
     # symmetric signal structure is random; compare a seller with itself at two noise levels
     quiet = make_mean_estimation_task(4, 3, noise=0.1, correlation=0.0, seed=5)
     costs = np.full(4, 0.1)
-    assert ContinuousMarket(task).loo(costs)[2] < ContinuousMarket(quiet).loo(costs)[2]
+    assert ContinuousMarket(task).settle(costs, "loo").payments[2] < ContinuousMarket(quiet).settle(costs, "loo").payments[2]

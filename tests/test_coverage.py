@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dataprice.market import GreedyAllocation, SubsetMarket, settle
-from dataprice.market.payments import critical_bid
+from dataprice.market.rules.myerson import critical_bid
 from dataprice.valuation.game import Game
 from dataprice.valuation.utilities.coverage import CoverageGame, random_coverage_market
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from dataprice.cli import main
-from dataprice.runner import run_scenario
+from dataprice.experiment import run_scenario
 from dataprice.scenario import parse_scenario
 
 from .conftest import run_serial_and_parallel
@@ -115,7 +115,7 @@ def test_failed_run_keeps_the_previous_report(tmp_path, monkeypatch):
 
 def test_interrupted_replicates_resume_to_the_same_result(tmp_path):
     """Replicate checkpoints: a run stopped after some replicates continues where it stopped."""
-    from dataprice.runner import ReplicateCheckpoints
+    from dataprice.experiment import ReplicateCheckpoints
 
     scenario = parse_scenario({**SMALL_CLASSIFIER, "replicates": 3, "audit": {"enabled": False}})
     whole = run_scenario(scenario, progress=False)
@@ -267,7 +267,7 @@ def test_compare_reports_share_the_format_and_rebuild(tmp_path):
 def test_game_key_follows_the_content_of_user_data_files(tmp_path):
     """The coalition cache's key changes when a data file the buyer reads is edited, and
     not when only market settings change."""
-    from dataprice.runner import game_key
+    from dataprice.experiment import game_key
     from dataprice.scenario import load_scenario
 
     pd.DataFrame([("d1", "a", "Metformin treats diabetes."), ("d2", "b", "Salbutamol treats asthma.")],

@@ -71,7 +71,7 @@ def test_five_thousand_mutated_scenarios(tmp_path):
 def test_accepted_mutants_run_at_small_size(tmp_path):
     """Accepted mutants of the cheap scenarios also run (``--small``) without a traceback:
     a value the schema lets through must not crash the run later."""
-    from dataprice.runner import run_scenario
+    from dataprice.experiment import run_scenario
     from dataprice.scenario import small_scenario
 
     cheap = [ROOT / "scenarios" / f"{name}.yaml"

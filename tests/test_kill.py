@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import yaml
 
-from dataprice.persist import read_run
+from dataprice.experiment.persist import read_run
 
 from .test_end_to_end import same_tree
 

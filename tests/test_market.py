@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from dataprice.market import GreedyAllocation, SubsetMarket, settle
 from dataprice.market.allocation import ExactAllocation, subset_sums
 from dataprice.market.metrics import market_span, subset_settler, truthfulness_audit
-from dataprice.market.payments import critical_bid
+from dataprice.market.rules.myerson import critical_bid
 from dataprice.valuation.game import TabulatedGame, tabulate
 from dataprice.valuation.reference_games import AdditiveGame
 from dataprice.valuation.utilities.selection import SingleWinnerGame, critical_prices
@@ -250,7 +250,7 @@ def test_greedy_vcg_uses_the_greedy_welfare_without_each_seller(inst):
 
 
 def test_audit_of_a_sample_checks_half_winners_half_others():
-    from dataprice.runner import audit_sample
+    from dataprice.experiment.environment import audit_sample
 
     selected = np.zeros(20, dtype=bool)
     selected[[2, 5, 7]] = True

@@ -11,7 +11,7 @@ import pytest
 from dataprice.data.corpus import icd10_corpus, load_corpus
 from dataprice.errors import DataError
 from dataprice.market import SubsetMarket, settle
-from dataprice.market.per_query import PerQueryMarket
+from dataprice.market.kinds import PerQueryMarket
 from dataprice.valuation.game import masks_to_coalitions, tabulate
 from dataprice.valuation.methods import ExactShapley, LeaveOneOut
 from dataprice.valuation.utilities.rag import RAGGame, ReplayScorer, RetrievalScorer

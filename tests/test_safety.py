@@ -64,7 +64,7 @@ def test_run_refuses_a_folder_it_did_not_write_and_leaves_it_intact(tmp_path, ca
     (mydata / "chapters").mkdir(parents=True)
     (mydata / "thesis.tex").write_text("precious")
     (mydata / "chapters" / "one.tex").write_text("also precious")
-    import dataprice.runner as runner
+    import dataprice.experiment as runner
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("the refusal must come before any work")
@@ -229,7 +229,7 @@ def test_a_pickle_in_a_report_directory_is_never_loaded(tmp_path, capsys):
 def test_an_old_pickle_checkpoint_is_ignored(tmp_path, monkeypatch):
     """A cloned repository shipping ``reports/.NAME.checkpoints/<key>/replicate_0.pkl``
     (the key can be computed) used to run its code on ``make demo``."""
-    from dataprice.runner import scenario_key
+    from dataprice.experiment import scenario_key
     from dataprice.scenario import load_scenario
 
     monkeypatch.chdir(tmp_path)
@@ -244,7 +244,7 @@ def test_an_old_pickle_checkpoint_is_ignored(tmp_path, monkeypatch):
 
 
 def test_a_damaged_checkpoint_is_recomputed_and_a_damaged_report_refused(tmp_path, capsys):
-    from dataprice.runner import ReplicateCheckpoints, run_scenario
+    from dataprice.experiment import ReplicateCheckpoints, run_scenario
     from dataprice.scenario import parse_scenario
 
     scenario = parse_scenario({**SINGLE, "replicates": 2})

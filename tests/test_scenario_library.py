@@ -13,7 +13,7 @@ import pytest
 
 from dataprice.report import write_report
 from dataprice.report.browser import browser_available, check_report
-from dataprice.runner import run_scenario
+from dataprice.experiment import run_scenario
 from dataprice.scenario import load_scenario, small_scenario
 
 ROOT = Path(__file__).resolve().parent.parent

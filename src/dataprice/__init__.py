@@ -1,9 +1,12 @@
 """dataprice: simulate data markets and compute incentive-aware compensation.
 
-Three layers: :mod:`dataprice.valuation` (games and valuation methods),
-:mod:`dataprice.market` (allocation, payment rules, metrics) and
-:mod:`dataprice.agents` (the repeated market). :mod:`dataprice.scenario` validates
-scenario files and :mod:`dataprice.runner` ties a scenario to a report.
+Layers, from the bottom: :mod:`dataprice.valuation` (games, valuation methods),
+:mod:`dataprice.market` (market kinds, payment rules, metrics), :mod:`dataprice.buyers`
+(one plugin per buyer: its settings and its game), :mod:`dataprice.agents` (the repeated
+market), :mod:`dataprice.scenario` (scenario files, validated from the registries),
+:mod:`dataprice.experiment` (running a scenario: replicates, results, checkpoints) and
+:mod:`dataprice.report` (formatting a run). :mod:`dataprice.plugins` loads your own
+buyers, methods and rules.
 
 For notebooks, :mod:`dataprice.api` is re-exported here: ``dp.load``, ``dp.run``,
 ``dp.comparison``, ``dp.write``, ``dp.open_report``, ``dp.diff`` (imported on first use, so

@@ -10,7 +10,7 @@
     again = dp.open_report("reports/mine")                     # the saved RunResult
     dp.diff("reports/mine", "reports/other").payments          # what changed, and why
 
-Everything here is a thin layer over :mod:`dataprice.scenario`, :mod:`dataprice.runner`
+Everything here is a thin layer over :mod:`dataprice.scenario`, :mod:`dataprice.experiment`
 and :mod:`dataprice.report`; errors are the same one-line :class:`DatapriceError` s.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from dataprice.results import RunResult
+from dataprice.experiment.results import RunResult
 from dataprice.scenario import (
     Scenario,
     check_data_files,
@@ -52,7 +52,7 @@ def run(
 ) -> RunResult:
     """Run every replicate. ``small=True`` runs the scenario at CI size
     (:func:`~dataprice.scenario.small_scenario`); ``engine`` overrides the scenario's."""
-    from dataprice.runner import run_scenario
+    from dataprice.experiment import run_scenario
 
     resolved = load(scenario)
     if small:
@@ -63,7 +63,7 @@ def run(
 def comparison(result: RunResult) -> pd.DataFrame:
     """The payment rules side by side over the run's seeds: truthfulness, efficiency, cost,
     stability (what ``dataprice compare`` reports)."""
-    from dataprice.compare import comparison_table
+    from dataprice.experiment.compare import comparison_table
 
     return comparison_table(result)
 

@@ -80,8 +80,8 @@ def _load_with_overrides(args: argparse.Namespace, replicates: int | None):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from dataprice.experiment import ReplicateCheckpoints, run_scenario
     from dataprice.report import write_report
-    from dataprice.runner import ReplicateCheckpoints, run_scenario
     from dataprice.safedir import check_output_dir
 
     scenario = _load_with_overrides(args, args.replicates)
@@ -97,9 +97,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from dataprice.compare import comparison_table
+    from dataprice.experiment import ReplicateCheckpoints, run_scenario
+    from dataprice.experiment.compare import comparison_table
     from dataprice.report import write_comparison
-    from dataprice.runner import ReplicateCheckpoints, run_scenario
     from dataprice.safedir import check_output_dir
 
     scenario = _load_with_overrides(args, args.seeds)

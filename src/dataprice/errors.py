@@ -33,3 +33,7 @@ class EngineError(DatapriceError):
 class OutputError(DatapriceError):
     """An output path cannot be written safely: it is not a directory dataprice wrote, it is
     the folder the user is in, or it is not a usable path. Raised before any work is done."""
+
+
+class PluginError(DatapriceError):
+    """A plugin (an installed entry point or a ``--plugin`` module) cannot be loaded."""

@@ -1,4 +1,4 @@
-"""``settle``: one round of the subset market, from reports to an :class:`Outcome`."""
+"""``settle``: one round of any market, from reports to an :class:`Outcome`."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-
-from dataprice.market.payments import PAYMENT_RULES, SubsetMarket
 
 
 @dataclass(frozen=True)
@@ -55,23 +53,17 @@ class Outcome:
         return self.value - float(self.costs @ self.quantities)
 
 
-def settle(
-    market: SubsetMarket,
-    bids: NDArray[np.float64],
-    rule: str,
-    costs: NDArray[np.float64] | None = None,
-) -> Outcome:
-    """Allocate at the reports ``bids`` and pay under ``rule`` (``loo|shapley|myerson|vcg``)."""
-    if rule not in PAYMENT_RULES:
-        raise ValueError(f"unknown payment rule {rule!r}; choose one of {sorted(PAYMENT_RULES)}")
+def settle(market, bids: NDArray[np.float64], rule, costs: NDArray[np.float64] | None = None) -> Outcome:
+    """Allocate in ``market`` at the reports ``bids`` and pay under ``rule`` (a name from
+    :data:`~dataprice.market.rules.RULES`, or a :class:`~dataprice.market.rules.PaymentRule`).
+
+    Works for every market kind (:class:`~dataprice.market.protocol.Market`): the market
+    allocates, the rule pays for that kind, the market says what was bought.
+    """
+    from dataprice.market.rules import get_rule
+
+    rule = get_rule(rule)
     bids = np.asarray(bids, dtype=np.float64)
-    alloc = market.allocate(bids)
-    payments = PAYMENT_RULES[rule](market, bids, alloc)
-    return Outcome(
-        rule=rule,
-        bids=bids,
-        quantities=alloc.selected.astype(np.float64),
-        payments=payments,
-        value=alloc.value,
-        costs=None if costs is None else np.asarray(costs, dtype=np.float64),
-    )
+    allocation = market.allocate(bids)
+    payments = rule.payments(market, bids, allocation)
+    return market.outcome(rule.name, bids, allocation, payments, costs)

@@ -19,10 +19,8 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy.stats import spearmanr
 
-from dataprice.market.allocation import ExactAllocation
 from dataprice.market.mechanism import Outcome, settle
-from dataprice.market.payments import SubsetMarket
-from dataprice.valuation.game import TabulatedGame
+from dataprice.market.protocol import Market
 
 #: Tolerance below which a loss or a gain counts as zero (money units, relative to v(N)).
 TOLERANCE = 1e-7
@@ -30,11 +28,9 @@ TOLERANCE = 1e-7
 DEFAULT_MULTIPLIERS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.1, 1.25, 1.5, 2.0, 3.0)
 
 
-def optimal_welfare(market: SubsetMarket, costs: NDArray[np.float64]) -> float:
-    """``max_S v(S) - c(S)`` (exact when the game is tabulated; else the allocation rule's)."""
-    if isinstance(market.game, TabulatedGame):
-        return float(ExactAllocation().welfare_table(market.game, costs).max())
-    return market.allocation(market.game, costs).welfare_at_bids
+def optimal_welfare(market: Market, costs: NDArray[np.float64]) -> float:
+    """The best welfare at the true costs (``max_S v(S) - c(S)`` in a subset market)."""
+    return market.optimal_welfare(costs)
 
 
 def efficiency(outcome: Outcome, best_welfare: float) -> float:
@@ -111,13 +107,18 @@ def truthfulness_audit(
     return AuditResult(truthful, best, best_report)
 
 
-def subset_settler(market: SubsetMarket):
-    """``settle_fn`` for :func:`truthfulness_audit` on a subset market."""
+def settler(market: Market):
+    """``settle_fn`` for :func:`truthfulness_audit` on any market."""
     return lambda bids, rule, costs: settle(market, bids, rule, costs)
 
 
-def market_span(market: SubsetMarket) -> float:
-    return abs(market.game.grand_value() - market.game.empty_value())
+#: The subset market's settler (the name the tests and benchmarks use).
+subset_settler = settler
+
+
+def market_span(market: Market) -> float:
+    """The scale of useful reports in ``market`` (``|v(N) - v(empty)|`` in a subset market)."""
+    return market.value_span()
 
 
 def payment_stability(payments: NDArray[np.float64]) -> pd.DataFrame:

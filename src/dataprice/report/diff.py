@@ -76,8 +76,8 @@ def _read(directory: Path) -> tuple[dict, pd.DataFrame]:
     """``scenario.yaml`` and ``sellers.csv`` of a report directory, through the input
     boundary: checked against the manifest when there is one (a report of a version before
     manifests is read with the size and encoding checks only), parsed as data."""
+    from dataprice.experiment.persist import REPORT_FORMAT, SCHEMA
     from dataprice.inputs import decode_text, load_yaml, max_data_bytes, read_bytes
-    from dataprice.persist import REPORT_FORMAT, SCHEMA
     from dataprice.safedir import MANIFEST, read_manifest, verified_bytes
 
     if not directory.is_dir():

@@ -10,7 +10,7 @@ Contents: ``scenario.yaml`` (fully resolved), ``sellers.csv/.parquet`` (per-sell
 statement), ``mechanisms.csv/.parquet`` (rule comparison), ``values.csv/.parquet`` and
 ``outcomes.csv/.parquet`` (long tables), ``valuations.json`` (results with provenance),
 two plots, ``report.md``, a self-contained ``report.html`` and ``run/``: the whole run as
-data (:mod:`dataprice.persist`; ``dataprice report DIR`` rebuilds the report from it, no
+data (:mod:`dataprice.experiment.persist`; ``dataprice report DIR`` rebuilds the report from it, no
 pickle). Timings go to ``timings.json`` only, so two runs with the same seed give
 byte-identical reports.
 """
@@ -23,31 +23,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dataprice.persist import REPORT_FORMAT, SCHEMA, write_run
+from dataprice.experiment.persist import REPORT_FORMAT, SCHEMA, write_run
+from dataprice.experiment.results import RunResult
 from dataprice.report import plots
 from dataprice.report.document import Code, Image, Section, Table, to_html, to_markdown
-from dataprice.results import RunResult
 from dataprice.safedir import write_directory
 from dataprice.scenario import scenario_to_yaml
-
-_TASK_LABEL = {
-    "classifier": "a classifier trained on the sellers' data shards",
-    "mean_estimation": "mean-estimation buyers combining the sellers' noisy signals (continuous market)",
-    "single_winner": "a buyer who takes the single document with the best value minus price",
-    "rag": "a retrieval-augmented QA system that retrieves from the documents it buys",
-    "rag_single_document": "a RAG system that buys, per query, the one document with the best value minus price",
-    "dpo": "a buyer fine-tuning a language model with DPO on their preference pairs",
-    "federated": "a buyer training a classifier by federated learning over the sellers' shards",
-    "coverage": "a buyer who values the expected coverage of its needs by the sellers' data",
-}
-
-_RULE_NOTE = {
-    "loo": "pays each selected seller its leave-one-out value v(S*) - v(S* without j)",
-    "shapley": "pays each selected seller its Shapley value",
-    "myerson": "pays each selected seller its critical bid (the highest report at which it is still selected)",
-    "vcg": "pays b_j + W(b) - W_-j(b) (Clarke pivot)",
-    "pay_as_bid": "pays each selected seller its own report (first price)",
-}
 
 
 def _count(mean: float, run: RunResult) -> str:
@@ -104,7 +85,7 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
     title = f"Compensation report: {s.name}"
     intro = [s.description.strip()] if s.description.strip() else []
     intro.append(
-        f"{s.sellers.count} sellers sell data to {_TASK_LABEL[s.buyer.task]}. "
+        f"{s.sellers.count} sellers sell data to {run.notes.get('buyer', s.buyer.task)}. "
         f"Seed {s.seed}, {s.replicates} replicate(s), {s.rounds} round(s); "
         f"allocation `{s.market.allocation}`"
         + (f" with reserve {s.market.reserve:g}" if s.market.reserve is not None else "")
@@ -127,7 +108,7 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
     summary.blocks.append(Table(mechanisms, "One row per payment rule (means over replicates and rounds)."))
     summary.blocks.append(Image(plots.mechanism_comparison(mechanisms, directory / "mechanisms.png"), "payment rules compared"))
     for _, row in mechanisms.iterrows():
-        line = f"**{row['rule']}** {_RULE_NOTE[row['rule']]}: total paid {row['total_paid']:,.3f}, buyer surplus {row['buyer_surplus']:,.3f}, efficiency {row['efficiency']:.3f}"
+        line = f"**{row['rule']}** {run.notes.get('rules', {}).get(row['rule'], '')}: total paid {row['total_paid']:,.3f}, buyer surplus {row['buyer_surplus']:,.3f}, efficiency {row['efficiency']:.3f}"
         if "truthful" in row:
             line += (
                 "; truth-telling was a best response for every " + ("audited " if s.audit.sample else "") + "seller"
@@ -196,7 +177,7 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
     sections = [summary, statement, methods_section, figures]
     if s.rounds > 1:
         sections.append(dynamics_section(run, directory))
-    if s.buyer.task == "federated" and s.buyer.compare_aggregators:
+    if "aggregators" in run.tables:
         sections.append(aggregator_section(run, directory))
     sections.append(reproduce_section(run, "run"))
     return title, intro, sections
@@ -233,9 +214,7 @@ def dynamics_section(run: RunResult, directory: Path) -> Section:
 
 def aggregator_section(run: RunResult, directory: Path) -> Section:
     """Fixed aggregators against FedRandom: stability of contributions and payments."""
-    from dataprice.compare import federated_comparison
-
-    table = federated_comparison(run)
+    table = run.tables["aggregators"]
     _save_table(table, directory, "aggregators")
     section = Section("Aggregator comparison")
     section.blocks.append(
@@ -279,11 +258,11 @@ def load_results(directory: str | Path) -> tuple[RunResult, str]:
     """The run saved in a report directory and its kind (``run`` or ``compare``).
 
     Reads only data (JSON, YAML, Parquet), each file checked against the directory's
-    manifest (:func:`dataprice.persist.read_run`); raises a one-line
+    manifest (:func:`dataprice.experiment.persist.read_run`); raises a one-line
     :class:`~dataprice.errors.DataError` when the directory is not a report, is damaged, or
     was written by a newer schema.
     """
-    from dataprice.persist import read_run
+    from dataprice.experiment.persist import read_run
 
     return read_run(directory)
 
@@ -310,7 +289,7 @@ def write_report(run: RunResult, out_dir: str | Path) -> Path:
 
 def write_comparison(run: RunResult, out_dir: str | Path) -> Path:
     """Write the mechanism comparison for ``run`` (several seeds, every rule) to ``out_dir``."""
-    from dataprice.compare import METRICS, comparison_table, per_seed_metrics
+    from dataprice.experiment.compare import METRICS, comparison_table, per_seed_metrics
 
     def fill(tmp: Path) -> None:
         _write_common(run, tmp, "compare")

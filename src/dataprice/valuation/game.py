@@ -403,6 +403,32 @@ def tabulate(
     return TabulatedGame(values, game.player_names, {"source": type(game).__name__})
 
 
+class SubGame(Game):
+    """``v|_T``: the game on players ``T`` (in the given order) of a larger game."""
+
+    def __init__(self, game: Game, players: Sequence[int] | NDArray[np.int64]) -> None:
+        players = np.asarray(players, dtype=np.int64)
+        super().__init__(players.size, [game.player_names[p] for p in players])
+        self.game, self.players = game, players
+
+    def value_function(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
+        full = np.zeros((coalitions.shape[0], self.game.n_players), dtype=bool)
+        full[:, self.players] = coalitions
+        return self.game(full)
+
+
+def subgame(game: Game, players: Sequence[int] | NDArray[np.int64], *, tabulate_up_to: int = 16) -> Game:
+    """``v|_T`` for the players ``T``: a table restricted when ``game`` is a table, else a
+    cached view, tabulated when ``T`` has at most ``tabulate_up_to`` players."""
+    players = np.asarray(players, dtype=np.int64)
+    if isinstance(game, TabulatedGame):
+        return game.restrict(players)
+    sub = SubGame(game, players)
+    if players.size <= tabulate_up_to:
+        return tabulate(CachedGame(sub))
+    return CachedGame(sub)
+
+
 class _BatchEvaluator:
     """Picklable callable that evaluates a game on a batch of bitmasks."""
 

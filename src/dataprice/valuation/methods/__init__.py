@@ -1,26 +1,30 @@
-"""Valuation methods, by the name used in scenario files."""
+"""Valuation methods, one file each, registered by the name scenario files use.
+
+Each method owns its scenario settings (``Spec``) and how it is built from them
+(``from_spec``); :data:`METHODS` is the registry (see :mod:`.base` to add one).
+"""
 
 from __future__ import annotations
 
+from dataprice.valuation.methods._montecarlo import MonteCarloMethod, MonteCarloSpec
 from dataprice.valuation.methods.asymmetric import (
     AsymmetricPermutationShapley,
     ExactAsymmetricShapley,
 )
 from dataprice.valuation.methods.banzhaf import MSRBanzhaf
-from dataprice.valuation.methods.base import ValuationMethod
+from dataprice.valuation.methods.base import METHODS, MethodSpec, ValuationMethod, register_method
 from dataprice.valuation.methods.exact import ExactBanzhaf, ExactShapley
 from dataprice.valuation.methods.knn_shapley import KNNShapley
 from dataprice.valuation.methods.loo import LeaveOneOut
 from dataprice.valuation.methods.permutation import PermutationShapley
 from dataprice.valuation.methods.unlearning import UnlearningShapley
 
-METHODS: dict[str, type[ValuationMethod]] = {
-    cls.name: cls
-    for cls in (
-        LeaveOneOut, ExactShapley, ExactBanzhaf, PermutationShapley, MSRBanzhaf, KNNShapley,
-        ExactAsymmetricShapley, AsymmetricPermutationShapley, UnlearningShapley,
-    )
-}
+#: The built-in methods, in the order scenario messages list them (registration follows
+#: import order, which is alphabetical here).
+BUILT_IN = ("loo", "exact_shapley", "exact_banzhaf", "tmc_shapley", "msr_banzhaf", "knn_shapley",
+            "exact_asymmetric_shapley", "asymmetric_shapley", "unlearning_shapley")
+for _name in BUILT_IN:
+    METHODS[_name] = METHODS.pop(_name)
 
 __all__ = [
     "METHODS",
@@ -31,7 +35,11 @@ __all__ = [
     "KNNShapley",
     "LeaveOneOut",
     "MSRBanzhaf",
+    "MethodSpec",
+    "MonteCarloMethod",
+    "MonteCarloSpec",
     "PermutationShapley",
     "UnlearningShapley",
     "ValuationMethod",
+    "register_method",
 ]

@@ -7,19 +7,51 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field
 from tqdm.auto import tqdm
 
+from dataprice.specs import PositiveFloat, bounded
 from dataprice.valuation.game import Game
-from dataprice.valuation.methods.base import ValuationMethod
+from dataprice.valuation.methods.base import MethodSpec, ValuationMethod
 from dataprice.valuation.result import ValuationResult
 from dataprice.valuation.stopping import (
     EstimationState,
     MaxEvaluations,
+    MaxTime,
     StandardErrorBelow,
     StoppingCriterion,
 )
+
+
+class MonteCarloSpec(MethodSpec):
+    """The budget of a sampling method: evaluations, a standard error to reach, a time limit
+    (any that is set stops the run; none set: ``200 n^2`` evaluations or 1% relative
+    error), and the batch size."""
+
+    max_evaluations: bounded(1, 1_000_000_000) | None = None
+    stderr: PositiveFloat | None = None  # stop when every value's stderr is below this
+    max_seconds: Annotated[float, Field(gt=0.0, le=1e7)] | None = None
+    batch_size: bounded(1, 100_000) | None = None
+
+    def stopping(self) -> StoppingCriterion | None:
+        """The stopping rule of ``stderr`` and ``max_seconds`` (the budget is separate)."""
+        stopping: StoppingCriterion | None = None
+        if self.stderr is not None:
+            stopping = StandardErrorBelow(self.stderr)
+        if self.max_seconds is not None:
+            stopping = MaxTime(self.max_seconds) if stopping is None else stopping | MaxTime(self.max_seconds)
+        return stopping
+
+    def sampling_options(self, seed: int, progress: bool) -> dict[str, Any]:
+        """The keyword arguments of :class:`MonteCarloMethod` this entry asks for."""
+        options: dict[str, Any] = {
+            "stopping": self.stopping(), "max_evaluations": self.max_evaluations, "seed": seed, "progress": progress,
+        }
+        if self.batch_size is not None:
+            options["batch_size"] = self.batch_size
+        return options
 
 
 def default_stopping(

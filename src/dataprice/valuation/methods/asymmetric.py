@@ -15,15 +15,43 @@ only what it adds on top of the original. With a single group this is the Shaple
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from dataprice.specs import Index
 from dataprice.valuation.game import Game, TabulatedGame, masks_to_coalitions, tabulate
-from dataprice.valuation.methods.base import ValuationMethod
+from dataprice.valuation.methods._montecarlo import MonteCarloSpec
+from dataprice.valuation.methods.base import MethodSpec, ValuationMethod, register_method
 from dataprice.valuation.methods.exact import semivalues_from_table, shapley_coefficient
-from dataprice.valuation.methods.permutation import PermutationShapley
+from dataprice.valuation.methods.permutation import PermutationShapley, Truncation
 from dataprice.valuation.result import ValuationResult
+
+
+def group_problems(groups: list[list[int]], n_players: int, method: str, where: str) -> Iterable[str]:
+    """What is wrong with ``groups`` as ordered groups of ``n_players`` sellers."""
+    if not groups:
+        yield (f"{where}.groups: method {method!r} needs ordered groups of seller indices, e.g. [[0, 1], [2]]")
+    elif sorted(j for g in groups for j in g) != list(range(n_players)) or any(not g for g in groups):
+        yield f"{where}.groups: the groups must be non-empty and contain each seller 0..{n_players - 1} exactly once"
+
+
+class ExactAsymmetricShapleySpec(MethodSpec):
+    method: Literal["exact_asymmetric_shapley"]
+    groups: list[list[Index]] = []  # ordered groups of seller indices
+
+    def problems(self, n_sellers: int, where: str) -> Iterable[str]:
+        return group_problems(self.groups, n_sellers, self.method, where)
+
+
+class AsymmetricShapleySpec(MonteCarloSpec):
+    method: Literal["asymmetric_shapley"]
+    groups: list[list[Index]] = []
+    truncation_rtol: Truncation = 0.0
+
+    def problems(self, n_sellers: int, where: str) -> Iterable[str]:
+        return group_problems(self.groups, n_sellers, self.method, where)
 
 
 def check_groups(groups: Sequence[Sequence[int]], n_players: int) -> list[np.ndarray]:
@@ -37,6 +65,7 @@ def check_groups(groups: Sequence[Sequence[int]], n_players: int) -> list[np.nda
     return arrays
 
 
+@register_method
 class ExactAsymmetricShapley(ValuationMethod):
     """Exact asymmetric Shapley: per group, exact Shapley of the group game on the table.
 
@@ -45,7 +74,12 @@ class ExactAsymmetricShapley(ValuationMethod):
     """
 
     name = "exact_asymmetric_shapley"
+    Spec: ClassVar[type[MethodSpec]] = ExactAsymmetricShapleySpec
     needs_tabulation = True
+
+    @classmethod
+    def from_spec(cls, spec: Any, *, seed: int, progress: bool = False) -> ExactAsymmetricShapley:
+        return cls(groups=spec.groups, progress=progress)
 
     def __init__(self, *, groups: Sequence[Sequence[int]], progress: bool = False) -> None:
         super().__init__()
@@ -72,6 +106,7 @@ class ExactAsymmetricShapley(ValuationMethod):
         return self
 
 
+@register_method
 class AsymmetricPermutationShapley(PermutationShapley):
     """Monte Carlo asymmetric Shapley: permutations shuffled within groups, groups in order.
 
@@ -81,6 +116,11 @@ class AsymmetricPermutationShapley(PermutationShapley):
     """
 
     name = "asymmetric_shapley"
+    Spec: ClassVar[type[MethodSpec]] = AsymmetricShapleySpec
+
+    @classmethod
+    def from_spec(cls, spec: Any, *, seed: int, progress: bool = False) -> AsymmetricPermutationShapley:
+        return cls(**spec.sampling_options(seed, progress), truncation_rtol=spec.truncation_rtol, groups=spec.groups)
 
     def __init__(self, *, groups: Sequence[Sequence[int]], **kwargs) -> None:
         super().__init__(**kwargs)

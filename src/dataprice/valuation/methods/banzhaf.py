@@ -7,11 +7,14 @@ Every sampled coalition updates *every* player's two means, so one evaluation in
 
 from __future__ import annotations
 
+from typing import Any, ClassVar, Literal
+
 import numpy as np
 
 from dataprice.rng import child_rng
 from dataprice.valuation.game import Game
-from dataprice.valuation.methods._montecarlo import MonteCarloMethod
+from dataprice.valuation.methods._montecarlo import MonteCarloMethod, MonteCarloSpec
+from dataprice.valuation.methods.base import MethodSpec, register_method
 from dataprice.valuation.result import RunningMoments, ValuationResult
 
 
@@ -61,6 +64,11 @@ class _MSRMoments:
         return moments
 
 
+class MSRBanzhafSpec(MonteCarloSpec):
+    method: Literal["msr_banzhaf"]
+
+
+@register_method
 class MSRBanzhaf(MonteCarloMethod):
     """Monte Carlo Banzhaf values with maximum sample reuse.
 
@@ -72,6 +80,11 @@ class MSRBanzhaf(MonteCarloMethod):
     """
 
     name = "msr_banzhaf"
+    Spec: ClassVar[type[MethodSpec]] = MSRBanzhafSpec
+
+    @classmethod
+    def from_spec(cls, spec: Any, *, seed: int, progress: bool = False) -> MSRBanzhaf:
+        return cls(**spec.sampling_options(seed, progress))
 
     default_batch_size = 256
 

@@ -12,13 +12,14 @@ The sum runs over the table vectorised over bitmasks: ``O(n 2^n)`` array operati
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import comb
 
 from dataprice.valuation.game import Game, TabulatedGame, popcount, tabulate
-from dataprice.valuation.methods.base import ValuationMethod
+from dataprice.valuation.methods.base import MethodSpec, ValuationMethod, register_method
 from dataprice.valuation.result import ValuationResult
 
 
@@ -51,6 +52,14 @@ def semivalues_from_table(
     return phi
 
 
+class ExactShapleySpec(MethodSpec):
+    method: Literal["exact_shapley"]
+
+
+class ExactBanzhafSpec(MethodSpec):
+    method: Literal["exact_banzhaf"]
+
+
 class _ExactSemivalue(ValuationMethod):
     needs_tabulation = True
     coefficient: Callable[[int], NDArray[np.float64]]
@@ -58,6 +67,10 @@ class _ExactSemivalue(ValuationMethod):
     def __init__(self, *, progress: bool = False) -> None:
         super().__init__()
         self.progress = progress
+
+    @classmethod
+    def from_spec(cls, spec: MethodSpec, *, seed: int, progress: bool = False) -> _ExactSemivalue:
+        return cls(progress=progress)
 
     def fit(self, game: Game) -> _ExactSemivalue:
         before = game.n_evaluations
@@ -70,6 +83,7 @@ class _ExactSemivalue(ValuationMethod):
         return self
 
 
+@register_method
 class ExactShapley(_ExactSemivalue):
     """Exact Shapley values: ``phi_i = sum_{S ∌ i} |S|!(n-|S|-1)!/n! [v(S+i) - v(S)]``.
 
@@ -77,11 +91,14 @@ class ExactShapley(_ExactSemivalue):
     """
 
     name = "exact_shapley"
+    Spec = ExactShapleySpec
     coefficient = staticmethod(shapley_coefficient)
 
 
+@register_method
 class ExactBanzhaf(_ExactSemivalue):
     """Exact Banzhaf values: ``beta_i = 2^-(n-1) sum_{S ∌ i} [v(S+i) - v(S)]``."""
 
     name = "exact_banzhaf"
+    Spec = ExactBanzhafSpec
     coefficient = staticmethod(banzhaf_coefficient)

@@ -16,18 +16,20 @@ evaluations).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from numpy.typing import NDArray
 
 from dataprice.valuation.game import Game
-from dataprice.valuation.methods.base import ValuationMethod
+from dataprice.valuation.methods.base import MethodSpec, ValuationMethod, register_method
+from dataprice.valuation.protocols import NearestNeighbours
 from dataprice.valuation.result import ValuationResult
-from dataprice.valuation.utilities.classifier import ClassifierGame
 
 
-def knn_point_values(game: ClassifierGame) -> NDArray[np.float64]:
+def knn_point_values(game: NearestNeighbours) -> NDArray[np.float64]:
     """Exact Shapley value of every training point in the soft-KNN game (money units)."""
-    s = game.shards
+    y_train, y_val, _ = game.knn_labels()
     order = game.neighbor_order()
     n_val, n = order.shape
     k = game.k_neighbors
@@ -35,7 +37,7 @@ def knn_point_values(game: ClassifierGame) -> NDArray[np.float64]:
     factor = np.minimum(k, ranks[:-1]) / ranks[:-1] / k
     values = np.zeros(n)
     for q in range(n_val):
-        match = (s.y_train[order[q]] == s.y_val[q]).astype(np.float64)
+        match = (y_train[order[q]] == y_val[q]).astype(np.float64)
         sv = np.empty(n)
         sv[-1] = match[-1] / n
         # s_i = s_{i+1} + (m_i - m_{i+1}) * f_i, accumulated from the far end
@@ -45,25 +47,34 @@ def knn_point_values(game: ClassifierGame) -> NDArray[np.float64]:
     return game.value_per_quality * values / n_val
 
 
+class KNNShapleySpec(MethodSpec):
+    method: Literal["knn_shapley"]
+
+    def requires(self) -> frozenset[str]:
+        return frozenset({"knn"})
+
+
+@register_method
 class KNNShapley(ValuationMethod):
     """Seller values as the sum of closed-form KNN-Shapley values of their points.
 
-    Only defined for a :class:`ClassifierGame` (any model: the closed form always uses the
-    soft-KNN utility with the game's ``k_neighbors``).
+    Defined for games with nearest-neighbour data (:class:`~dataprice.valuation.protocols.NearestNeighbours`,
+    the classifier buyer's with any model: the closed form always uses the soft-KNN utility
+    with the game's ``k_neighbors``).
     """
 
     name = "knn_shapley"
+    Spec = KNNShapleySpec
+    uses_buyer_game = True
 
     def fit(self, game: Game) -> KNNShapley:
-        if not isinstance(game, ClassifierGame):
+        if not isinstance(game, NearestNeighbours):
             raise TypeError(
-                f"knn_shapley needs the classifier buyer's game, got {type(game).__name__}; "
-                "use tmc_shapley or exact_shapley for other buyers"
+                f"knn_shapley needs a game with nearest-neighbour data (the classifier buyer's), "
+                f"got {type(game).__name__}; use tmc_shapley or exact_shapley for other buyers"
             )
         point_values = knn_point_values(game)
-        seller_values = np.bincount(
-            game.shards.owners, weights=point_values, minlength=game.n_players
-        )
+        seller_values = np.bincount(game.knn_labels()[2], weights=point_values, minlength=game.n_players)
         self._result = ValuationResult.exact(
             seller_values, game.player_names, self.name, n_evaluations=0,
             note="sum of point-level KNN-Shapley values (Jia et al. 2019)",

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from dataprice.valuation.game import Game
-from dataprice.valuation.methods.base import ValuationMethod
+from dataprice.valuation.methods.base import MethodSpec, ValuationMethod, register_method
 from dataprice.valuation.result import ValuationResult
 
 
+class LOOSpec(MethodSpec):
+    method: Literal["loo"]
+
+
+@register_method
 class LeaveOneOut(ValuationMethod):
     """Each player's marginal contribution to the grand coalition.
 
@@ -17,6 +24,7 @@ class LeaveOneOut(ValuationMethod):
     """
 
     name = "loo"
+    Spec = LOOSpec
 
     def fit(self, game: Game) -> LeaveOneOut:
         n = game.n_players

@@ -15,15 +15,28 @@ holds many coalitions (the batched contract), and truncation is checked after ea
 
 from __future__ import annotations
 
+from typing import Annotated, Any, ClassVar, Literal
+
 import numpy as np
+from pydantic import Field
 
 from dataprice.rng import child_rng
 from dataprice.valuation.game import Game
-from dataprice.valuation.methods._montecarlo import MonteCarloMethod, affordable
+from dataprice.valuation.methods._montecarlo import MonteCarloMethod, MonteCarloSpec, affordable
+from dataprice.valuation.methods.base import MethodSpec, register_method
 from dataprice.valuation.result import RunningMoments, ValuationResult
 from dataprice.valuation.stopping import StoppingCriterion
 
+#: Relative tolerance of the truncation rule (0: exact marginals).
+Truncation = Annotated[float, Field(ge=0.0, le=1.0)]
 
+
+class TMCShapleySpec(MonteCarloSpec):
+    method: Literal["tmc_shapley"]
+    truncation_rtol: Truncation = 0.0
+
+
+@register_method
 class PermutationShapley(MonteCarloMethod):
     """Monte Carlo Shapley values from random permutations, with optional truncation.
 
@@ -40,6 +53,7 @@ class PermutationShapley(MonteCarloMethod):
     """
 
     name = "tmc_shapley"
+    Spec: ClassVar[type[MethodSpec]] = TMCShapleySpec
 
     def __init__(
         self,
@@ -60,6 +74,10 @@ class PermutationShapley(MonteCarloMethod):
         )
         self.truncation_rtol = truncation_rtol
         self.block_size = block_size
+
+    @classmethod
+    def from_spec(cls, spec: Any, *, seed: int, progress: bool = False) -> PermutationShapley:
+        return cls(**spec.sampling_options(seed, progress), truncation_rtol=spec.truncation_rtol)
 
     def fit(
         self, game: Game, *, resume_from: ValuationResult | None = None, engine=None, window: int | None = None,

@@ -14,15 +14,36 @@ is not touched after the one training run (partial valuation).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from dataprice.specs import Index
 from dataprice.valuation.game import CachedGame, Game
-from dataprice.valuation.methods.permutation import PermutationShapley
+from dataprice.valuation.methods._montecarlo import MonteCarloSpec
+from dataprice.valuation.methods.base import MethodSpec, register_method
+from dataprice.valuation.methods.permutation import PermutationShapley, Truncation
+from dataprice.valuation.protocols import Unlearnable
 from dataprice.valuation.result import ValuationResult
 
 
+class UnlearningShapleySpec(MonteCarloSpec):
+    method: Literal["unlearning_shapley"]
+    truncation_rtol: Truncation = 0.0
+    unlearning: Literal["newton", "gradient_ascent"] = "newton"
+    targets: list[Index] | None = None  # sellers to value (default: all)
+
+    def requires(self) -> frozenset[str]:
+        return frozenset({f"unlearning:{self.unlearning}"})
+
+    def problems(self, n_sellers: int, where: str) -> Iterable[str]:
+        bad = [j for j in (self.targets or []) if j >= n_sellers]
+        if bad:
+            yield f"{where}.targets: seller index {bad[0]} out of range; allowed 0..{n_sellers - 1}"
+
+
+@register_method
 class UnlearningShapley(PermutationShapley):
     """Monte Carlo Shapley over an :class:`UnlearningGame` built from the classifier buyer.
 
@@ -33,6 +54,13 @@ class UnlearningShapley(PermutationShapley):
     """
 
     name = "unlearning_shapley"
+    Spec: ClassVar[type[MethodSpec]] = UnlearningShapleySpec
+    uses_buyer_game = True
+
+    @classmethod
+    def from_spec(cls, spec: Any, *, seed: int, progress: bool = False) -> UnlearningShapley:
+        return cls(**spec.sampling_options(seed, progress), truncation_rtol=spec.truncation_rtol,
+                   unlearning=spec.unlearning, targets=spec.targets)
 
     def __init__(self, *, unlearning: str = "newton", targets: Sequence[int] | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -42,7 +70,7 @@ class UnlearningShapley(PermutationShapley):
     def fit(self, game: Game, *, resume_from: ValuationResult | None = None, **options) -> UnlearningShapley:
         """As :meth:`PermutationShapley.fit` (``options``: ``engine``, ``window``) on the
         game's unlearning counterpart."""
-        if not hasattr(game, "unlearning_game"):
+        if not isinstance(game, Unlearnable):
             raise TypeError(
                 f"unlearning_shapley needs a buyer that can unlearn (the classifier or DPO buyer), "
                 f"got {type(game).__name__}"

@@ -260,6 +260,10 @@ class ClassifierGame(Game):
             self._neighbor_order = np.argsort(d2, axis=1, kind="stable")
         return self._neighbor_order
 
+    def knn_labels(self) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+        """``(y_train, y_val, owners)`` (KNN-Shapley's closed form reads them)."""
+        return self.shards.y_train, self.shards.y_val, self.shards.owners
+
     def _soft_knn(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
         s = self.shards
         order = self.neighbor_order()

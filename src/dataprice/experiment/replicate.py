@@ -1,0 +1,163 @@
+"""One replicate: build the buyer's game, value the sellers, settle under every rule, audit.
+
+A replicate is one draw of the task's randomness (data split, label noise, training, Monte
+Carlo samples) from the child stream ``(seed, replicate)``. Within it, sellers report for
+``rounds`` rounds under the scenario's bidding strategy (the Mesa model), every payment rule
+settles every round on the same draws, and the last round's reports are audited.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from dataprice import __version__
+from dataprice.agents.model import MarketModel, with_budget
+from dataprice.agents.strategies import make_strategy
+from dataprice.buyers.base import BuildContext
+from dataprice.errors import DataError
+from dataprice.experiment.environment import audit_sample, build_environment, make_market
+from dataprice.experiment.results import ReplicateResult
+from dataprice.market.mechanism import Outcome
+from dataprice.market.metrics import AuditResult, truthfulness_audit
+from dataprice.rng import Stream, child_rng, child_seed, child_sequence
+from dataprice.scenario import Scenario
+from dataprice.valuation.game import CachedGame, Game, TabulatedGame, tabulate
+from dataprice.valuation.methods import METHODS
+from dataprice.valuation.result import ValuationResult
+from dataprice.valuation.store import CoalitionStore
+
+
+def replicate_seed(scenario: Scenario, replicate: int) -> int:
+    """The seed of replicate ``replicate``: a child of the scenario's seed."""
+    return child_seed(scenario.seed, replicate)
+
+
+def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, progress: bool = False,
+                  names: list[str] | None = None) -> ReplicateResult:
+    """Build the game, value the sellers, run the repeated market under every rule, audit."""
+    started = time.monotonic()
+    seed = replicate_seed(scenario, replicate)
+    names = names if names is not None else scenario.buyer.seller_names(scenario.sellers)
+    built = scenario.buyer.build(BuildContext(scenario, seed, costs, names, progress))
+    game = built.game
+    needs_table = scenario.market_kind == "subset" and scenario.market.allocation == "exact"
+    needs_table |= any(METHODS[m.method].needs_tabulation for m in scenario.valuation)
+    store = CoalitionStore(scenario.engine.coalition_cache_path) if scenario.engine.coalition_cache else None
+    counted = CachedGame(game, store=store, key=game_key(scenario, seed) if store is not None else None)
+    valued: Game = tabulate(counted, progress=progress) if needs_table else counted
+    check_finite(valued, scenario)
+
+    values: dict[str, ValuationResult] = {}
+    for k, spec in enumerate(scenario.valuation):
+        cls = METHODS[spec.method]
+        method = cls.from_spec(spec, seed=child_seed(seed, Stream.METHODS + k), progress=progress)
+        # methods that read the buyer's data get the buyer's own game, not the table of values
+        result = method.fit(game if cls.uses_buyer_game else valued).result
+        result.method = spec.key
+        values[spec.key] = result
+
+    market = make_market(scenario, seed, built, valued, values)
+    env = build_environment(scenario, seed, market, costs, names)
+    bidding = scenario.bidding
+    # the same stream for every rule: sellers' random draws are common across rules
+    stream = child_sequence(scenario.seed, replicate, Stream.BIDDING)
+    outcomes: dict[str, list[Outcome]] = {}
+    audits: dict[str, AuditResult] = {}
+    dynamics, transactions = [], []
+    best_by_round: list[float] = []
+    rules = scenario.market.payment_rules
+    for rule in tqdm(rules, desc="payment rules", leave=False, disable=not progress or scenario.rounds < 20):
+        strategies = [make_strategy(bidding.strategy, **bidding.strategy_params()) for _ in costs]
+        model = MarketModel(
+            env, rule, strategies, seed=stream, budget=scenario.market.budget, exit_after=bidding.exit_after
+        ).run(scenario.rounds)
+        outcomes[rule] = model.outcomes
+        best_by_round = model.best_welfare
+        frame = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+        dynamics.append(frame.assign(rule=rule, round=np.arange(len(frame))))
+        transactions.append(model.datacollector.get_table_dataframe("transactions").assign(rule=rule))
+        if scenario.audit.enabled:
+            last = env.round_market(scenario.rounds - 1)
+            settle_fn = with_budget(last.settle, scenario.market.budget)
+            sample = None
+            if scenario.audit.sample is not None:  # half winners: who wins at the audited reports
+                winners = settle_fn(model.final_bids(), rule, costs).selected
+                sample = audit_sample(winners, scenario.audit.sample, child_rng(seed, Stream.AUDIT_SAMPLE))
+            audits[rule] = truthfulness_audit(
+                settle_fn,
+                rule,
+                costs,
+                model.final_bids(),
+                span=env.scale,
+                multipliers=scenario.audit.multipliers,
+                n_linear=scenario.audit.grid_points,
+                sellers=sample,
+            )
+    return ReplicateResult(
+        replicate=replicate,
+        seed=seed,
+        sellers=built.contributions,
+        values=values,
+        outcomes=outcomes,
+        audits=audits,
+        round_best_welfare=list(best_by_round),
+        dynamics=pd.concat(dynamics, ignore_index=True),
+        transactions=pd.concat(transactions, ignore_index=True),
+        game_evaluations=counted.computed,
+        seconds=time.monotonic() - started,
+    )
+
+
+def check_finite(game: Game, scenario: Scenario) -> None:
+    """The buyer's values must be finite numbers: a table is checked whole, any other game
+    at the grand and empty coalitions. A NaN or an infinity (training that diverged, a
+    value scale that overflowed) would otherwise turn into NaN payments much later."""
+    if isinstance(game, TabulatedGame):
+        bad = np.flatnonzero(~np.isfinite(game.values))
+        if bad.size == 0:
+            return
+        members = [game.player_names[j] for j in range(game.n_players) if (int(bad[0]) >> j) & 1]
+        where = f"for the coalition {{{', '.join(members[:5])}{', ...' if len(members) > 5 else ''}}}"
+        value = game.values[bad[0]]
+    else:
+        grand, empty = game.grand_value(), game.empty_value()
+        if np.isfinite(grand) and np.isfinite(empty):
+            return
+        where, value = ("for all sellers", grand) if not np.isfinite(grand) else ("for no seller", empty)
+    raise DataError(
+        f"buyer ({scenario.buyer.task}): the buyer's value is {value} {where}; a number must come out "
+        "(check the buyer's data, value_per_quality and training settings such as the learning rate)"
+    )
+
+
+def game_key(scenario: Scenario, seed: int) -> str:
+    """What determines a replicate's game: the resolved ``sellers`` and ``buyer`` sections,
+    the content of any data file they name, the replicate seed and the package version (the
+    persistent coalition cache's key).
+    Market, bidding and valuation settings are left out, so a sweep over them reuses values."""
+    import yaml
+
+    payload = scenario.model_dump(mode="json", include={"sellers", "buyer"})
+    text = yaml.safe_dump(payload, sort_keys=True)
+    digest = hashlib.sha256(f"{__version__}\n{seed}\n{text}".encode())
+    for path in sorted(_file_paths(payload)):  # user data files: their content, not their names
+        digest.update(path.encode())
+        digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _file_paths(node) -> set[str]:
+    """Every string in a scenario section that names an existing file."""
+    if isinstance(node, dict):
+        return set().union(*(_file_paths(v) for v in node.values())) if node else set()
+    if isinstance(node, list):
+        return set().union(*(_file_paths(v) for v in node)) if node else set()
+    if isinstance(node, str) and ("/" in node or "." in node) and Path(node).is_file():
+        return {node}
+    return set()

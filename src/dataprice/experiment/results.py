@@ -1,0 +1,95 @@
+"""What a run produces: :class:`ReplicateResult` (one draw of the task's randomness) and
+:class:`RunResult` (the scenario, the sellers and every replicate, and everything the report
+says about them), with the tables a report shows (:mod:`.tables`). Results are plain data:
+:mod:`.persist` saves and reads them without pickle, and a report is written from a
+``RunResult`` alone -- it recomputes and retrains nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from dataprice.experiment import tables
+from dataprice.market.mechanism import Outcome
+from dataprice.market.metrics import AuditResult
+from dataprice.scenario import Scenario
+from dataprice.valuation.result import ValuationResult
+
+
+@dataclass
+class ReplicateResult:
+    """Everything one replicate produced."""
+
+    replicate: int
+    seed: int
+    sellers: pd.DataFrame  # what each seller contributed in this replicate
+    values: dict[str, ValuationResult]
+    outcomes: dict[str, list[Outcome]]  # rule -> one outcome per round
+    audits: dict[str, AuditResult]  # rule -> audit at the last round's reports
+    round_best_welfare: list[float]  # best welfare at true costs, per round
+    dynamics: pd.DataFrame  # one row per rule and round (Mesa model variables)
+    transactions: pd.DataFrame  # one row per purchase
+    game_evaluations: int
+    seconds: float
+
+    @property
+    def best_welfare(self) -> float:
+        return float(np.mean(self.round_best_welfare))
+
+
+@dataclass
+class RunResult:
+    """A whole run: the scenario, the sellers (names and true costs) and every replicate.
+
+    The sellers' names are stored, not recomputed: a saved run reopens without the data
+    files its scenario names (a user corpus owner's name comes from the corpus).
+
+    Attributes:
+        notes: what the report says about the run's parts, taken from them when it ran:
+            ``buyer`` (the buyer's label) and ``rules`` (each payment rule's note).
+        tables: tables computed over all replicates once the run was complete (e.g. the
+            federated buyer's ``aggregators`` comparison), saved with the run.
+    """
+
+    scenario: Scenario
+    costs: np.ndarray
+    seller_names: list[str]
+    replicates: list[ReplicateResult]
+    seconds: float = 0.0
+    provenance: dict = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @property
+    def player_names(self) -> list[str]:
+        return list(self.seller_names)
+
+    @property
+    def rules(self) -> list[str]:
+        return list(self.scenario.market.payment_rules)
+
+    @property
+    def methods(self) -> list[str]:
+        return [m.key for m in self.scenario.valuation]
+
+    # -- tables (dataprice.experiment.tables) ---------------------------------------------
+    def outcomes_table(self) -> pd.DataFrame:
+        return tables.outcomes_table(self)
+
+    def dynamics_table(self) -> pd.DataFrame:
+        return tables.dynamics_table(self)
+
+    def transactions_table(self) -> pd.DataFrame:
+        return tables.transactions_table(self)
+
+    def values_table(self) -> pd.DataFrame:
+        return tables.values_table(self)
+
+    def sellers_table(self) -> pd.DataFrame:
+        return tables.sellers_table(self)
+
+    def mechanisms_table(self) -> pd.DataFrame:
+        return tables.mechanisms_table(self)

@@ -1,0 +1,67 @@
+"""Shapley payments: each selected seller is paid its Shapley value.
+
+In ``v`` restricted to the selected set ``S*`` (``market.shapley_scope = "selected"``) or
+in ``v`` over all sellers (``"all"``); ``v(empty)`` counts, as in the standard definition.
+Pays for value, whatever the cost: not individually rational, and manipulable.
+
+* subset: exact Shapley on the restricted table (permutation sampling above 16 sellers);
+* continuous: exact Shapley in ``S -> V(W_S(a))`` among the sellers in the market;
+* per query: on the selected set, the value of the one document bought; over all
+  candidates, the airport-game Shapley value of the winner.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dataprice.market.rules.base import PaymentRule, register_rule
+from dataprice.valuation.game import TabulatedGame, subgame, tabulate
+from dataprice.valuation.methods.exact import ExactShapley
+from dataprice.valuation.methods.permutation import PermutationShapley
+
+#: Largest selected set for which the restricted Shapley payment is computed exactly.
+EXACT_SHAPLEY_SELECTED_MAX = 16
+
+
+def subset(market, bids: NDArray[np.float64], alloc) -> NDArray[np.float64]:
+    n = market.game.n_players
+    payments = np.zeros(n)
+    members = alloc.members
+    if members.size == 0:
+        return payments
+    if market.shapley_scope == "all":
+        payments[members] = market.full_shapley()[members]
+        return payments
+    sub = subgame(market.game, members, tabulate_up_to=EXACT_SHAPLEY_SELECTED_MAX)
+    if isinstance(sub, TabulatedGame):
+        payments[members] = ExactShapley().fit(sub).result.values
+    else:
+        method = PermutationShapley(max_evaluations=50 * members.size**2, seed=market.seed)
+        payments[members] = method.fit(sub).result.values
+    return payments
+
+
+def continuous(market, reports: NDArray[np.float64], allocation: NDArray[np.float64]) -> NDArray[np.float64]:
+    members = market.members(reports)
+    pay = np.zeros(market.task.n_sellers)
+    idx = np.flatnonzero(members)
+    if idx.size == 0:
+        return pay
+    table = tabulate(market.task.coalition_game(reports)).restrict(idx)
+    pay[idx] = ExactShapley().fit(table).result.values
+    return pay
+
+
+def per_query(market, bids: NDArray[np.float64], alloc) -> NDArray[np.float64]:
+    if market.shapley_scope == "all":
+        return market.per_owner(alloc, market.airport_shapley()[alloc.queries, alloc.won])
+    return market.per_owner(alloc, market.value_won(alloc))
+
+
+SHAPLEY = register_rule(PaymentRule(
+    "shapley",
+    note="pays each selected seller its Shapley value",
+    truthful="never: pays for value whatever the report, and is not individually rational",
+    pay={"subset": subset, "continuous": continuous, "per_query": per_query},
+))

@@ -1,0 +1,339 @@
+"""The scenario schema: the sections every scenario has, and the whole scenario assembled
+from the registries of buyers, valuation methods and payment rules.
+
+A scenario file names sellers, a buyer, valuation methods, the market (allocation, payment
+rules), bidding, rounds, seeds, output and engine. The ``buyer`` section is validated by the
+registered buyer class its ``task`` names (:data:`dataprice.buyers.BUYERS`), each
+``valuation`` entry by the spec of the method its ``method`` names
+(:data:`dataprice.valuation.methods.METHODS`), and ``market.payment_rules`` against
+:data:`dataprice.market.rules.RULES` and the buyer's market kind. :func:`scenario_model`
+builds the concrete model from what is registered now (plugins included).
+
+Everything past :func:`~dataprice.scenario.load.load_scenario` trusts the scenario it gets.
+"""
+
+from __future__ import annotations
+
+import functools
+import typing
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import (
+    AfterValidator,
+    Field,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from dataprice.buyers.base import BUYERS, Buyer, buyer_offering
+from dataprice.market.kinds import MARKET_KINDS
+from dataprice.market.rules import RULES
+from dataprice.rng import Stream, child_rng
+from dataprice.specs import (
+    CostDistribution,
+    FilePath,
+    Index,
+    Name,
+    NonNegativeFloat,
+    PositiveFloat,
+    StrictModel,
+    bounded,
+    relative_folder,
+)
+from dataprice.valuation.game import MAX_TABULATION_PLAYERS
+from dataprice.valuation.methods import METHODS, MethodSpec
+from dataprice.valuation.protocols import CAPABILITIES
+
+#: Largest market for which the exact (2^n) allocation is allowed.
+MAX_EXACT_SELLERS = MAX_TABULATION_PLAYERS
+
+
+# --- sellers ---------------------------------------------------------------------------------
+
+
+class Partition(StrictModel):
+    """How the buyer's training data is split among sellers."""
+
+    kind: Literal["iid", "sizes", "dirichlet"] = "iid"
+    sizes: list[PositiveFloat] | None = None
+    alpha: PositiveFloat = 1.0
+
+    @model_validator(mode="after")
+    def _sizes_given(self) -> Partition:
+        if self.kind == "sizes" and not self.sizes:
+            raise ValueError("kind 'sizes' needs a list 'sizes' with one positive number per seller")
+        return self
+
+
+class LabelNoise(StrictModel):
+    """Sellers whose labels are corrupted, and the fraction of their points affected."""
+
+    sellers: list[Index] = Field(default_factory=list)
+    fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+
+
+class Copy(StrictModel):
+    """Seller ``seller`` resells seller ``source``'s data: its shard becomes a copy of the
+    source's shard with Gaussian jitter of ``noise`` standard deviations (augmentation)."""
+
+    seller: Index
+    source: Index
+    noise: NonNegativeFloat = 0.0
+
+
+class Sellers(StrictModel):
+    count: Annotated[int, Field(ge=1, le=10_000)]
+    names: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = None
+    costs: list[NonNegativeFloat] | CostDistribution = Field(default_factory=CostDistribution)
+    partition: Partition = Field(default_factory=Partition)
+    label_noise: LabelNoise = Field(default_factory=LabelNoise)
+    copies: list[Copy] = Field(default_factory=list)
+
+    def player_names(self) -> list[str]:
+        return list(self.names) if self.names else [f"seller_{j}" for j in range(self.count)]
+
+    def draw_costs(self, seed: int) -> np.ndarray:
+        """The true costs, drawn once per scenario: the same people in every replicate."""
+        if isinstance(self.costs, list):
+            return np.asarray(self.costs, dtype=np.float64)
+        return self.costs.draw(self.count, child_rng(seed, Stream.COSTS))
+
+
+# --- market, bidding, audit, engine ----------------------------------------------------------
+
+
+def _known_rule(name: str) -> str:
+    if name not in RULES:
+        raise ValueError(f"unknown payment rule {name!r}; choose one of {', '.join(map(repr, RULES))}")
+    return name
+
+
+class Market(StrictModel):
+    """Allocation and payment rules, and what changes from round to round.
+
+    ``value_noise`` is the standard deviation, as a fraction of ``(v(N) - v(empty)) / n``, of
+    per-round, per-seller shocks to the buyer's value: ``v_t(S) = v(S) + sum_{j in S} eta_jt``
+    (each round brings new queries, on which each seller's data is worth a little more or
+    less). ``budget`` caps what the buyer pays per round (payments scaled down pro rata).
+    ``payment_rules`` are names of registered rules (:data:`dataprice.market.rules.RULES`).
+    """
+
+    allocation: Literal["exact", "greedy"] = "exact"
+    payment_rules: list[Annotated[str, AfterValidator(_known_rule)]] = Field(
+        default_factory=lambda: ["loo", "shapley", "myerson", "vcg"], min_length=1
+    )
+    shapley_scope: Literal["selected", "all"] = "selected"
+    reserve: NonNegativeFloat | None = None
+    value_noise: Annotated[float, Field(ge=0.0, le=100.0)] = 0.0
+    budget: PositiveFloat | None = None
+
+
+class Bidding(StrictModel):
+    """How sellers report costs.
+
+    Static: ``truthful``, ``markup`` (fixed), ``random_markup`` (drawn each round).
+    Learning: ``best_response`` (to the last round, over ``multipliers`` of the cost) and
+    ``hedge`` (no-regret multiplicative weights over ``multipliers``, rate ``learning_rate``).
+    ``exit_after``: a seller leaves after this many rounds in a row with negative utility.
+    """
+
+    strategy: Literal["truthful", "markup", "random_markup", "best_response", "hedge"] = "truthful"
+    markup: float = Field(default=0.0, ge=-1.0, le=1000.0)
+    markup_low: float = Field(default=0.0, ge=-1.0, le=1000.0)
+    markup_high: float = Field(default=0.5, ge=-1.0, le=1000.0)
+    multipliers: list[Annotated[float, Field(ge=0.0, le=1000.0)]] = Field(
+        default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0], min_length=2, max_length=1000
+    )
+    learning_rate: Annotated[float, Field(gt=0.0, le=10_000.0)] = 2.0
+    exit_after: bounded(1, 100_000) | None = None
+
+    def strategy_params(self) -> dict:
+        return self.model_dump(exclude={"strategy", "exit_after"})
+
+
+class Audit(StrictModel):
+    """Truthfulness audit: each seller's best gain from misreporting over a grid of reports."""
+
+    enabled: bool = True
+    multipliers: list[Annotated[float, Field(ge=0.0, le=1000.0)]] = Field(
+        default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 0.9, 1.1, 1.25, 1.5, 2.0, 3.0], max_length=1000
+    )
+    grid_points: Annotated[int, Field(ge=2, le=1000)] = 21
+    #: audit only this many sellers per rule (half among those selected at the audited
+    #: reports, half among the others, drawn from the seed); None audits everyone
+    sample: bounded(1, 100_000) | None = None
+
+
+class Engine(StrictModel):
+    """Where replicates run: here, local processes (loky), Dask (a local cluster, or the
+    scheduler at ``address``) or Ray (a local instance, or the cluster at ``address``;
+    needs ``pip install "dataprice[ray]"``)."""
+
+    kind: Literal["serial", "loky", "dask", "ray"] = "serial"
+    workers: Annotated[int, Field(ge=1, le=256)] = 2
+    address: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    #: seconds to reach a cluster at ``address`` before giving up with one line
+    connect_timeout: Annotated[float, Field(gt=0.0, le=600.0)] = 10.0
+    #: keep coalition values on disk and reuse them in later runs of the same game
+    coalition_cache: bool = False
+    #: the cache file (default ``$DATAPRICE_CACHE/coalitions.sqlite``)
+    coalition_cache_path: FilePath | None = None
+
+    @field_validator("address")
+    @classmethod
+    def _address_fits_kind(cls, address: str | None, info: ValidationInfo) -> str | None:
+        from dataprice.engine import address_problem
+
+        kind = info.data.get("kind")
+        problem = address_problem(kind, address) if kind is not None else None
+        if problem:
+            raise ValueError(problem)
+        return address
+
+
+# --- the whole scenario ------------------------------------------------------------------------
+
+
+class Scenario(StrictModel):
+    """A whole scenario file (the concrete model is :func:`scenario_model`'s, whose
+    ``buyer`` and ``valuation`` fields are unions of what is registered)."""
+
+    name: Name
+    description: str = ""
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+    replicates: Annotated[int, Field(ge=1, le=1000)] = 1
+    rounds: Annotated[int, Field(ge=1, le=100_000)] = 1
+    #: a folder under the one dataprice runs in (``--out`` on the command line takes any path)
+    output_dir: Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(relative_folder)] | None = None
+    sellers: Sellers
+    buyer: Buyer
+    valuation: list[MethodSpec]
+    market: Market = Field(default_factory=Market)
+    bidding: Bidding = Field(default_factory=Bidding)
+    audit: Audit = Field(default_factory=Audit)
+    engine: Engine = Field(default_factory=Engine)
+
+    @property
+    def market_kind(self) -> str:
+        """The kind of market the buyer buys in (``subset``, ``continuous``, ``per_query``, ...)."""
+        return self.buyer.market_kind
+
+    def resolved_output_dir(self, override: Any = None):
+        from pathlib import Path
+
+        return Path(override or self.output_dir or f"reports/{self.name}")
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Scenario:
+        problems = list(consistency_problems(self))
+        if problems:
+            raise ValueError(" | ".join(problems))
+        return self
+
+    def __reduce__(self):
+        # the concrete model is built at run time from the registries: a pickled scenario
+        # (shipped to a worker) is its data, validated again by the receiving process
+        from dataprice.scenario.load import parse_scenario
+
+        return (parse_scenario, (self.model_dump(mode="json"),))
+
+
+def _registry_state() -> tuple:
+    return tuple(BUYERS.items()), tuple(METHODS.items())
+
+
+def scenario_model() -> type[Scenario]:
+    """The concrete scenario model for the buyers and methods registered now (installed
+    plugins' entry points are loaded first)."""
+    from dataprice.plugins import load_entry_points
+
+    load_entry_points()
+    return _build_model(_registry_state())
+
+
+@functools.lru_cache(maxsize=8)
+def _build_model(state: tuple) -> type[Scenario]:
+    buyers, methods = state
+    buyer_union = Annotated[typing.Union[tuple(cls for _, cls in buyers)], Field(discriminator="task")]  # noqa: UP007
+    method_union = Annotated[typing.Union[tuple(cls.Spec for _, cls in methods)], Field(discriminator="method")]  # noqa: UP007
+    default_method = dict(methods)["loo"].Spec if "loo" in dict(methods) else None
+    model = create_model(
+        "Scenario",
+        __base__=Scenario,
+        __module__=__name__,
+        buyer=(buyer_union, ...),
+        valuation=(list[method_union], Field(
+            default_factory=(lambda: [default_method(method="loo")]) if default_method else list)),
+    )
+    return model
+
+
+def union_tags() -> frozenset[str]:
+    """The branch tags pydantic may insert in error locations (buyer tasks, model names)."""
+    names: set[str] = set(BUYERS)
+    stack: list[type] = [StrictModel]
+    while stack:
+        cls = stack.pop()
+        names.add(cls.__name__)
+        stack.extend(cls.__subclasses__())
+    return frozenset(names)
+
+
+def consistency_problems(s: Scenario) -> Iterable[str]:
+    """Everything that depends on more than one field, one line per problem."""
+    n = s.sellers.count
+    sellers = s.sellers
+    if isinstance(sellers.costs, list) and len(sellers.costs) != n:
+        yield f"sellers.costs: {len(sellers.costs)} costs for {n} sellers; give one cost per seller or a distribution"
+    if sellers.names is not None and len(sellers.names) != n:
+        yield f"sellers.names: {len(sellers.names)} names for {n} sellers; give one name per seller"
+    if sellers.names is not None and len(set(sellers.names)) != len(sellers.names):
+        yield "sellers.names: names must be unique"
+    sizes = sellers.partition.sizes
+    if sizes is not None and len(sizes) != n:
+        yield f"sellers.partition.sizes: {len(sizes)} sizes for {n} sellers; give one size per seller"
+    bad = [j for j in sellers.label_noise.sellers if j >= n]
+    if bad:
+        yield f"sellers.label_noise.sellers: seller index {bad[0]} out of range; allowed 0..{n - 1}"
+    for c in sellers.copies:
+        if c.seller >= n or c.source >= n or c.seller == c.source:
+            yield f"sellers.copies: seller {c.seller} copying {c.source}: both must be distinct indices in 0..{n - 1}"
+    buyer = s.buyer
+    capabilities = buyer.capabilities()
+    if sellers.copies and "copies" not in capabilities:
+        yield f"sellers.copies: copying a shard is defined for {_tasks_offering('copies')} (got {buyer.task!r})"
+
+    keys = [m.key for m in s.valuation]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        yield f"valuation: {repeated[0]!r} is used twice; give each entry a distinct 'label'"
+    for k, spec in enumerate(s.valuation):
+        where = f"valuation[{k}]"
+        yield from spec.problems(n, where)
+        for capability in sorted(spec.requires() - capabilities):
+            needs = CAPABILITIES.get(capability, capability)
+            yield (f"{where}.method: {spec.method!r} needs {needs}, which {_tasks_offering(capability)} "
+                   f"can give; buyer.task {buyer.task!r} with these settings does not")
+        if METHODS[spec.method].needs_tabulation and n > MAX_TABULATION_PLAYERS:
+            yield (f"{where}.method: {spec.method!r} is exact over 2^n coalitions: at most "
+                   f"{MAX_TABULATION_PLAYERS} sellers (got {n}); use tmc_shapley or msr_banzhaf")
+
+    kind = MARKET_KINDS.get(buyer.market_kind)
+    for k, name in enumerate(s.market.payment_rules):
+        if not RULES[name].supports(buyer.market_kind):
+            yield (f"market.payment_rules[{k}]: rule {name!r} is not defined for the {buyer.market_kind} market "
+                   f"(buyer.task {buyer.task!r}); it is defined for: {', '.join(sorted(RULES[name].pay))}")
+    if kind is not None:
+        yield from kind.problems(s.market)
+    if buyer.market_kind == "subset" and s.market.allocation == "exact" and n > MAX_EXACT_SELLERS:
+        yield f"market.allocation: 'exact' needs at most {MAX_EXACT_SELLERS} sellers (got {n}); use 'greedy'"
+    yield from buyer.problems(s)
+
+
+def _tasks_offering(capability: str) -> str:
+    tasks = buyer_offering(capability)
+    return " or ".join(f"buyer.task {t!r}" for t in tasks) if tasks else "no registered buyer"
