@@ -1,6 +1,6 @@
 """A 1,000-seller market: greedy allocation with truthful critical payments.
 
-The buyer values coverage of its needs (:class:`~dataprice.valuation.utilities.coverage.
+The buyer values coverage of its needs (:class:`~dataprice.buyers.coverage.game.
 CoverageGame`). Greedy allocation is monotone, so critical-bid (Myerson) payments on it
 are truthful. The fast path computes every winner's critical bid in one pass over the
 greedy run without that winner; the baseline is bisection on the allocation rule
@@ -18,11 +18,11 @@ import time
 
 import numpy as np
 
+from dataprice.buyers.coverage.game import CoverageGame, random_coverage_market
 from dataprice.market import GreedyAllocation, SubsetMarket, settle
 from dataprice.market.allocation import ExactAllocation
 from dataprice.market.rules.myerson import critical_bid
 from dataprice.valuation.game import tabulate
-from dataprice.valuation.utilities.coverage import CoverageGame, random_coverage_market
 
 
 def main() -> None:

@@ -9,13 +9,13 @@ import pytest
 
 from dataprice.agents.model import MarketEnvironment, MarketModel, RoundMarket
 from dataprice.agents.strategies import BestResponse, FixedMarkup, Hedge, Truthful, make_strategy
+from dataprice.buyers.single_winner.game import SingleWinnerGame
 from dataprice.market import SubsetMarket
 from dataprice.market.allocation import subset_sums
 from dataprice.market.metrics import market_span, optimal_welfare, subset_settler
 from dataprice.rng import child_rng
 from dataprice.scenario import parse_scenario
 from dataprice.valuation.game import TabulatedGame, tabulate
-from dataprice.valuation.utilities.selection import SingleWinnerGame
 
 from .conftest import run_serial_and_parallel
 

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from dataprice.market.kinds import ContinuousMarket
-from dataprice.market.metrics import truthfulness_audit
-from dataprice.valuation.methods import ExactShapley
-from dataprice.valuation.utilities.mean_estimation import (
+from dataprice.buyers.mean_estimation.task import (
     MeanEstimationGame,
     make_mean_estimation_task,
 )
+from dataprice.market.kinds import ContinuousMarket
+from dataprice.market.metrics import truthfulness_audit
+from dataprice.valuation.methods import ExactShapley
 
 
 @pytest.fixture(params=[0, 1, 2])

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dataprice.buyers.coverage.game import CoverageGame, random_coverage_market
 from dataprice.market import GreedyAllocation, SubsetMarket, settle
 from dataprice.market.rules.myerson import critical_bid
 from dataprice.valuation.game import Game
-from dataprice.valuation.utilities.coverage import CoverageGame, random_coverage_market
 
 
 def test_coverage_value_is_the_expected_number_of_needs_covered():

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dataprice.buyers.single_winner.game import SingleWinnerGame, critical_prices
 from dataprice.market import GreedyAllocation, SubsetMarket, settle
 from dataprice.market.allocation import ExactAllocation, subset_sums
 from dataprice.market.metrics import market_span, subset_settler, truthfulness_audit
 from dataprice.market.rules.myerson import critical_bid
 from dataprice.valuation.game import TabulatedGame, tabulate
 from dataprice.valuation.reference_games import AdditiveGame
-from dataprice.valuation.utilities.selection import SingleWinnerGame, critical_prices
 
 from .conftest import random_monotone_table
 

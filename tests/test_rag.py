@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dataprice.buyers.single_winner.game import SingleWinnerGame
 from dataprice.data.corpus import icd10_corpus, load_corpus
 from dataprice.errors import DataError
 from dataprice.market import SubsetMarket, settle
@@ -16,7 +17,6 @@ from dataprice.valuation.game import masks_to_coalitions, tabulate
 from dataprice.valuation.methods import ExactShapley, LeaveOneOut
 from dataprice.valuation.utilities.rag import RAGGame, ReplayScorer, RetrievalScorer
 from dataprice.valuation.utilities.retrieval import Embedder, SellerTopK, flat_search
-from dataprice.valuation.utilities.selection import SingleWinnerGame
 
 
 @pytest.fixture(scope="module")

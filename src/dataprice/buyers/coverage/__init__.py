@@ -27,7 +27,7 @@ class CoverageBuyer(Buyer):
     label: ClassVar[str] = "a buyer who values the expected coverage of its needs by the sellers' data"
 
     def build(self, context: BuildContext) -> BuiltTask:
-        from dataprice.valuation.utilities.coverage import random_coverage
+        from dataprice.buyers.coverage.game import random_coverage
 
         game = random_coverage(
             len(context.names), self.needs, seed=child_rng(context.seed, Stream.COVERAGE),

@@ -40,11 +40,11 @@ class MeanEstimationBuyer(Buyer):
                    f"{MAX_CONTINUOUS_SHAPLEY} sellers (got {n})")
 
     def build(self, context: BuildContext) -> BuiltTask:
-        from dataprice.market.kinds import ContinuousMarket
-        from dataprice.valuation.utilities.mean_estimation import (
+        from dataprice.buyers.mean_estimation.task import (
             MeanEstimationGame,
             make_mean_estimation_task,
         )
+        from dataprice.market.kinds import ContinuousMarket
 
         task = make_mean_estimation_task(
             len(context.names), self.n_buyers, dim=self.dim, noise=self.noise, correlation=self.correlation,

@@ -37,7 +37,7 @@ class SingleWinnerBuyer(Buyer):
             yield f"buyer.values: {len(self.values)} values for {n} sellers; give one value per seller"
 
     def build(self, context: BuildContext) -> BuiltTask:
-        from dataprice.valuation.utilities.selection import SingleWinnerGame
+        from dataprice.buyers.single_winner.game import SingleWinnerGame
 
         n = context.scenario.sellers.count
         if self.values is not None:
