@@ -17,7 +17,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-_API = ("load", "run", "comparison", "write", "open_report", "diff")
+_API = ("load", "run", "comparison", "write", "open_report", "diff", "use_plugin")
 
 __all__ = ["__version__", *_API]
 

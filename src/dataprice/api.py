@@ -9,6 +9,7 @@
     dp.write(run, "reports/mine")                              # report.html, report.md, tables
     again = dp.open_report("reports/mine")                     # the saved RunResult
     dp.diff("reports/mine", "reports/other").payments          # what changed, and why
+    dp.use_plugin("mypkg.rules")                               # your own buyers, methods, rules
 
 Everything here is a thin layer over :mod:`dataprice.scenario`, :mod:`dataprice.experiment`
 and :mod:`dataprice.report`; errors are the same one-line :class:`DatapriceError` s.
@@ -30,6 +31,14 @@ from dataprice.scenario import (
     parse_scenario,
     small_scenario,
 )
+
+
+def use_plugin(*modules: str) -> None:
+    """Import plugin modules by name (their buyers, methods and rules become available to
+    scenarios, here and in engine workers); see :mod:`dataprice.plugins`."""
+    from dataprice.plugins import load_plugins
+
+    load_plugins(modules)
 
 
 def load(source: str | Path | dict | Scenario, **overrides: Any) -> Scenario:

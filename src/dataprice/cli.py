@@ -171,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dataprice {__version__}")
     parser.add_argument("--traceback", action="store_true", help="show the full traceback of an unexpected error")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first: its buyers, valuation methods and payment rules become "
+                             "available to scenarios (repeatable; installed packages' entry points load by themselves)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def runner_command(name: str, help_text: str, out_default: str):
@@ -220,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.plugin:
+            from dataprice.plugins import load_plugins
+
+            load_plugins(args.plugin)
         return args.func(args)
     except DatapriceError as exc:
         _print_error(exc)
