@@ -38,12 +38,16 @@ class PaymentRule:
         note: what the rule pays, in one line (printed in the report after the name).
         truthful: when reporting one's true cost is a dominant strategy under the rule.
         pay: the payment function for each market kind the rule supports.
+        truthful_exact: whether truthful reporting is a dominant strategy in every kind the
+            rule supports under exact allocation without a reserve (tests audit such rules
+            by brute force in every kind).
     """
 
     name: str
     note: str
     truthful: str
     pay: Mapping[str, PayFunction] = field(default_factory=dict)
+    truthful_exact: bool = False
 
     def supports(self, kind: str) -> bool:
         """Whether the rule is defined in markets of ``kind``."""

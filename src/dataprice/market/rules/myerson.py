@@ -97,4 +97,5 @@ MYERSON = register_rule(PaymentRule(
     note="pays each selected seller its critical bid (the highest report at which it is still selected)",
     truthful="always: the allocation is monotone in every kind dataprice has (exact, greedy, continuous, per query)",
     pay={"subset": subset, "continuous": continuous, "per_query": per_query},
+    truthful_exact=True,
 ))

@@ -54,4 +54,5 @@ VCG = register_rule(PaymentRule(
     note="pays b_j + W(b) - W_-j(b) (Clarke pivot)",
     truthful="under exact allocation without a binding reserve; not on greedy allocation",
     pay={"subset": subset, "continuous": continuous, "per_query": per_query},
+    truthful_exact=True,
 ))

@@ -80,6 +80,7 @@ class MSRBanzhaf(MonteCarloMethod):
     """
 
     name = "msr_banzhaf"
+    estimates = "banzhaf"
     Spec: ClassVar[type[MethodSpec]] = MSRBanzhafSpec
 
     @classmethod

@@ -57,6 +57,9 @@ class ValuationMethod(ABC):
     needs_tabulation: ClassVar[bool] = False
     #: True for methods fitted on the buyer's own game (they read its data), not on values.
     uses_buyer_game: ClassVar[bool] = False
+    #: What the values estimate: ``shapley``, ``banzhaf`` or ``leave_one_out`` (tests check
+    #: every registered method against these on games with known values).
+    estimates: ClassVar[str] = "shapley"
 
     def __init__(self) -> None:
         self._result: ValuationResult | None = None

@@ -100,5 +100,6 @@ class ExactBanzhaf(_ExactSemivalue):
     """Exact Banzhaf values: ``beta_i = 2^-(n-1) sum_{S ∌ i} [v(S+i) - v(S)]``."""
 
     name = "exact_banzhaf"
+    estimates = "banzhaf"
     Spec = ExactBanzhafSpec
     coefficient = staticmethod(banzhaf_coefficient)

@@ -24,6 +24,7 @@ class LeaveOneOut(ValuationMethod):
     """
 
     name = "loo"
+    estimates = "leave_one_out"
     Spec = LOOSpec
 
     def fit(self, game: Game) -> LeaveOneOut:
