@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from dataprice.buyers.federated.stability import aggregator_stability
-from dataprice.valuation.utilities.classifier import make_shards
+from dataprice.data.shards import make_shards
 from dataprice.valuation.utilities.federated import AGGREGATORS, FederatedConfig
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
+from dataprice.data.shards import make_shards
 from dataprice.valuation.game import coalition, tabulate
 from dataprice.valuation.methods import ExactShapley
-from dataprice.valuation.utilities.classifier import make_shards
 from dataprice.valuation.utilities.federated import (
     AGGREGATORS,
     FederatedConfig,
