@@ -1,7 +1,8 @@
-"""Federated buyer: sellers train locally, the buyer aggregates updates; FedRandom.
+"""Federated buyer's training: sellers train locally, the buyer aggregates updates; FedRandom.
 
-Clients (sellers) hold shards of the classifier buyer's data (non-IID by a Dirichlet
-parameter) and never hand them over. Each round every client starts from the global model
+Clients (sellers) hold shards of the classifier buyer's data (:mod:`dataprice.data.shards`,
+non-IID by a Dirichlet parameter) and never hand them over; the model is softmax regression
+(:mod:`dataprice.models.softmax`). Each round every client starts from the global model
 ``theta_t``, runs ``local_epochs`` of mini-batch SGD on its shard (with a proximal term
 ``(mu/2)||theta - theta_t||^2`` for FedProx) and sends its update ``Delta_{j,t}``; the server
 aggregates the data-size-weighted mean update ``Delta_t = sum_j w_j Delta_{j,t}`` with its rule:
