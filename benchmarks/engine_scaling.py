@@ -15,9 +15,10 @@ import time
 
 import numpy as np
 
+from dataprice.buyers.classifier.game import ClassifierGame
+from dataprice.data.shards import make_shards
 from dataprice.engine import DaskEngine, LokyEngine, RayEngine, SerialEngine
 from dataprice.valuation.methods import PermutationShapley
-from dataprice.valuation.utilities.classifier import ClassifierGame, make_shards
 
 
 def main() -> None:

@@ -24,8 +24,8 @@ import time
 import numpy as np
 
 from dataprice.buyers.federated.stability import aggregator_stability
-from dataprice.valuation.utilities.classifier import make_shards
-from dataprice.valuation.utilities.federated import AGGREGATORS, FederatedConfig
+from dataprice.buyers.federated.training import AGGREGATORS, FederatedConfig
+from dataprice.data.shards import make_shards
 
 
 def main() -> None:

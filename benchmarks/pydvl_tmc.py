@@ -28,10 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from dataprice.buyers.classifier.game import ClassifierGame
+from dataprice.data.shards import make_shards
 from dataprice.valuation.game import tabulate
 from dataprice.valuation.methods import ExactShapley, PermutationShapley
 from dataprice.valuation.stopping import EstimationState, StoppingCriterion
-from dataprice.valuation.utilities.classifier import ClassifierGame, make_shards
 
 ROOT = Path(__file__).resolve().parent.parent
 PYDVL_PYTHON = ROOT / ".venv-pydvl" / "bin" / "python"

@@ -18,10 +18,10 @@ import time
 import numpy as np
 from scipy.stats import spearmanr
 
+from dataprice.buyers.classifier.unlearning import RetrainingGame, UnlearningGame
+from dataprice.data.shards import make_shards
 from dataprice.valuation.game import tabulate
 from dataprice.valuation.methods import ExactShapley
-from dataprice.valuation.utilities.classifier import make_shards
-from dataprice.valuation.utilities.unlearning import RetrainingGame, UnlearningGame
 
 
 def main() -> None:

@@ -7,13 +7,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dataprice.buyers.classifier.game import ClassifierGame
+from dataprice.data.shards import make_shards
 from dataprice.valuation.game import TabulatedGame
 from dataprice.valuation.methods import (
     AsymmetricPermutationShapley,
     ExactAsymmetricShapley,
     ExactShapley,
 )
-from dataprice.valuation.utilities.classifier import ClassifierGame, make_shards
 
 from .conftest import random_monotone_table
 

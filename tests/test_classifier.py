@@ -5,14 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dataprice.buyers.classifier.game import ClassifierGame
+from dataprice.data.shards import SellerShards, make_shards, partition_points
 from dataprice.valuation.game import masks_to_coalitions, tabulate
 from dataprice.valuation.methods import ExactShapley, KNNShapley, LeaveOneOut
-from dataprice.valuation.utilities.classifier import (
-    ClassifierGame,
-    SellerShards,
-    make_shards,
-    partition_points,
-)
 
 
 def test_partitions_cover_every_point_and_every_seller():

@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dataprice.buyers.classifier.game import ClassifierGame
+from dataprice.data.shards import make_shards
 from dataprice.engine import DaskEngine, LokyEngine, RayEngine, SerialEngine, make_engine
 from dataprice.errors import EngineError
 from dataprice.scenario import parse_scenario
 from dataprice.valuation.methods import PermutationShapley
 from dataprice.valuation.stopping import MaxEvaluations, StandardErrorBelow
-from dataprice.valuation.utilities.classifier import ClassifierGame, make_shards
 
 from .conftest import random_monotone_table, run_serial_and_parallel
 

@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from dataprice.valuation.game import coalition, tabulate
-from dataprice.valuation.methods import ExactShapley
-from dataprice.valuation.utilities.classifier import make_shards
-from dataprice.valuation.utilities.federated import (
+from dataprice.buyers.federated.training import (
     AGGREGATORS,
     FederatedConfig,
     FederatedGame,
     FederatedRetrainingGame,
     train_federated,
 )
+from dataprice.data.shards import make_shards
+from dataprice.valuation.game import coalition, tabulate
+from dataprice.valuation.methods import ExactShapley
 
 CONFIG = FederatedConfig(rounds=8)
 

@@ -299,9 +299,10 @@ def test_engine_run_recomputes_a_batch_submitted_too_small(saturating10, loky2):
 
 
 def test_unlearning_shapley_on_an_engine_equals_the_in_process_run(loky2):
+    from dataprice.buyers.classifier.game import ClassifierGame
+    from dataprice.data.shards import make_shards
     from dataprice.engine import SerialEngine
     from dataprice.valuation.methods import UnlearningShapley
-    from dataprice.valuation.utilities.classifier import ClassifierGame, make_shards
 
     game = ClassifierGame(make_shards("wine", 6, seed=2, noisy_sellers=[5]), value_per_quality=100)
     make = partial(

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
+from dataprice.buyers.classifier.game import ClassifierGame
+from dataprice.buyers.classifier.unlearning import RetrainingGame, UnlearningGame
+from dataprice.data.shards import make_shards
 from dataprice.valuation.game import tabulate
 from dataprice.valuation.methods import ExactShapley, UnlearningShapley
-from dataprice.valuation.utilities.classifier import ClassifierGame, make_shards
-from dataprice.valuation.utilities.unlearning import RetrainingGame, UnlearningGame
 
 
 @pytest.fixture(scope="module")

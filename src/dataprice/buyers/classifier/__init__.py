@@ -26,7 +26,7 @@ def shards_for(scenario: Any, dataset: str, validation_fraction: float, max_poin
                copies: bool = True):
     """The sellers' shards of ``dataset`` for one replicate, as the ``sellers`` section asks
     (partition, label noise, copies)."""
-    from dataprice.valuation.utilities.classifier import make_shards
+    from dataprice.data.shards import make_shards
 
     sellers = scenario.sellers
     part = sellers.partition
@@ -65,7 +65,7 @@ class ClassifierBuyer(Buyer):
             yield f"buyer.max_points: {self.max_points} points is too few for {n} sellers; allowed >= {2 * n}"
 
     def build(self, context: BuildContext) -> BuiltTask:
-        from dataprice.valuation.utilities.classifier import ClassifierGame
+        from dataprice.buyers.classifier.game import ClassifierGame
 
         scenario, names = context.scenario, context.names
         shards = shards_for(scenario, self.dataset, self.validation_fraction, self.max_points, context.seed)

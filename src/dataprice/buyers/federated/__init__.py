@@ -63,13 +63,13 @@ class FederatedBuyer(Buyer):
         return {**section, "rounds": min(section.get("rounds", 20), 5)}
 
     def config(self):
-        from dataprice.valuation.utilities.federated import FederatedConfig
+        from dataprice.buyers.federated.training import FederatedConfig
 
         return FederatedConfig(rounds=self.rounds, local_epochs=self.local_epochs, client_lr=self.client_lr,
                                batch_size=self.batch_size, mu=self.mu)
 
     def build(self, context: BuildContext) -> BuiltTask:
-        from dataprice.valuation.utilities.federated import FederatedGame, train_federated
+        from dataprice.buyers.federated.training import FederatedGame, train_federated
 
         shards = shards_for(context.scenario, self.dataset, self.validation_fraction, self.max_points, context.seed,
                             copies=False)

@@ -32,14 +32,14 @@ def aggregator_stability(
     ``ground_truth``, to retraining-based Shapley (``2^n - 1`` federated runs per seed), the
     coefficient of variation of Myerson payments at ``costs``, and the final accuracy.
     """
-    from dataprice.market import SubsetMarket, settle
-    from dataprice.valuation.game import tabulate
-    from dataprice.valuation.methods import ExactShapley
-    from dataprice.valuation.utilities.federated import (
+    from dataprice.buyers.federated.training import (
         FederatedGame,
         FederatedRetrainingGame,
         train_federated,
     )
+    from dataprice.market import SubsetMarket, settle
+    from dataprice.valuation.game import tabulate
+    from dataprice.valuation.methods import ExactShapley
 
     def shares(phi):
         # normalised by sum |phi|: meaningful even when helpful and harmful clients cancel out

@@ -6,7 +6,7 @@ of the removed pairs).
 
 One model is trained on all sellers' data; the value of a coalition ``S`` is measured by
 removing the data of the sellers outside ``S`` from it (see
-:mod:`dataprice.valuation.utilities.unlearning`), never by retraining. Values are estimated
+:mod:`dataprice.buyers.classifier.unlearning`), never by retraining. Values are estimated
 by permutation sampling (truncation, stopping, budgets as :class:`PermutationShapley`).
 With ``targets``, only those sellers are valued: the others are always kept and their data
 is not touched after the one training run (partial valuation).

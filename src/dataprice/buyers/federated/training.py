@@ -1,7 +1,8 @@
-"""Federated buyer: sellers train locally, the buyer aggregates updates; FedRandom.
+"""Federated buyer's training: sellers train locally, the buyer aggregates updates; FedRandom.
 
-Clients (sellers) hold shards of the classifier buyer's data (non-IID by a Dirichlet
-parameter) and never hand them over. Each round every client starts from the global model
+Clients (sellers) hold shards of the classifier buyer's data (:mod:`dataprice.data.shards`,
+non-IID by a Dirichlet parameter) and never hand them over; the model is softmax regression
+(:mod:`dataprice.models.softmax`). Each round every client starts from the global model
 ``theta_t``, runs ``local_epochs`` of mini-batch SGD on its shard (with a proximal term
 ``(mu/2)||theta - theta_t||^2`` for FedProx) and sends its update ``Delta_{j,t}``; the server
 aggregates the data-size-weighted mean update ``Delta_t = sum_j w_j Delta_{j,t}`` with its rule:
@@ -31,10 +32,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dataprice._typing import CoalitionMatrix
+from dataprice.data.shards import SellerShards
+from dataprice.models.softmax import SoftmaxRegression, with_intercept
 from dataprice.rng import child_rng
 from dataprice.valuation.game import Game, size_weights
-from dataprice.valuation.utilities.classifier import SellerShards
-from dataprice.valuation.utilities.unlearning import SoftmaxRegression, _design
 
 AGGREGATORS = ("fedavg", "fedavgm", "fedadam", "fedprox")
 
@@ -101,7 +102,7 @@ def train_federated(
     """
     clients = np.arange(shards.n_sellers) if clients is None else np.asarray(list(clients), dtype=np.int64)
     model = SoftmaxRegression(shards.X_train.shape[1], shards.n_classes, config.l2)
-    X1 = _design(shards.X_train)
+    X1 = with_intercept(shards.X_train)
     dim = model.d * model.k
     rules = list(pool) if aggregator == "fedrandom" else [aggregator]
     servers = {r: _Server(r, config, dim) for r in rules}
@@ -156,7 +157,7 @@ class FederatedGame(Game):
         self.reconstruction = reconstruction
         self.value_per_quality = float(value_per_quality)
         self.model = SoftmaxRegression(shards.X_train.shape[1], shards.n_classes, 0.0)
-        self.X1_val = _design(shards.X_val)
+        self.X1_val = with_intercept(shards.X_val)
         self._acc_global = np.array([self._accuracy(th) for th in run.thetas])
 
     def _accuracy(self, theta: NDArray) -> float:
@@ -195,7 +196,7 @@ class FederatedRetrainingGame(Game):
         self.shards, self.aggregator, self.config, self.pool, self.seed = shards, aggregator, config, pool, seed
         self.value_per_quality = float(value_per_quality)
         self.model = SoftmaxRegression(shards.X_train.shape[1], shards.n_classes, 0.0)
-        self.X1_val = _design(shards.X_val)
+        self.X1_val = with_intercept(shards.X_val)
         self.base = self.model.accuracy(np.zeros(self.model.d * self.model.k), self.X1_val, shards.y_val)
         self.n_trainings = 0
 

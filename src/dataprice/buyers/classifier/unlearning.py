@@ -1,6 +1,7 @@
-"""Valuation by unlearning: one model trained on all data, coalitions measured by removal.
+"""The classifier buyer's unlearning game: one model trained on all data, coalitions measured by removal.
 
-The model is L2-regularised softmax regression (the classifier buyer's model family):
+The model is L2-regularised softmax regression (:class:`~dataprice.models.softmax.SoftmaxRegression`,
+the classifier buyer's model family):
 
     ``L_D(theta) = sum_{i in D} l_i(theta) + (lambda / 2) ||theta||^2``,  ``theta_N = argmin L_D``.
 
@@ -28,62 +29,11 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import minimize
 
 from dataprice._typing import CoalitionMatrix
+from dataprice.data.shards import SellerShards
+from dataprice.models.softmax import SoftmaxRegression, with_intercept
 from dataprice.valuation.game import Game
-from dataprice.valuation.utilities.classifier import SellerShards
-
-
-def _design(X: NDArray) -> NDArray:
-    return np.hstack([X, np.ones((X.shape[0], 1))])
-
-
-class SoftmaxRegression:
-    """Multinomial logistic regression with an explicit loss, gradient and Hessian."""
-
-    def __init__(self, n_features: int, n_classes: int, l2: float = 1.0) -> None:
-        self.d = n_features + 1
-        self.k = n_classes
-        self.l2 = float(l2)
-
-    def probabilities(self, theta: NDArray, X1: NDArray) -> NDArray:
-        logits = X1 @ theta.reshape(self.d, self.k)
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        return p / p.sum(axis=1, keepdims=True)
-
-    def data_loss(self, theta: NDArray, X1: NDArray, y: NDArray) -> float:
-        p = self.probabilities(theta, X1)
-        return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-300, None)).sum())
-
-    def data_gradient(self, theta: NDArray, X1: NDArray, y: NDArray) -> NDArray:
-        p = self.probabilities(theta, X1)
-        p[np.arange(len(y)), y] -= 1.0
-        return (X1.T @ p).ravel()
-
-    def data_hessian(self, theta: NDArray, X1: NDArray) -> NDArray:
-        """``sum_i (diag(p_i) - p_i p_i^T) kron x_i x_i^T`` in the ``(d*k)`` parameter layout."""
-        p = self.probabilities(theta, X1)
-        h = np.zeros((self.d, self.k, self.d, self.k))
-        for a in range(self.k):
-            for b in range(self.k):
-                w = p[:, a] * ((a == b) - p[:, b])
-                h[:, a, :, b] = (X1 * w[:, None]).T @ X1
-        return h.reshape(self.d * self.k, self.d * self.k)
-
-    def fit(self, X1: NDArray, y: NDArray) -> NDArray:
-        """``argmin sum_i l_i + (lambda/2) ||theta||^2`` by L-BFGS (deterministic)."""
-        theta0 = np.zeros(self.d * self.k)
-
-        def objective(theta):
-            return (self.data_loss(theta, X1, y) + 0.5 * self.l2 * theta @ theta,
-                    self.data_gradient(theta, X1, y) + self.l2 * theta)
-
-        return minimize(objective, theta0, jac=True, method="L-BFGS-B", options={"maxiter": 500, "gtol": 1e-8}).x
-
-    def accuracy(self, theta: NDArray, X1: NDArray, y: NDArray) -> float:
-        return float(np.mean(self.probabilities(theta, X1).argmax(axis=1) == y))
 
 
 class _ShardModel:
@@ -92,8 +42,8 @@ class _ShardModel:
     def __init__(self, shards: SellerShards, l2: float) -> None:
         self.shards = shards
         self.model = SoftmaxRegression(shards.X_train.shape[1], shards.n_classes, l2)
-        self.X1 = _design(shards.X_train)
-        self.X1_val = _design(shards.X_val)
+        self.X1 = with_intercept(shards.X_train)
+        self.X1_val = with_intercept(shards.X_val)
         self.chance = 1.0 / shards.n_classes
 
     def points_of(self, sellers: NDArray[np.int64]) -> NDArray[np.bool_]:

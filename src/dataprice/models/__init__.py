@@ -1,0 +1,1 @@
+"""ML models the buyers train or load (imported by module; nothing heavy at package import)."""
