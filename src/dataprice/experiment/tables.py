@@ -11,15 +11,15 @@ has them as methods): what reports show and what ``sellers.csv`` and friends hol
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from dataprice.market.metrics import TOLERANCE, efficiency, mean_rank_correlation
 
-if TYPE_CHECKING:
-    from dataprice.experiment.results import RunResult
+#: A :class:`~dataprice.experiment.results.RunResult` (not imported: results.py imports this module).
+RunResult = Any
 
 
 def outcomes_table(run: RunResult) -> pd.DataFrame:

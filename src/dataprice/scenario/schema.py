@@ -237,9 +237,12 @@ class Scenario(StrictModel):
     def __reduce__(self):
         # the concrete model is built at run time from the registries: a pickled scenario
         # (shipped to a worker) is its data, validated again by the receiving process
-        from dataprice.scenario.load import parse_scenario
+        return (_rebuild, (self.model_dump(mode="json"),))
 
-        return (parse_scenario, (self.model_dump(mode="json"),))
+
+def _rebuild(data: dict) -> Scenario:
+    """A scenario from its own dump (what :meth:`Scenario.__reduce__` ships)."""
+    return scenario_model().model_validate(data)
 
 
 def _registry_state() -> tuple:
