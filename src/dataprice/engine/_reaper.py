@@ -1,6 +1,6 @@
 """The reaper: a tiny stdlib-only process that watches the process that started it.
 
-Started by :class:`dataprice.engine._Reaper` as ``python -I -S _reaper.py PARENT_PID POLL``
+Started by :class:`dataprice.engine.ray_engine._Reaper` as ``python -I -S _reaper.py PARENT_PID POLL``
 (isolated: it imports nothing but the standard library). It learns the pids of the
 processes an engine started (a line of pids on stdin), follows their descendants in
 ``/proc`` (pid and start time, so a reused pid is never touched) and, when its parent has
