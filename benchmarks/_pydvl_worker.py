@@ -17,6 +17,7 @@ import time
 import warnings
 
 import numpy as np
+from pydvl.utils.status import Status
 from pydvl.valuation import (
     Dataset,
     GroupedDataset,
@@ -26,7 +27,6 @@ from pydvl.valuation import (
 )
 from pydvl.valuation.samplers.truncation import NoTruncation, RelativeTruncation
 from pydvl.valuation.stopping import StoppingCriterion
-from pydvl.utils.status import Status
 from pydvl.valuation.types import Sample
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression

@@ -38,8 +38,8 @@ from numpy.typing import NDArray
 
 from dataprice.market import GreedyAllocation, SubsetMarket, settle
 from dataprice.market.allocation import ExactAllocation
-from dataprice.market.metrics import TOLERANCE
 from dataprice.market.kinds import PerQueryMarket
+from dataprice.market.metrics import TOLERANCE
 from dataprice.market.rules import rules_for
 from dataprice.valuation.game import TabulatedGame
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from dataprice.experiment import run_scenario
 from dataprice.report import write_report
 from dataprice.report.browser import browser_available, check_report
-from dataprice.experiment import run_scenario
 from dataprice.scenario import load_scenario, small_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
