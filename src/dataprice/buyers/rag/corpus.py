@@ -60,7 +60,7 @@ def make_reader(spec):
 
 def embeddings(corpus: Corpus, progress: bool = False):
     """MiniLM embeddings of the documents and of the questions."""
-    from dataprice.valuation.utilities.retrieval import Embedder
+    from dataprice.models.embedder import Embedder
 
     embedder = Embedder(progress=progress)
     return embedder.encode(corpus.texts), embedder.encode(corpus.questions)
