@@ -8,6 +8,7 @@ import torch
 
 from dataprice.data.preferences import load_preferences, medical_preferences
 from dataprice.errors import DataError
+from dataprice.models.lm import tiny_causal_lm
 from dataprice.valuation.game import masks_to_coalitions
 from dataprice.valuation.methods import ExactShapley, LeaveOneOut
 from dataprice.valuation.utilities.dpo import (
@@ -21,7 +22,6 @@ from dataprice.valuation.utilities.dpo import (
     sequence_logprobs,
     train_dpo,
 )
-from dataprice.valuation.utilities.lm_reader import tiny_causal_lm
 
 CONFIG = DPOConfig(lora_r=0, learning_rate=3e-3, epochs=3, beta=0.5, seed=0)
 

@@ -217,7 +217,8 @@ def test_lm_reader_utility_scores_each_retrieved_list_once(medical):
     """The reader runs once per distinct (question, retrieved list), whatever the number of
     coalitions that retrieve it; values equal the reader's gain on the concatenated context."""
     from dataprice.buyers.rag.game import ReaderScorer
-    from dataprice.valuation.utilities.lm_reader import LMReader, ReaderConfig, tiny_causal_lm
+    from dataprice.buyers.rag.reader import LMReader, ReaderConfig
+    from dataprice.models.lm import tiny_causal_lm
 
     corpus, docs, queries = medical
     sub = corpus.subset_questions(range(6))
