@@ -5,6 +5,12 @@
 initialised two-layer Llama with an in-process byte-level BPE tokenizer, for fast tests.
 Both return ``(model, tokenizer)``; the LM reader of the RAG buyers
 (:class:`~dataprice.buyers.rag.reader.LMReader`) and the DPO buyer use them.
+
+:func:`sequence_logprobs` is the sequence log-probability the DPO buyer trains and scores with,
+
+``log pi(c | p) = sum_{t=1..|c|} log pi(c_t | p, c_1 .. c_{t-1})``,
+
+for prompt ``p`` and completion ``c`` tokenised separately and joined (teacher forcing).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import functools
 import importlib.util
 import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -197,3 +204,67 @@ def tiny_causal_lm(
         model = LlamaForCausalLM(config)
     model.eval()
     return model, tokenizer
+
+
+# --- sequence log-probabilities -----------------------------------------------------------------
+
+
+def encode_pairs(tokenizer, prompts: Sequence[str], completions: Sequence[str], max_prompt_tokens: int):
+    """Token ids ``(prompt, completion)`` of each pair, tokenised separately (no special tokens).
+
+    Prompts keep their last ``max_prompt_tokens`` tokens; an empty prompt becomes the EOS
+    token (something must predict the first completion token).
+
+    Raises:
+        ValueError: If a completion has no tokens.
+    """
+    items = []
+    for prompt, completion in zip(prompts, completions, strict=True):
+        p = tokenizer(prompt, add_special_tokens=False)["input_ids"][-max_prompt_tokens:]
+        c = tokenizer(completion, add_special_tokens=False)["input_ids"]
+        if not c:
+            raise ValueError(f"completion {completion!r} has no tokens")
+        if not p:  # a prompt must predict the first completion token
+            p = [tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0]
+        items.append((p, c))
+    return items
+
+
+def _pad_id(tokenizer) -> int:
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
+        if candidate is not None:
+            return int(candidate)
+    return 0
+
+
+def sequence_logprobs(
+    model, tokenizer, prompts: Sequence[str], completions: Sequence[str], *,
+    max_prompt_tokens: int = 96, batch_size: int = 16, grad: bool = False,
+) -> torch.Tensor:
+    """``log pi(completion | prompt) = sum_t log pi(c_t | prompt, c_<t)`` for each pair.
+
+    Prompt and completion are tokenised separately (no special tokens) and joined; prompts
+    are cut from the left to ``max_prompt_tokens``. Right padding with an attention mask, so
+    results do not depend on the batch. With ``grad=False`` runs under inference mode.
+    """
+    items = encode_pairs(tokenizer, prompts, completions, max_prompt_tokens)
+    pad = _pad_id(tokenizer)
+    device = next(model.parameters()).device
+    out = []
+    context = torch.enable_grad() if grad else torch.inference_mode()
+    with context:
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            width = max(len(p) + len(c) for p, c in chunk)
+            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for i, (p, c) in enumerate(chunk):
+                ids[i, : len(p) + len(c)] = torch.tensor(p + c)
+                mask[i, : len(p) + len(c)] = 1
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            for i, (p, c) in enumerate(chunk):
+                positions = torch.arange(len(p) - 1, len(p) + len(c) - 1, device=device)
+                target = torch.tensor(c, device=device)
+                out.append(logp[i, positions, target].sum())
+    return torch.stack(out) if out else torch.zeros(0)

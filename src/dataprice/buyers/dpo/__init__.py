@@ -115,14 +115,14 @@ class DPOBuyer(Buyer):
     def build(self, context: BuildContext) -> BuiltTask:
         from tqdm.auto import tqdm
 
-        from dataprice.valuation.utilities.dpo import (
-            DPOConfig,
+        from dataprice.buyers.dpo.game import (
             DPOContext,
             DPOGenerationGame,
             DPOShapleyGame,
-            PolicyCache,
             score_owners,
         )
+        from dataprice.buyers.dpo.training import DPOConfig
+        from dataprice.models.cache import PolicyCache
 
         names = context.names
         sold, heldout = build_preferences(self.preferences, len(names), context.seed)
