@@ -26,16 +26,12 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from dataprice.buyers import dpo_base_model
+from dataprice.buyers.dpo.game import DPOShapleyGame, retrain_coalitions, score_owners
+from dataprice.buyers.dpo.training import DPOConfig
 from dataprice.data.preferences import medical_preferences
+from dataprice.models.cache import PolicyCache
 from dataprice.valuation.game import TabulatedGame, masks_to_coalitions
 from dataprice.valuation.methods import ExactShapley
-from dataprice.valuation.utilities.dpo import (
-    DPOConfig,
-    DPOShapleyGame,
-    PolicyCache,
-    retrain_coalitions,
-    score_owners,
-)
 
 
 def main() -> None:

@@ -92,7 +92,7 @@ def main() -> None:
                 path.unlink()
     if args.embed:
         sys.path.insert(0, src)
-        from dataprice.valuation.utilities.retrieval import Embedder, _load_minilm
+        from dataprice.models.embedder import Embedder, _load_minilm
 
         texts = [d["text"] for d in documents(args.embed, seed=1)]
         start = time.perf_counter()

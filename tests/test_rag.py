@@ -8,15 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dataprice.buyers.rag.game import RAGGame, ReplayScorer, RetrievalScorer
+from dataprice.buyers.rag.retrieval import SellerTopK, flat_search
 from dataprice.buyers.single_winner.game import SingleWinnerGame
 from dataprice.data.corpus import icd10_corpus, load_corpus
 from dataprice.errors import DataError
 from dataprice.market import SubsetMarket, settle
 from dataprice.market.kinds import PerQueryMarket
+from dataprice.models.embedder import Embedder
 from dataprice.valuation.game import masks_to_coalitions, tabulate
 from dataprice.valuation.methods import ExactShapley, LeaveOneOut
-from dataprice.valuation.utilities.rag import RAGGame, ReplayScorer, RetrievalScorer
-from dataprice.valuation.utilities.retrieval import Embedder, SellerTopK, flat_search
 
 
 @pytest.fixture(scope="module")
@@ -215,8 +216,9 @@ def test_per_query_market_is_truthful_under_myerson():
 def test_lm_reader_utility_scores_each_retrieved_list_once(medical):
     """The reader runs once per distinct (question, retrieved list), whatever the number of
     coalitions that retrieve it; values equal the reader's gain on the concatenated context."""
-    from dataprice.valuation.utilities.lm_reader import LMReader, ReaderConfig, tiny_causal_lm
-    from dataprice.valuation.utilities.rag import ReaderScorer
+    from dataprice.buyers.rag.game import ReaderScorer
+    from dataprice.buyers.rag.reader import LMReader, ReaderConfig
+    from dataprice.models.lm import tiny_causal_lm
 
     corpus, docs, queries = medical
     sub = corpus.subset_questions(range(6))

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dataprice.buyers.rag.game import ReplayScorer
 from dataprice.data.corpus import load_corpus
 from dataprice.data.preferences import load_preferences
 from dataprice.errors import DataError
-from dataprice.valuation.utilities.rag import ReplayScorer
 
 DOCS = [
     {"doc_id": "d1", "owner": "clinic_a", "text": "Aspirin treats pain."},
@@ -465,7 +465,7 @@ def test_the_embedder_can_show_its_progress(monkeypatch, capsys):
     torch = pytest.importorskip("torch")
     from types import SimpleNamespace
 
-    from dataprice.valuation.utilities import retrieval
+    from dataprice.models import embedder
 
     def tokenizer(texts, **_):
         ones = torch.ones(len(texts), 3, dtype=torch.long)
@@ -474,9 +474,9 @@ def test_the_embedder_can_show_its_progress(monkeypatch, capsys):
     def model(input_ids, attention_mask):  # noqa: ARG001
         return SimpleNamespace(last_hidden_state=torch.ones(input_ids.shape[0], 3, 384))
 
-    monkeypatch.setattr(retrieval, "_load_minilm", lambda: (torch, tokenizer, model))
-    out = retrieval.Embedder(batch_size=2, cache=False, progress=True).encode(["a", "bb", "ccc"])
+    monkeypatch.setattr(embedder, "_load_minilm", lambda: (torch, tokenizer, model))
+    out = embedder.Embedder(batch_size=2, cache=False, progress=True).encode(["a", "bb", "ccc"])
     assert out.shape == (3, 384)
     assert "embedding" in (err := capsys.readouterr().err) and "/3 " in err, err  # n of 3 texts
-    retrieval.Embedder(batch_size=2, cache=False).encode(["a", "bb", "ccc"])
+    embedder.Embedder(batch_size=2, cache=False).encode(["a", "bb", "ccc"])
     assert capsys.readouterr().err == ""

@@ -1,1 +1,1 @@
-"""ML models the buyers train or load (imported by module; nothing heavy at package import)."""
+"""Models the buyers load or train: language models, embedders, softmax regression, and the on-disk caches of what they compute."""

@@ -20,20 +20,20 @@ version).
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
+from dataprice.models.cache import cache_dir
+
 _CHUNK = 500
 
 
 def default_store_path() -> Path:
     """``$DATAPRICE_CACHE/coalitions.sqlite`` (default cache: ``~/.cache/dataprice``)."""
-    root = Path(os.environ.get("DATAPRICE_CACHE", Path.home() / ".cache" / "dataprice"))
-    return root / "coalitions.sqlite"
+    return cache_dir() / "coalitions.sqlite"
 
 
 class CoalitionStore:

@@ -53,9 +53,9 @@ class DocumentsBuyer(CorpusBuyer):
 
     def build(self, context: BuildContext) -> BuiltTask:
         from dataprice.buyers.rag.corpus import build_corpus, embeddings, make_reader
+        from dataprice.buyers.rag.game import ReplayScorer
+        from dataprice.buyers.rag.retrieval import SellerTopK
         from dataprice.market.kinds import PerQueryMarket
-        from dataprice.valuation.utilities.rag import ReplayScorer
-        from dataprice.valuation.utilities.retrieval import SellerTopK
 
         names = context.names
         corpus = build_corpus(self.corpus, context.scenario.sellers.count, context.seed)

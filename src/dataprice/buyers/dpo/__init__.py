@@ -115,14 +115,14 @@ class DPOBuyer(Buyer):
     def build(self, context: BuildContext) -> BuiltTask:
         from tqdm.auto import tqdm
 
-        from dataprice.valuation.utilities.dpo import (
-            DPOConfig,
+        from dataprice.buyers.dpo.game import (
             DPOContext,
             DPOGenerationGame,
             DPOShapleyGame,
-            PolicyCache,
             score_owners,
         )
+        from dataprice.buyers.dpo.training import DPOConfig
+        from dataprice.models.cache import PolicyCache
 
         names = context.names
         sold, heldout = build_preferences(self.preferences, len(names), context.seed)
@@ -169,7 +169,7 @@ def build_preferences(spec: PreferenceSpec, n_sellers: int, seed: int):
 
 def dpo_base_model(name: str):
     """``(model, tokenizer, cache id)`` of the DPO base/reference model."""
-    from dataprice.valuation.utilities.lm_reader import load_smollm2, tiny_causal_lm
+    from dataprice.models.lm import load_smollm2, tiny_causal_lm
 
     if name == "smollm2":
         model, tokenizer = load_smollm2()

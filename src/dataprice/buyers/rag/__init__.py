@@ -131,13 +131,8 @@ class RAGBuyer(CorpusBuyer):
 
     def build(self, context: BuildContext) -> BuiltTask:
         from dataprice.buyers.rag.corpus import build_corpus, embeddings, make_reader
-        from dataprice.valuation.utilities.rag import (
-            RAGGame,
-            ReaderScorer,
-            ReplayScorer,
-            RetrievalScorer,
-        )
-        from dataprice.valuation.utilities.retrieval import SellerTopK
+        from dataprice.buyers.rag.game import RAGGame, ReaderScorer, ReplayScorer, RetrievalScorer
+        from dataprice.buyers.rag.retrieval import SellerTopK
 
         corpus = build_corpus(self.corpus, context.scenario.sellers.count, context.seed)
         docs, queries = embeddings(corpus, context.progress)

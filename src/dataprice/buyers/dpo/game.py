@@ -1,15 +1,12 @@
-"""DPO buyer: owners' preference data, one DPO policy per owner, and DPO Shapley by arithmetic.
+"""The DPO buyer's games: DPO Shapley by arithmetic on owner margins, generation, unlearning.
 
-Direct Preference Optimization (Rafailov et al., 2023) trains a policy ``pi`` against a
-frozen reference ``pi_ref`` on pairs ``(x, y_w, y_l)`` by minimising
+Each owner's policy ``pi_j`` is DPO-trained (:mod:`dataprice.buyers.dpo.training`) with the
+same reference ``pi_ref`` and ``beta``; its *implicit reward* is
+``r_j(x, y) = beta (log pi_j(y|x) - log pi_ref(y|x))`` and its reward *margin* on a
+held-out pair ``(x, y_w, y_l)`` is ``m_j = r_j(x, y_w) - r_j(x, y_l)``.
 
-    ``L = -log sigma(beta [ (log pi(y_w|x) - log pi_ref(y_w|x)) - (log pi(y_l|x) - log pi_ref(y_l|x)) ])``
-
-and its *implicit reward* is ``r(x, y) = beta (log pi(y|x) - log pi_ref(y|x))``.
-
-**DPO Shapley.** Train one policy ``pi_j`` per owner, all with the same reference and beta.
-A coalition's policy is the size-weighted log-probability arithmetic of its owners' policies
-around the reference,
+**DPO Shapley.** A coalition's policy is the size-weighted log-probability arithmetic of its
+owners' policies around the reference,
 
     ``log pi_S(y|x) = log pi_ref(y|x) + sum_{j in S} w_j^S (log pi_j(y|x) - log pi_ref(y|x))``,
     ``w_j^S = n_j / sum_{k in S} n_k``,
@@ -23,221 +20,29 @@ Shapley over ``2^n`` coalitions costs no model call. The empty coalition is the 
 needs; to *generate* from ``pi_S`` the same arithmetic is applied to next-token
 log-probabilities and renormalised, see :class:`ComposedPolicy`.)
 
-**Why not TRL's DPOTrainer.** Each owner's run is small and repeated ``n`` times (and once
-per coalition when validating against retraining); the reference log-probabilities are
-computed once and shared by every run; runs must be bit-for-bit reproducible from a seed and
-cached by data hash. A 40-line loop over the DPO loss gives exactly that on CPU, while the
-Trainer's dataset, accelerate and logging machinery is overhead here. LoRA comes from peft.
+:class:`DPOGenerationGame` values coalitions by the composed policy's greedy answers (model
+calls per coalition, small ``n``); :class:`DPOUnlearningGame` by unlearning the removed
+owners' pairs from one policy trained on every pair (Unlearning Shapley);
+:func:`retrain_coalitions` checks the arithmetic against policies retrained per coalition.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
-import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
 from dataprice._typing import CoalitionMatrix
+from dataprice.buyers.dpo.training import DPOConfig, dpo_loss
 from dataprice.data.preferences import PreferenceSet
+from dataprice.models.cache import PolicyCache
+from dataprice.models.lm import encode_pairs, sequence_logprobs
 from dataprice.valuation.game import Game, size_weights
-from dataprice.valuation.utilities.retrieval import cache_dir
-
-
-@dataclass(frozen=True)
-class DPOConfig:
-    """Training configuration shared by every owner (part of the checkpoint cache key).
-
-    ``lora_r = 0`` means full fine-tuning (used for the tiny test model).
-    """
-
-    beta: float = 0.1
-    learning_rate: float = 5e-4
-    epochs: int = 2
-    batch_size: int = 8
-    lora_r: int = 8
-    lora_alpha: int = 16
-    max_prompt_tokens: int = 96
-    seed: int = 0
-
-
-# --- log-probabilities --------------------------------------------------------------------------
-
-
-def _encode(tokenizer, prompts: Sequence[str], completions: Sequence[str], max_prompt_tokens: int):
-    items = []
-    for prompt, completion in zip(prompts, completions, strict=True):
-        p = tokenizer(prompt, add_special_tokens=False)["input_ids"][-max_prompt_tokens:]
-        c = tokenizer(completion, add_special_tokens=False)["input_ids"]
-        if not c:
-            raise ValueError(f"completion {completion!r} has no tokens")
-        if not p:  # a prompt must predict the first completion token
-            p = [tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0]
-        items.append((p, c))
-    return items
-
-
-def _pad_id(tokenizer) -> int:
-    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
-        if candidate is not None:
-            return int(candidate)
-    return 0
-
-
-def sequence_logprobs(
-    model, tokenizer, prompts: Sequence[str], completions: Sequence[str], *,
-    max_prompt_tokens: int = 96, batch_size: int = 16, grad: bool = False,
-) -> torch.Tensor:
-    """``log pi(completion | prompt) = sum_t log pi(c_t | prompt, c_<t)`` for each pair.
-
-    Prompt and completion are tokenised separately (no special tokens) and joined; prompts
-    are cut from the left to ``max_prompt_tokens``. Right padding with an attention mask, so
-    results do not depend on the batch. With ``grad=False`` runs under inference mode.
-    """
-    items = _encode(tokenizer, prompts, completions, max_prompt_tokens)
-    pad = _pad_id(tokenizer)
-    device = next(model.parameters()).device
-    out = []
-    context = torch.enable_grad() if grad else torch.inference_mode()
-    with context:
-        for start in range(0, len(items), batch_size):
-            chunk = items[start : start + batch_size]
-            width = max(len(p) + len(c) for p, c in chunk)
-            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for i, (p, c) in enumerate(chunk):
-                ids[i, : len(p) + len(c)] = torch.tensor(p + c)
-                mask[i, : len(p) + len(c)] = 1
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-            logp = torch.log_softmax(logits.float(), dim=-1)
-            for i, (p, c) in enumerate(chunk):
-                positions = torch.arange(len(p) - 1, len(p) + len(c) - 1, device=device)
-                target = torch.tensor(c, device=device)
-                out.append(logp[i, positions, target].sum())
-    return torch.stack(out) if out else torch.zeros(0)
-
-
-# --- training -----------------------------------------------------------------------------------
-
-
-def dpo_loss(policy_w, policy_l, ref_w, ref_l, beta: float) -> torch.Tensor:
-    """Mean DPO loss ``-log sigma(beta [(pi_w - ref_w) - (pi_l - ref_l)])`` (log-probs)."""
-    return -torch.nn.functional.logsigmoid(beta * ((policy_w - ref_w) - (policy_l - ref_l))).mean()
-
-
-def _trainable(base, config: DPOConfig):
-    """A trainable copy of ``base``: LoRA adapters (peft) or all parameters."""
-    model = copy.deepcopy(base)
-    if config.lora_r > 0:
-        from peft import LoraConfig, get_peft_model
-
-        lora = LoraConfig(
-            r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0,
-            target_modules=["q_proj", "v_proj"], bias="none",
-        )
-        with warnings.catch_warnings():  # peft calls a transformers API deprecated for v6
-            warnings.filterwarnings("ignore", category=FutureWarning)
-            model = get_peft_model(model, lora)
-    for p in model.parameters():
-        p.requires_grad_(config.lora_r == 0 or p.requires_grad)
-    return model
-
-
-def train_dpo(
-    base, tokenizer, pairs: PreferenceSet, config: DPOConfig,
-    reference: tuple[torch.Tensor, torch.Tensor] | None = None,
-):
-    """DPO-train a copy of ``base`` on ``pairs``; returns ``(model, losses per step)``.
-
-    Deterministic: parameter initialisation (LoRA) and batch order come from ``config.seed``
-    without touching the global random state. ``reference`` may pass the reference
-    log-probabilities of (chosen, rejected), computed once and shared across owners.
-    """
-    if len(pairs) == 0:
-        raise ValueError("cannot DPO-train on an empty preference set")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        model = _trainable(base, config)
-    if reference is None:
-        reference = (
-            sequence_logprobs(base, tokenizer, pairs.prompts, pairs.chosen, max_prompt_tokens=config.max_prompt_tokens),
-            sequence_logprobs(base, tokenizer, pairs.prompts, pairs.rejected, max_prompt_tokens=config.max_prompt_tokens),
-        )
-    ref_w, ref_l = (r.detach() for r in reference)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
-    rng = np.random.default_rng(config.seed)
-    losses = []
-    model.train()
-    for _ in range(config.epochs):
-        order = rng.permutation(len(pairs))
-        for start in range(0, len(order), config.batch_size):
-            idx = order[start : start + config.batch_size].tolist()
-            prompts = [pairs.prompts[i] for i in idx]
-            pw = sequence_logprobs(model, tokenizer, prompts, [pairs.chosen[i] for i in idx],
-                                   max_prompt_tokens=config.max_prompt_tokens, batch_size=len(idx), grad=True)
-            pl = sequence_logprobs(model, tokenizer, prompts, [pairs.rejected[i] for i in idx],
-                                   max_prompt_tokens=config.max_prompt_tokens, batch_size=len(idx), grad=True)
-            loss = dpo_loss(pw, pl, ref_w[idx], ref_l[idx], config.beta)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-    model.eval()
-    return model, losses
-
-
-class PolicyCache:
-    """Trained policies on disk, keyed by sha256 of (base model id, data, config).
-
-    Only the trained parameters are stored (LoRA adapters, or the full state for tiny
-    models), in ``$DATAPRICE_CACHE/dpo/<key>.pt``.
-    """
-
-    def __init__(self, base_id: str, folder: Path | None = None) -> None:
-        self.base_id = base_id
-        self.folder = folder or cache_dir() / "dpo"
-        self.hits = 0
-        self.trainings = 0
-
-    def key(self, pairs: PreferenceSet, config: DPOConfig) -> str:
-        payload = json.dumps([self.base_id, pairs.fingerprint(), asdict(config)], sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()
-
-    def policy(self, base, tokenizer, pairs: PreferenceSet, config: DPOConfig, reference=None):
-        """The trained policy for ``pairs`` (from the cache when it was trained before)."""
-        path = self.folder / f"{self.key(pairs, config)}.pt"
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            model = _trainable(base, config)
-        if path.is_file():
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            model.load_state_dict(state, strict=False)
-            model.eval()
-            self.hits += 1
-            return model
-        model, _ = train_dpo(base, tokenizer, pairs, config, reference)
-        self.trainings += 1
-        trained = {k: v.detach().cpu() for k, v in model.state_dict().items() if _is_trained(k, config)}
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(trained, tmp)
-        tmp.replace(path)
-        return model
-
-
-def _is_trained(name: str, config: DPOConfig) -> bool:
-    return config.lora_r == 0 or "lora_" in name
-
-
-# --- owner margins and the game ------------------------------------------------------------------
 
 
 @dataclass
@@ -355,7 +160,7 @@ class ComposedPolicy:
     def sequence_logprob(self, tokenizer, prompt: str, completion: str, *, normalize: bool = False,
                          max_prompt_tokens: int = 96) -> float:
         """``sum_t log pi_S(c_t | prompt, c_<t)`` under the composed policy."""
-        (p, c), = _encode(tokenizer, [prompt], [completion], max_prompt_tokens)
+        (p, c), = encode_pairs(tokenizer, [prompt], [completion], max_prompt_tokens)
         logp = self.mixed_logprobs(torch.tensor([p + c]), normalize=normalize)[0]
         positions = torch.arange(len(p) - 1, len(p) + len(c) - 1)
         return float(logp[positions, torch.tensor(c)].sum())
@@ -538,7 +343,7 @@ class DPOUnlearningGame(Game):
         params = [p for p in policy.parameters() if p.requires_grad]
         if not params:  # a cached full policy loaded for inference: make its trained part trainable
             for name, p in policy.named_parameters():
-                p.requires_grad_(_is_trained(name, c.config))
+                p.requires_grad_(c.config.is_trained(name))
             params = [p for p in policy.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=c.config.learning_rate, weight_decay=0.0)
         index = np.flatnonzero(removed)

@@ -1,8 +1,8 @@
-"""RAG buyer: the value of a coalition of sellers is the QA quality of retrieval over their documents.
+"""The RAG buyer's game: the value of a coalition of sellers is the QA quality of retrieval over their documents.
 
 ``v(S) = kappa * mean_q [ score(q, R_S(q)) - score(q, empty) ]`` where ``R_S(q)`` is the
 top-k of question ``q`` among the documents of the sellers in ``S`` (see
-:class:`~dataprice.valuation.utilities.retrieval.SellerTopK`), ``kappa`` the buyer's value
+:class:`~dataprice.buyers.rag.retrieval.SellerTopK`), ``kappa`` the buyer's value
 per unit of quality, and the empty coalition scores 0 (``v(empty) = 0``).
 
 Scorers of a retrieved list:
@@ -27,12 +27,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dataprice._typing import CoalitionMatrix
+from dataprice.buyers.rag.retrieval import SellerTopK
 from dataprice.data.corpus import Corpus
 from dataprice.data.tables import read_records
 from dataprice.errors import DataError
 from dataprice.inputs import excerpt
 from dataprice.valuation.game import Game
-from dataprice.valuation.utilities.retrieval import SellerTopK
 
 
 class Scorer(Protocol):

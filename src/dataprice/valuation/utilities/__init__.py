@@ -1,1 +1,0 @@
-"""Buyers' learning tasks; each defines a game ``v(S)`` over the sellers."""
