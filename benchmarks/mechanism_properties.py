@@ -1,6 +1,6 @@
 """Mechanism guarantees by brute force: IR violations and profitable misreports per rule.
 
-Runs the instance generator and the brute-force check of ``tests/test_mechanism_properties.py``
+Runs the instance generator and the brute-force check of ``tests/market/test_mechanism_properties.py``
 (``tests/mechanism_cases.py``): random markets of 1..6 sellers over tabulated value
 functions (additive, monotone, submodular coverage, supermodular complements, arbitrary),
 settled with ``dataprice.market.settle`` under exact and greedy allocation, with and without

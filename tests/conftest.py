@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import settings
@@ -47,3 +49,35 @@ def run_serial_and_parallel(scenario, make_engine=None):
     finally:
         engine.shutdown()
     return serial, parallel
+
+
+def same_tree(a: Path, b: Path, skip=("timings.json",)) -> list[str]:
+    """Relative paths whose bytes differ between two directory trees (or exist in one only)."""
+    files_a = {p.relative_to(a).as_posix() for p in a.rglob("*") if p.is_file()}
+    files_b = {p.relative_to(b).as_posix() for p in b.rglob("*") if p.is_file()}
+    differ = sorted(files_a ^ files_b)
+    for name in sorted(files_a & files_b):
+        if name not in skip and (a / name).read_bytes() != (b / name).read_bytes():
+            differ.append(name)
+    return differ
+
+
+#: A small classifier scenario (five sellers, one with every label flipped) used across tests.
+SMALL_CLASSIFIER = {
+    "name": "small",
+    "seed": 4,
+    "replicates": 2,
+    "sellers": {
+        "count": 5,
+        "costs": {"distribution": "uniform", "low": 0.5, "high": 3.0},
+        "label_noise": {"sellers": [4], "fraction": 1.0},
+    },
+    "buyer": {"task": "classifier", "dataset": "breast_cancer", "max_points": 200, "value_per_quality": 100},
+    "valuation": [
+        {"method": "loo"},
+        {"method": "exact_shapley"},
+        {"method": "tmc_shapley", "max_evaluations": 300},
+        {"method": "knn_shapley"},
+    ],
+    "audit": {"grid_points": 9},
+}

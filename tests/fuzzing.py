@@ -10,7 +10,7 @@ public loader as ``dataprice validate`` and says whether it was accepted, cleanl
 (a one-line-per-problem :class:`DatapriceError` with short lines), crashed (any other
 exception: the traceback is kept), or hung (longer than the time limit).
 
-Used by ``tests/test_fuzz.py`` (a fast slice in the normal suite, thousands of cases under
+Used by ``tests/scenario/test_fuzz.py`` (a fast slice in the normal suite, thousands of cases under
 ``-m slow``) and ``scripts/fuzz_scenarios.py`` (any number of cases, a summary table).
 """
 

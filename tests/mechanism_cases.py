@@ -1,5 +1,5 @@
 """Random small markets and a brute-force check of individual rationality (IR) and
-incentive compatibility (IC), shared by ``tests/test_mechanism_properties.py`` and
+incentive compatibility (IC), shared by ``tests/market/test_mechanism_properties.py`` and
 ``benchmarks/mechanism_properties.py``.
 
 Instance ``i`` of seed ``s`` is drawn from ``np.random.default_rng([s, i])``, so the first

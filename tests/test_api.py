@@ -10,7 +10,7 @@ import pytest
 import dataprice as dp
 from dataprice.errors import ScenarioError
 
-from .test_end_to_end import SMALL_CLASSIFIER
+from .conftest import SMALL_CLASSIFIER
 
 
 def test_load_run_tables_write_reopen_and_diff(tmp_path):

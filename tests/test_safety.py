@@ -296,7 +296,7 @@ def test_reports_are_byte_identical_across_hash_seeds(tmp_path):
         subprocess.run([sys.executable, "-m", "dataprice.cli", "run", str(scenario), "-q", "--out", str(out)],
                        check=True, env=env, capture_output=True)
         outs.append(out)
-    from .test_end_to_end import same_tree
+    from .conftest import same_tree
 
     assert same_tree(*outs) == []
 

@@ -11,7 +11,7 @@ from dataprice.cli import main
 from dataprice.errors import ScenarioError
 from dataprice.scenario import load_scenario, parse_scenario
 
-SCENARIOS = sorted(Path(__file__).resolve().parent.parent.joinpath("scenarios").glob("*.yaml"))
+SCENARIOS = sorted(Path(__file__).resolve().parents[2].joinpath("scenarios").glob("*.yaml"))
 
 GOOD = {
     "name": "t",

@@ -22,7 +22,7 @@ import os
 import numpy as np
 import pytest
 
-from .mechanism_cases import (
+from ..mechanism_cases import (
     ALLOCATIONS,
     PER_QUERY_THEORY,
     RULES,

@@ -16,7 +16,7 @@ from dataprice.report import write_report
 from dataprice.report.browser import browser_available, check_report
 from dataprice.scenario import load_scenario, small_scenario
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
 NO_BROWSER = browser_available()
 

@@ -17,7 +17,7 @@ from dataprice.market.rules.myerson import critical_bid
 from dataprice.valuation.game import TabulatedGame, tabulate
 from dataprice.valuation.reference_games import AdditiveGame
 
-from .conftest import random_monotone_table
+from ..conftest import random_monotone_table
 
 instances = st.tuples(st.integers(2, 5), st.integers(0, 2**32 - 1))
 

@@ -24,9 +24,9 @@ import yaml
 
 from dataprice.experiment.persist import read_run
 
-from .test_end_to_end import same_tree
+from ..conftest import same_tree
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 SCENARIO = {
     "name": "killme",

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from .fuzzing import cases, check_case
+from ..fuzzing import cases, check_case
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
 SRC = ROOT / "src"
 

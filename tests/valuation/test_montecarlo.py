@@ -19,7 +19,7 @@ from dataprice.valuation.reference_games import AirportGame
 from dataprice.valuation.result import ValuationResult
 from dataprice.valuation.stopping import MaxEvaluations, MaxTime, StandardErrorBelow
 
-from .conftest import random_monotone_table
+from ..conftest import random_monotone_table
 
 
 @pytest.fixture(scope="module")

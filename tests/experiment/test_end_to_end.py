@@ -15,26 +15,7 @@ from dataprice.cli import main
 from dataprice.experiment import run_scenario
 from dataprice.scenario import parse_scenario
 
-from .conftest import run_serial_and_parallel
-
-SMALL_CLASSIFIER = {
-    "name": "small",
-    "seed": 4,
-    "replicates": 2,
-    "sellers": {
-        "count": 5,
-        "costs": {"distribution": "uniform", "low": 0.5, "high": 3.0},
-        "label_noise": {"sellers": [4], "fraction": 1.0},
-    },
-    "buyer": {"task": "classifier", "dataset": "breast_cancer", "max_points": 200, "value_per_quality": 100},
-    "valuation": [
-        {"method": "loo"},
-        {"method": "exact_shapley"},
-        {"method": "tmc_shapley", "max_evaluations": 300},
-        {"method": "knn_shapley"},
-    ],
-    "audit": {"grid_points": 9},
-}
+from ..conftest import SMALL_CLASSIFIER, run_serial_and_parallel, same_tree
 
 
 def _write(tmp_path: Path, data: dict) -> Path:
@@ -50,17 +31,6 @@ REPORT_FILES = {
     "provenance.json", "timings.json", "payments_by_rule.png", "value_vs_cost.png", "mechanisms.png",
     "report.md", "report.html", "manifest.json", "run",
 }
-
-
-def same_tree(a: Path, b: Path, skip=("timings.json",)) -> list[str]:
-    """Relative paths whose bytes differ between two directory trees (or exist in one only)."""
-    files_a = {p.relative_to(a).as_posix() for p in a.rglob("*") if p.is_file()}
-    files_b = {p.relative_to(b).as_posix() for p in b.rglob("*") if p.is_file()}
-    differ = sorted(files_a ^ files_b)
-    for name in sorted(files_a & files_b):
-        if name not in skip and (a / name).read_bytes() != (b / name).read_bytes():
-            differ.append(name)
-    return differ
 
 
 def test_run_writes_a_complete_report_and_is_reproducible(tmp_path):

@@ -115,7 +115,7 @@ def test_persistent_store_serves_a_second_run_without_computing(tmp_path):
 def test_bounded_cache_holds_at_most_max_entries_and_answers_the_same(max_entries):
     """Random batches (with repeats) over 8 players: every answer is the game's value, the
     cache never holds more than ``max_entries`` coalitions, and the counters add up."""
-    from .conftest import random_table
+    from ..conftest import random_table
 
     game = random_table(8, np.random.default_rng(1))
     cached = CachedGame(game, max_entries=max_entries)
@@ -147,7 +147,7 @@ def test_bounded_cache_keeps_what_was_just_used():
 def test_eviction_does_not_change_monte_carlo_values():
     from dataprice.valuation.methods import PermutationShapley
 
-    from .conftest import random_monotone_table
+    from ..conftest import random_monotone_table
 
     table = random_monotone_table(9, np.random.default_rng(5))
     runs = {}

@@ -17,7 +17,7 @@ from dataprice.rng import child_rng
 from dataprice.scenario import parse_scenario
 from dataprice.valuation.game import TabulatedGame, tabulate
 
-from .conftest import run_serial_and_parallel
+from ..conftest import run_serial_and_parallel
 
 VALUES = np.array([1.0, 0.9, 0.8, 0.7])
 COSTS = np.array([0.3, 0.25, 0.2, 0.15])

@@ -30,7 +30,7 @@ from dataprice.engine import (
 )
 from dataprice.errors import EngineError
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 TIMEOUT = 2.0  # connect_timeout in these tests
 LINUX = sys.platform.startswith("linux") and os.path.isdir("/proc")
 

@@ -1,6 +1,6 @@
 """Saved runs: read back bit for bit, and readable by later versions.
 
-``tests/data/report_schema1`` was written by dataprice 0.1.0 in run schema 1 (its plots and
+``tests/fixtures/report_schema1`` was written by dataprice 0.1.0 in run schema 1 (its plots and
 HTML removed: they are not read back). Every later version must reopen it and rebuild its
 report with the same tables.
 """
@@ -16,7 +16,7 @@ import dataprice as dp
 from dataprice.cli import main
 from dataprice.experiment.persist import SCHEMA
 
-FIXTURE = Path(__file__).resolve().parent / "data" / "report_schema1"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "report_schema1"
 
 
 def test_a_schema_1_report_reopens_with_the_numbers_it_was_written_with(tmp_path):

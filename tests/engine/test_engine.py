@@ -18,7 +18,7 @@ from dataprice.scenario import parse_scenario
 from dataprice.valuation.methods import PermutationShapley
 from dataprice.valuation.stopping import MaxEvaluations, StandardErrorBelow
 
-from .conftest import random_monotone_table, run_serial_and_parallel
+from ..conftest import random_monotone_table, run_serial_and_parallel
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from dataprice.valuation.methods import (
     ExactShapley,
 )
 
-from .conftest import random_monotone_table
+from ..conftest import random_monotone_table
 
 
 def random_groups(n: int, rng: np.random.Generator) -> list[list[int]]:
