@@ -31,7 +31,7 @@ import pandas as pd
 from dataprice.data.tables import display, read_records
 from dataprice.errors import DataError
 from dataprice.inputs import excerpt
-from dataprice.rng import child_rng
+from dataprice.rng import Stream, child_rng
 
 
 @dataclass
@@ -233,7 +233,7 @@ def icd10_corpus(
     neither the evidence check nor an LM reader is helped by them).
     """
     codes = _icd10_codes()
-    rng = child_rng(seed, 0)
+    rng = child_rng(seed, Stream.DATA)
     children: dict[str, list[str]] = {}
     for code, (billable, _) in codes.items():
         if len(code) > 3 and billable:

@@ -26,7 +26,7 @@ import pandas as pd
 from dataprice.data.corpus import _icd10_codes, dotted
 from dataprice.data.tables import read_records
 from dataprice.errors import DataError
-from dataprice.rng import child_rng
+from dataprice.rng import Stream, child_rng
 
 
 @dataclass
@@ -131,7 +131,7 @@ def medical_preferences(
     copies of other owners' original pairs.
     """
     codes = _icd10_codes()
-    rng = child_rng(seed, 0)
+    rng = child_rng(seed, Stream.DATA)
     children: dict[str, list[str]] = {}
     for code, (billable, _) in codes.items():
         if billable and len(code) > 3 and (chapters is None or code[0] in chapters):

@@ -20,7 +20,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from dataprice.errors import DataError
-from dataprice.rng import child_rng
+from dataprice.rng import Stream, child_rng
 
 #: The bundled scikit-learn data sets, by name: loaders that read files shipped with scikit-learn.
 DATASETS = {
@@ -128,7 +128,7 @@ def make_shards(
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}")
     X, y = DATASETS[dataset](return_X_y=True)
-    rng = child_rng(seed, 0)
+    rng = child_rng(seed, Stream.DATA)
     if max_points is not None and max_points < X.shape[0]:
         keep = rng.choice(X.shape[0], size=max_points, replace=False)
         X, y = X[keep], y[keep]
@@ -145,18 +145,18 @@ def make_shards(
     )
     scaler = StandardScaler().fit(X_train)
     X_train, X_val = scaler.transform(X_train), scaler.transform(X_val)
-    owners = partition_points(y_train, n_sellers, child_rng(seed, 1), kind=partition, sizes=sizes, alpha=alpha)
+    owners = partition_points(y_train, n_sellers, child_rng(seed, Stream.PARTITION), kind=partition, sizes=sizes, alpha=alpha)
     n_classes = int(np.max(y)) + 1
     y_train = y_train.astype(np.int64).copy()
     noisy = np.zeros(y_train.shape[0], dtype=bool)
-    noise_rng = child_rng(seed, 2)
+    noise_rng = child_rng(seed, Stream.LABEL_NOISE)
     for seller in noisy_sellers:
         idx = np.flatnonzero(owners == seller)
         chosen = noise_rng.choice(idx, size=int(round(noise_fraction * idx.size)), replace=False)
         shift = noise_rng.integers(1, n_classes, size=chosen.size)
         y_train[chosen] = (y_train[chosen] + shift) % n_classes
         noisy[chosen] = True
-    copy_rng = child_rng(seed, 3)
+    copy_rng = child_rng(seed, Stream.COPIES)
     for seller, source, jitter in copies:
         keep = owners != seller
         X_train, y_train, owners, noisy = X_train[keep], y_train[keep], owners[keep], noisy[keep]

@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 from dataprice._typing import CoalitionMatrix
 from dataprice.data.shards import SellerShards
 from dataprice.models.softmax import SoftmaxRegression, with_intercept
-from dataprice.rng import child_rng
+from dataprice.rng import Stream, child_rng
 from dataprice.valuation.game import Game, size_weights
 
 AGGREGATORS = ("fedavg", "fedavgm", "fedadam", "fedprox")
@@ -111,7 +111,7 @@ def train_federated(
     theta = np.zeros(dim)
     thetas, updates, used, locals_ = [theta.copy()], [], [], []
     for t in range(config.rounds):
-        rule = rules[int(child_rng(seed, 10_000 + t).integers(len(rules)))] if aggregator == "fedrandom" else aggregator
+        rule = rules[int(child_rng(seed, Stream.FEDRANDOM + t).integers(len(rules)))] if aggregator == "fedrandom" else aggregator
         mu = config.mu if rule == "fedprox" else 0.0
         round_updates = np.zeros((shards.n_sellers, dim))
         for j in clients:

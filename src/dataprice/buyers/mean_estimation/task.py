@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dataprice._typing import CoalitionMatrix
-from dataprice.rng import child_rng
+from dataprice.rng import Stream, child_rng
 from dataprice.valuation.game import Game
 
 
@@ -102,7 +102,7 @@ def make_mean_estimation_task(
 ) -> MeanEstimationTask:
     """A random market: latent dimension ``dim`` (default ``n_buyers``), each seller's signal a
     mix of one buyer-specific direction and a shared one (weight ``correlation``)."""
-    rng = child_rng(seed, 0)
+    rng = child_rng(seed, Stream.DATA)
     d = dim or n_buyers
     A = rng.normal(size=(n_buyers, d))
     A /= np.linalg.norm(A, axis=1, keepdims=True)
