@@ -47,6 +47,7 @@ class DocumentsBuyer(CorpusBuyer):
 
     label: ClassVar[str] = "a RAG system that buys, per query, the one document with the best value minus price"
     market_kind: ClassVar[str] = "per_query"
+    scored_by_field: ClassVar[str] = "value_source"
 
     def scored_by(self) -> str:
         return self.value_source

@@ -82,6 +82,8 @@ class CorpusBuyer(Buyer):
     reader: ReaderSpec = Field(default_factory=ReaderSpec)
 
     path_fields: ClassVar[tuple[str, ...]] = ("corpus.documents", "corpus.questions", "replay_file")
+    #: The field that says how documents are valued (for messages).
+    scored_by_field: ClassVar[str] = "utility"
 
     def scored_by(self) -> str:
         """How documents are valued: ``retrieval``, ``lm_reader`` or ``replay``."""
@@ -90,8 +92,7 @@ class CorpusBuyer(Buyer):
     def problems(self, scenario: Any) -> Iterable[str]:
         yield from self.corpus.problems(scenario.sellers.count)
         if self.scored_by() == "replay" and not self.replay_file:
-            field_name = "utility" if self.task == "rag" else "value_source"
-            yield f"buyer.replay_file: needed when the buyer's {field_name} is 'replay'"
+            yield f"buyer.replay_file: needed when the buyer's {self.scored_by_field} is 'replay'"
 
     def data_files(self) -> dict[str, str]:
         files = self.corpus.files()
