@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= scenarios/quickstart.yaml
 
-.PHONY: demo test test-all venv clean bench-pydvl browser
+.PHONY: demo test test-all typecheck venv clean bench-pydvl browser
 
 venv: $(STAMP)
 
@@ -31,10 +31,13 @@ browser:
 	  ($(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq chromium chromium-driver >/dev/null) \
 	  || echo "warning: could not install chromium; the browser checks will be skipped"; fi
 
-test: $(STAMP) browser
+typecheck: $(STAMP)
+	$(BIN)/python -m mypy
+
+test: $(STAMP) browser typecheck
 	$(BIN)/python -m pytest -q -m "not slow"
 
-test-all: $(STAMP) browser
+test-all: $(STAMP) browser typecheck
 	$(BIN)/python -m pytest -q
 
 # pyDVL 0.10 pins numpy<2, so the comparison runs its side in a separate environment.
@@ -48,4 +51,4 @@ bench-pydvl: $(STAMP) $(PYDVL_VENV)/.installed
 	$(BIN)/python benchmarks/pydvl_tmc.py
 
 clean:
-	rm -rf $(VENV) $(PYDVL_VENV) reports .pytest_cache .hypothesis
+	rm -rf $(VENV) $(PYDVL_VENV) reports .pytest_cache .hypothesis .mypy_cache

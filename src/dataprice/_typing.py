@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypeAlias
 
 import numpy as np
@@ -15,3 +16,5 @@ Masks: TypeAlias = NDArray[np.int64]
 PlayerValues: TypeAlias = NDArray[np.float64]
 #: Anything :func:`dataprice.rng.as_seed_sequence` accepts.
 Seed: TypeAlias = "int | np.random.SeedSequence | None"
+#: Player or row indices: a list of ints or an integer array.
+Indices: TypeAlias = "Sequence[int] | NDArray[np.integer]"

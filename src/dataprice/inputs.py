@@ -243,10 +243,13 @@ class _SafeLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, 
         return float(value)
 
 
-_SafeLoader.add_constructor("tag:yaml.org,2002:int", _SafeLoader.construct_yaml_int)
-_SafeLoader.add_constructor("tag:yaml.org,2002:float", _SafeLoader.construct_yaml_float)
+# (types-PyYAML admits only PyYAML's own loader classes here: hence the ignores)
+_SafeLoader.add_constructor("tag:yaml.org,2002:int", _SafeLoader.construct_yaml_int)  # type: ignore[type-var]
+_SafeLoader.add_constructor("tag:yaml.org,2002:float", _SafeLoader.construct_yaml_float)  # type: ignore[type-var]
 # timestamps are not resolved implicitly; an explicit !!timestamp tag stays a string too
-_SafeLoader.add_constructor("tag:yaml.org,2002:timestamp", yaml.constructor.SafeConstructor.construct_yaml_str)
+_SafeLoader.add_constructor(  # type: ignore[type-var]
+    "tag:yaml.org,2002:timestamp", yaml.constructor.SafeConstructor.construct_yaml_str
+)
 
 
 class SafeDumper(yaml.SafeDumper):

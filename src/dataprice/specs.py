@@ -64,9 +64,13 @@ FilePath = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_
 Column = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-def bounded(low: int, high: int):
-    """An integer in ``[low, high]``."""
-    return Annotated[int, Field(ge=low, le=high)]
+def within(low: int, high: int) -> Any:
+    """The bounds of an integer field, ``Annotated[int, within(low, high)]``: in ``[low, high]``.
+
+    A ``Field`` in the annotation's metadata rather than a function returning a type, so a
+    type checker reads the field as ``int``.
+    """
+    return Field(ge=low, le=high)
 
 
 class StrictModel(BaseModel):
@@ -118,5 +122,5 @@ class CostDistribution(StrictModel):
 
 __all__ = [
     "MAX_AMOUNT", "Column", "CostDistribution", "FilePath", "Index", "Name", "NonNegativeFloat", "PositiveFloat",
-    "StrictModel", "bounded", "relative_folder",
+    "StrictModel", "relative_folder", "within",
 ]

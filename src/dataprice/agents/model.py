@@ -67,10 +67,12 @@ class MarketEnvironment:
 
     @classmethod
     def static(
-        cls, settle: SettleFn, best_welfare: float, costs, scale: float, player_names, **info
+        cls, settle: SettleFn, best_welfare: float, costs, scale: float, player_names, *,
+        task: str = "custom", value_per_quality: float = 1.0,
     ) -> MarketEnvironment:
         market = RoundMarket(settle, best_welfare)
-        return cls(lambda t: market, np.asarray(costs, dtype=np.float64), scale, list(player_names), **info)
+        return cls(lambda t: market, np.asarray(costs, dtype=np.float64), scale, list(player_names), task,
+                   value_per_quality)
 
 
 def with_budget(settle: SettleFn, budget: float | None) -> SettleFn:

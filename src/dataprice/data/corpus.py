@@ -90,8 +90,9 @@ class Corpus:
         lowered = [t.lower() for t in self.texts]
         evidence = self.evidence or [None] * self.n_questions
         for q, (gold, answer) in enumerate(zip(self.gold_doc_ids, self.answers, strict=True)):
-            if evidence[q]:
-                needle = evidence[q].lower()
+            needle = evidence[q]
+            if needle:
+                needle = needle.lower()
                 rel[q] = [needle in t for t in lowered]
             elif answer:
                 pattern = re.compile(r"(?<![\w.])" + re.escape(answer.lower()) + r"(?![\w])")
@@ -281,7 +282,11 @@ def icd10_corpus(
 
     pool = [(i, code) for i, c in enumerate(chosen) for code in listed[c]]
     picks = sorted(rng.choice(len(pool), size=min(n_questions, len(pool)), replace=False))
-    q_ids, questions, gold, answers, evidence = [], [], [], [], []
+    q_ids: list[str] = []
+    questions: list[str] = []
+    gold: list[str | None] = []
+    answers: list[str | None] = []
+    evidence: list[str | None] = []
     for k, p in enumerate(picks):
         i, code = pool[p]
         description = codes[code][1]

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dataprice._typing import Indices
 from dataprice.data.corpus import _icd10_codes, dotted
 from dataprice.data.tables import read_records
 from dataprice.errors import DataError
@@ -50,11 +51,11 @@ class PreferenceSet:
     def of_owner(self, owner: int) -> PreferenceSet:
         return self.subset(np.flatnonzero(self.owners == owner))
 
-    def of_owners(self, owners: Sequence[int]) -> PreferenceSet:
+    def of_owners(self, owners: Indices) -> PreferenceSet:
         return self.subset(np.flatnonzero(np.isin(self.owners, list(owners))))
 
-    def subset(self, index: Sequence[int]) -> PreferenceSet:
-        index = list(map(int, index))
+    def subset(self, index: Indices) -> PreferenceSet:
+        index = [int(i) for i in index]
         return PreferenceSet(
             [self.prompts[i] for i in index], [self.chosen[i] for i in index],
             [self.rejected[i] for i in index], self.owners[index], self.seller_names,
@@ -155,30 +156,36 @@ def medical_preferences(
         prompt = f"What is the ICD-10-CM code for {description[0].lower() + description[1:]}?\nAnswer:"
         return prompt, f" {dotted(code)}", f" {dotted(wrong)}"
 
-    duplicate_sellers, flipped_sellers = set(duplicate_sellers), set(flipped_sellers)
-    n_fresh = sum(s for j, s in enumerate(sizes) if j not in duplicate_sellers)
+    duplicates, flipped = set(duplicate_sellers), set(flipped_sellers)
+    n_fresh = sum(s for j, s in enumerate(sizes) if j not in duplicates)
     fresh_codes = [str(c) for c in rng.choice(train_codes, size=n_fresh, replace=n_fresh > len(train_codes))]
     prompts, chosen, rejected, owners, kinds = [], [], [], [], []
     originals: list[tuple[str, str, str]] = []
     cursor = 0
     for j, size in enumerate(sizes):
-        if j in duplicate_sellers:
+        if j in duplicates:
             continue
         for code in fresh_codes[cursor : cursor + size]:
             p, c, r = pair(code)
-            if j in flipped_sellers:
+            if j in flipped:
                 c, r = r, c
             else:
                 originals.append((p, c, r))
-            prompts.append(p), chosen.append(c), rejected.append(r), owners.append(j)
-            kinds.append("flipped" if j in flipped_sellers else "original")
+            prompts.append(p)
+            chosen.append(c)
+            rejected.append(r)
+            owners.append(j)
+            kinds.append("flipped" if j in flipped else "original")
         cursor += size
-    for j in sorted(duplicate_sellers):
+    for j in sorted(duplicates):
         if not originals:
             raise DataError("duplicate sellers need at least one seller with original pairs")
         for k in rng.choice(len(originals), size=sizes[j], replace=sizes[j] > len(originals)):
             p, c, r = originals[int(k)]
-            prompts.append(p), chosen.append(c), rejected.append(r), owners.append(j)
+            prompts.append(p)
+            chosen.append(c)
+            rejected.append(r)
+            owners.append(j)
             kinds.append("duplicate")
     names = [f"seller_{j}" for j in range(len(sizes))]
     sold = PreferenceSet(prompts, chosen, rejected, np.asarray(owners, dtype=np.int64), names, kinds)

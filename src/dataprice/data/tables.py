@@ -38,6 +38,15 @@ FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "json"}
 LISTED_COLUMNS = 12
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _skip_whitespace(text: str, start: int = 0) -> int:
+    """Index of the first character at or after ``start`` that is not JSON whitespace."""
+    match = _WHITESPACE.match(text, start)
+    assert match is not None  # the pattern matches the empty string
+    return match.end()
+
+
 Cell = str | None
 
 
@@ -294,24 +303,24 @@ def _json_values(text: str, path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
     """``(line, value)`` of each record: in a ``.json`` file that starts with ``[``, the
     elements of that array; else one JSON value per non-blank line."""
     decoder = json.JSONDecoder()
-    start = _WHITESPACE.match(text).end()
+    start = _skip_whitespace(text)
     if fmt == "json" and text.startswith("[", start):
         line, counted = 1, 0
-        i = _WHITESPACE.match(text, start + 1).end()
+        i = _skip_whitespace(text, start + 1)
         if text.startswith("]", i):
-            i = _WHITESPACE.match(text, i + 1).end()
+            i = _skip_whitespace(text, i + 1)
         else:
             while True:
                 line += text.count("\n", counted, i)
                 counted = i
                 value, end = _decode(decoder, text, i, path, 0)
                 yield line, value
-                i = _WHITESPACE.match(text, end).end()
+                i = _skip_whitespace(text, end)
                 if text.startswith(",", i):
-                    i = _WHITESPACE.match(text, i + 1).end()
+                    i = _skip_whitespace(text, i + 1)
                     continue
                 if text.startswith("]", i):
-                    i = _WHITESPACE.match(text, i + 1).end()
+                    i = _skip_whitespace(text, i + 1)
                     break
                 line += text.count("\n", counted, i)
                 counted = i
@@ -325,11 +334,11 @@ def _json_values(text: str, path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
         return
     for number, raw in enumerate(_physical_lines(text), start=1):
         raw = raw.rstrip("\r\n")  # so that an error's character counts within this line
-        i = _WHITESPACE.match(raw).end()
+        i = _skip_whitespace(raw)
         if i == len(raw):
             continue
         value, end = _decode(decoder, raw, i, path, number)
-        if _WHITESPACE.match(raw, end).end() != len(raw):
+        if _skip_whitespace(raw, end) != len(raw):
             raise DataError(
                 f"{display(path)}: line {number}: not valid JSON (extra data after the value; one record per line)"
             )

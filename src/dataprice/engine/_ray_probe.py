@@ -7,7 +7,7 @@ token) or the error; exit status 3 means "cannot tell" (Ray's API changed).
 import sys
 
 try:
-    from ray._raylet import GcsClient
+    from ray._raylet import GcsClient  # type: ignore[attr-defined]  # private, untyped
 except Exception:
     sys.exit(3)
 print("ready", flush=True)

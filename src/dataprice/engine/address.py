@@ -81,6 +81,19 @@ def address_problem(kind: str, address: Any) -> str | None:
     return split if isinstance(split, str) else None
 
 
+def checked_address(kind: str, address: Any) -> tuple[str, str, int]:
+    """``(address, host, port)`` of a cluster ``address`` for a ``kind`` engine, or a one-line
+    :class:`EngineError` saying what is wrong (as :func:`address_problem`)."""
+    problem = address_problem(kind, address)
+    if problem is None and address is None:
+        problem = "no address given"
+    split = problem or _split_address(kind, address)
+    if isinstance(split, str):
+        raise EngineError(f"engine.address: {split}")
+    _, host, port = split
+    return address, host, port
+
+
 def _reason(exc: BaseException) -> str:
     """One short line for an exception from Dask, Ray or the socket layer."""
     if isinstance(exc, ConnectionRefusedError):

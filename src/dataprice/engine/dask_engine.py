@@ -10,10 +10,9 @@ from typing import Any
 from dataprice.engine.address import (
     _check_timeout,
     _reason,
-    _split_address,
     _tcp_problem,
     _unreachable,
-    address_problem,
+    checked_address,
 )
 from dataprice.engine.base import DEFAULT_CONNECT_TIMEOUT, _description, _version
 from dataprice.errors import EngineError
@@ -50,8 +49,8 @@ class DaskEngine:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
         self.workers, self.address, self.connect_timeout = workers, address, connect_timeout
-        self._client = None
-        self._cluster = None
+        self._client: Any = None  # distributed.Client once started
+        self._cluster: Any = None  # a LocalCluster when this engine started one
 
     def _get(self):
         if self._client is None:
@@ -78,11 +77,7 @@ class DaskEngine:
     def _connect(self, client_class: type):
         """A ``Client`` of the scheduler at ``self.address``, or a one-line EngineError."""
         timeout = _check_timeout(self.connect_timeout)
-        problem = address_problem("dask", self.address)
-        if problem:
-            raise EngineError(f"engine.address: {problem}")
-        address = self.address
-        _, host, port = _split_address("dask", address)
+        address, host, port = checked_address("dask", self.address)
         hint = "start it (dask scheduler --port PORT)"
         reason = _tcp_problem(host, port, timeout)
         if reason:

@@ -17,10 +17,10 @@ from typing import Any
 from dataprice.engine.address import (
     _check_timeout,
     _reason,
-    _split_address,
     _tcp_problem,
     _unreachable,
     address_problem,
+    checked_address,
 )
 from dataprice.engine.base import (
     _ONE_THREAD,
@@ -274,8 +274,8 @@ class RayEngine:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
         self.workers, self.address, self.connect_timeout = workers, address, connect_timeout
-        self._ray = None
-        self._task = None
+        self._ray: Any = None  # the ray module once started
+        self._task: Any = None  # ray.remote(_apply) once started
         self._started = False  # this engine called ray.init (and shuts Ray down)
         self._own_instance = False  # ... and that started a local instance
         self._reaper: _Reaper | None = None
@@ -294,7 +294,7 @@ class RayEngine:
                 raise EngineError(f"engine.address: {problem}")
             if not ray.is_initialized():
                 if self.address is not None:
-                    self._connect(ray)
+                    self._connect(ray, self.address)
                 else:
                     self._start_local(ray)
                 self._started = True
@@ -335,10 +335,10 @@ class RayEngine:
             reaper.adopt(_children(os.getpid()) - before - {reaper.pid})
         self._reaper, self._own_instance = reaper, True
 
-    def _connect(self, ray: Any) -> None:
-        """Connect to the cluster at ``self.address``, or raise a one-line EngineError."""
+    def _connect(self, ray: Any, address: str) -> None:
+        """Connect to the cluster at ``address``, or raise a one-line EngineError."""
         timeout = _check_timeout(self.connect_timeout)
-        address = target = self.address
+        target = address
         if address.startswith("ray://"):
             import importlib.util
 
@@ -347,7 +347,7 @@ class RayEngine:
                     f"engine.address: {excerpt(address)} needs Ray Client: pip install 'ray[client]' "
                     "(or give the GCS address HOST:PORT)"
                 )
-            _, host, port = _split_address("ray", address)
+            _, host, port = checked_address("ray", address)
             reason = _tcp_problem(host, port, timeout)
             if reason:
                 raise _unreachable(
@@ -364,8 +364,8 @@ class RayEngine:
                 if target == address
                 else f"{excerpt(address)} (Ray connects to {target})"
             )
-            host, _, port = target.rpartition(":")
-            reason = _tcp_problem(host, int(port), timeout)
+            gcs_host, _, gcs_port = target.rpartition(":")
+            reason = _tcp_problem(gcs_host, int(gcs_port), timeout)
             if reason:
                 raise EngineError(
                     f"engine.address: cannot reach the Ray cluster at {shown} within {timeout:g} s ({reason}); "

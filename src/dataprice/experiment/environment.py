@@ -58,10 +58,11 @@ class _ShiftedGame(Game):
 def build_environment(scenario: Scenario, seed: int, market: Market, costs: np.ndarray,
                       names: list[str]) -> MarketEnvironment:
     """The repeated market of one replicate (static, or with per-round value shocks)."""
-    info = {"task": scenario.buyer.task, "value_per_quality": scenario.buyer.value_per_quality}
+    task, value_per_quality = scenario.buyer.task, scenario.buyer.value_per_quality
     scale = market.value_span()
     if scenario.market.value_noise == 0:
-        return MarketEnvironment.static(market.settle, market.optimal_welfare(costs), costs, scale, names, **info)
+        return MarketEnvironment.static(market.settle, market.optimal_welfare(costs), costs, scale, names,
+                                        task=task, value_per_quality=value_per_quality)
     assert isinstance(market, SubsetMarket), "value shocks are defined for subset markets (the schema checks this)"
     valued = market.game
     n = valued.n_players
@@ -78,7 +79,7 @@ def build_environment(scenario: Scenario, seed: int, market: Market, costs: np.n
         )
         return RoundMarket(shifted.settle, shifted.optimal_welfare(costs))
 
-    return MarketEnvironment(round_market, costs, scale, names, **info)
+    return MarketEnvironment(round_market, costs, scale, names, task, value_per_quality)
 
 
 def audit_sample(selected: np.ndarray, k: int | None, rng: np.random.Generator) -> list[int] | None:

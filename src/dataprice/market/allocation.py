@@ -273,7 +273,10 @@ def _greedy_run(
     return run
 
 
-ALLOCATION_RULES = {"exact": ExactAllocation, "greedy": GreedyAllocation}
+ALLOCATION_RULES: dict[str, type[ExactAllocation] | type[GreedyAllocation]] = {
+    "exact": ExactAllocation,
+    "greedy": GreedyAllocation,
+}
 
 
 def _as_table(game: Game) -> TabulatedGame:

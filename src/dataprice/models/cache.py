@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 
 def cache_dir() -> Path:
@@ -34,6 +34,8 @@ class Training(Protocol):
 
     A dataclass: every field is part of the cache key.
     """
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
 
     def trainable(self, base: Any) -> Any:
         """A fresh trainable copy of ``base``, initialised from the configuration's seed

@@ -146,8 +146,9 @@ def absolute_paths(data: dict, base: Path) -> dict:
     """The buyer's data-file paths (its ``path_fields``) made absolute from ``base``, the
     scenario's folder (a value that is not a usable path is left for the schema to reject)."""
     buyer = data.get("buyer")
-    cls = BUYERS.get(buyer.get("task")) if isinstance(buyer, dict) and isinstance(buyer.get("task"), str) else None
-    if cls is None:
+    task = buyer.get("task") if isinstance(buyer, dict) else None
+    cls = BUYERS.get(task) if isinstance(task, str) else None
+    if cls is None or not isinstance(buyer, dict):
         return data
 
     def resolve(node: Any, parts: list[str]) -> Any:

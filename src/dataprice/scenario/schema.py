@@ -41,8 +41,8 @@ from dataprice.specs import (
     NonNegativeFloat,
     PositiveFloat,
     StrictModel,
-    bounded,
     relative_folder,
+    within,
 )
 from dataprice.valuation.game import MAX_TABULATION_PLAYERS
 from dataprice.valuation.methods import METHODS, MethodSpec
@@ -149,7 +149,7 @@ class Bidding(StrictModel):
         default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0], min_length=2, max_length=1000
     )
     learning_rate: Annotated[float, Field(gt=0.0, le=10_000.0)] = 2.0
-    exit_after: bounded(1, 100_000) | None = None
+    exit_after: Annotated[int, within(1, 100_000)] | None = None
 
     def strategy_params(self) -> dict:
         return self.model_dump(exclude={"strategy", "exit_after"})
@@ -165,7 +165,7 @@ class Audit(StrictModel):
     grid_points: Annotated[int, Field(ge=2, le=1000)] = 21
     #: audit only this many sellers per rule (half among those selected at the audited
     #: reports, half among the others, drawn from the seed); None audits everyone
-    sample: bounded(1, 100_000) | None = None
+    sample: Annotated[int, within(1, 100_000)] | None = None
 
 
 class Engine(StrictModel):
@@ -261,15 +261,19 @@ def scenario_model() -> type[Scenario]:
 @functools.lru_cache(maxsize=8)
 def _build_model(state: tuple) -> type[Scenario]:
     buyers, methods = state
-    buyer_union = Annotated[typing.Union[tuple(cls for _, cls in buyers)], Field(discriminator="task")]  # noqa: UP007
-    method_union = Annotated[typing.Union[tuple(cls.Spec for _, cls in methods)], Field(discriminator="method")]  # noqa: UP007
+    # unions built at run time from the registries (Any: a type checker cannot follow them)
+    buyer_union: Any = Annotated[typing.Union[tuple(cls for _, cls in buyers)], Field(discriminator="task")]  # noqa: UP007
+    method_union: Any = Annotated[
+        typing.Union[tuple(cls.Spec for _, cls in methods)], Field(discriminator="method")  # noqa: UP007
+    ]
+    method_list: Any = list[method_union]
     default_method = dict(methods)["loo"].Spec if "loo" in dict(methods) else None
     model = create_model(
         "Scenario",
         __base__=Scenario,
         __module__=__name__,
         buyer=(buyer_union, ...),
-        valuation=(list[method_union], Field(
+        valuation=(method_list, Field(
             default_factory=(lambda: [default_method(method="loo")]) if default_method else list)),
     )
     return model

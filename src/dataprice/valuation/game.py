@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
-from dataprice._typing import CoalitionMatrix, Masks
+from dataprice._typing import CoalitionMatrix, Indices, Masks
 
 #: Largest number of players for which a game is tabulated exactly (2^22 ~ 4.2M values).
 MAX_TABULATION_PLAYERS = 22
@@ -199,6 +199,7 @@ class CachedGame(Game):
         self.max_entries = max_entries
         # values per generation; with max_entries == 1 the previous generation stays empty
         self._generation = None if max_entries is None else max(max_entries // 2, 1)
+        self._keep_previous = max_entries is None or max_entries > 1
         self._current: dict[int | bytes, float] = {}
         self._previous: dict[int | bytes, float] = {}
         self.hits = 0
@@ -230,7 +231,7 @@ class CachedGame(Game):
     def _insert(self, key: int | bytes, value: float) -> None:
         """Put a value in the current generation, turning it into the previous one if full."""
         if self._generation is not None and len(self._current) >= self._generation:
-            self._previous = self._current if self.max_entries > 1 else {}
+            self._previous = self._current if self._keep_previous else {}
             self._current = {}
         self._current[key] = value
 
@@ -315,16 +316,16 @@ class TabulatedGame(Game):
     def value_function(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
         return self.values[coalitions_to_masks(coalitions)]
 
-    def restrict(self, players: Sequence[int]) -> TabulatedGame:
+    def restrict(self, players: Indices) -> TabulatedGame:
         """The subgame on ``players`` (in the given order): ``v|_T(S) = v(S)`` for ``S ⊆ T``."""
-        players = np.asarray(players, dtype=np.int64)
-        k = players.shape[0]
+        order = np.asarray(players, dtype=np.int64)
+        k = order.shape[0]
         if k == 0:
             raise ValueError("cannot restrict a game to no players")
         sub_masks = np.arange(2**k, dtype=np.int64)
         sub_bits = masks_to_coalitions(sub_masks, k)
-        full_masks = sub_bits.astype(np.int64) @ np.left_shift(np.int64(1), players)
-        names = [self.player_names[p] for p in players]
+        full_masks = sub_bits.astype(np.int64) @ np.left_shift(np.int64(1), order)
+        names = [self.player_names[p] for p in order]
         return TabulatedGame(self.values[full_masks], names)
 
     def fingerprint(self) -> str:
@@ -417,14 +418,14 @@ class SubGame(Game):
         return self.game(full)
 
 
-def subgame(game: Game, players: Sequence[int] | NDArray[np.int64], *, tabulate_up_to: int = 16) -> Game:
+def subgame(game: Game, players: Indices, *, tabulate_up_to: int = 16) -> Game:
     """``v|_T`` for the players ``T``: a table restricted when ``game`` is a table, else a
     cached view, tabulated when ``T`` has at most ``tabulate_up_to`` players."""
-    players = np.asarray(players, dtype=np.int64)
+    order = np.asarray(players, dtype=np.int64)
     if isinstance(game, TabulatedGame):
-        return game.restrict(players)
-    sub = SubGame(game, players)
-    if players.size <= tabulate_up_to:
+        return game.restrict(order)
+    sub = SubGame(game, order)
+    if order.size <= tabulate_up_to:
         return tabulate(CachedGame(sub))
     return CachedGame(sub)
 

@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import Field
 
 from dataprice.buyers.base import BuildContext, BuiltTask, Buyer, register_buyer
-from dataprice.specs import PositiveFloat, bounded
+from dataprice.specs import PositiveFloat, within
 
 #: The data sets bundled with scikit-learn that the classifier and federated buyers can use.
 Dataset = Literal["breast_cancer", "wine", "iris", "digits"]
@@ -46,10 +46,10 @@ class ClassifierBuyer(Buyer):
     value_per_quality: PositiveFloat = 100.0
     dataset: Dataset = "breast_cancer"
     model: Literal["logistic", "knn"] = "logistic"
-    k_neighbors: bounded(1, 10_000) = 5
+    k_neighbors: Annotated[int, within(1, 10_000)] = 5
     regularization: PositiveFloat = 1.0
     validation_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
-    max_points: bounded(2, 10_000_000) | None = None
+    max_points: Annotated[int, within(2, 10_000_000)] | None = None
 
     label: ClassVar[str] = "a classifier trained on the sellers' data shards"
     offers: ClassVar[frozenset[str]] = frozenset({"knn", "copies", "unlearning:newton", "unlearning:gradient_ascent"})

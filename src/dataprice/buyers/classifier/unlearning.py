@@ -25,7 +25,6 @@ truth the unlearning values are compared with.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -60,14 +59,18 @@ class UnlearningGame(Game):
 
     def __init__(
         self, shards: SellerShards, *, targets: Sequence[int] | None = None,
-        method: Literal["newton", "gradient_ascent"] = "newton", l2: float = 1.0,
+        method: str = "newton", l2: float = 1.0,
         value_per_quality: float = 1.0, max_steps: int = 200, step_size: float = 1.0,
         player_names: Sequence[str] | None = None,
     ) -> None:
-        targets = np.arange(shards.n_sellers) if targets is None else np.asarray(list(targets), dtype=np.int64)
-        super().__init__(len(targets), player_names)
+        chosen: NDArray[np.int64] = (
+            np.arange(shards.n_sellers) if targets is None else np.asarray(list(targets), dtype=np.int64)
+        )
+        super().__init__(len(chosen), player_names)
         self.base = _ShardModel(shards, l2)
-        self.targets = targets
+        self.targets = chosen
+        if method not in ("newton", "gradient_ascent"):
+            raise ValueError(f"unknown unlearning method {method!r}; use 'newton' or 'gradient_ascent'")
         self.method = method
         self.value_per_quality = float(value_per_quality)
         self.max_steps, self.step_size = max_steps, step_size
@@ -113,10 +116,12 @@ class RetrainingGame(Game):
 
     def __init__(self, shards: SellerShards, *, l2: float = 1.0, value_per_quality: float = 1.0,
                  targets: Sequence[int] | None = None, player_names: Sequence[str] | None = None) -> None:
-        targets = np.arange(shards.n_sellers) if targets is None else np.asarray(list(targets), dtype=np.int64)
-        super().__init__(len(targets), player_names)
+        chosen: NDArray[np.int64] = (
+            np.arange(shards.n_sellers) if targets is None else np.asarray(list(targets), dtype=np.int64)
+        )
+        super().__init__(len(chosen), player_names)
         self.base = _ShardModel(shards, l2)
-        self.targets = targets
+        self.targets = chosen
         self.value_per_quality = float(value_per_quality)
         self.n_trainings = 0
 

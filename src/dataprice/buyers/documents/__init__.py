@@ -71,6 +71,7 @@ class DocumentsBuyer(CorpusBuyer):
         if self.scored_by() == "retrieval":
             raw = corpus.relevance()[q_index, np.maximum(doc, 0)].astype(np.float64)
         elif self.scored_by() == "replay":
+            assert self.replay_file is not None  # the schema requires it for utility 'replay'
             raw = ReplayScorer.from_file(self.replay_file, corpus).scores[q_index, np.maximum(doc, 0)]
         else:
             reader = make_reader(self.reader)

@@ -19,7 +19,7 @@ from pydantic import Field, model_validator
 
 from dataprice.buyers.base import BuildContext, BuiltTask, Buyer, register_buyer
 from dataprice.errors import DataError
-from dataprice.specs import Column, FilePath, Index, PositiveFloat, StrictModel, bounded
+from dataprice.specs import Column, FilePath, Index, PositiveFloat, StrictModel, within
 
 #: ``generation`` runs the composed model for every coalition: allowed for at most this many sellers.
 MAX_GENERATION_SELLERS = 6
@@ -36,10 +36,10 @@ class PreferenceSpec(StrictModel):
     """
 
     source: Literal["medical", "files"] = "medical"
-    sizes: list[bounded(1, 100_000)] | None = None
-    pairs_per_seller: bounded(1, 100_000) = 24
-    n_heldout: bounded(1, 100_000) = 48
-    n_categories: bounded(2, 10_000) = 12
+    sizes: list[Annotated[int, within(1, 100_000)]] | None = None
+    pairs_per_seller: Annotated[int, within(1, 100_000)] = 24
+    n_heldout: Annotated[int, within(1, 100_000)] = 48
+    n_categories: Annotated[int, within(2, 10_000)] = 12
     flipped_sellers: list[Index] = Field(default_factory=list)
     duplicate_sellers: list[Index] = Field(default_factory=list)
     file: FilePath | None = None
@@ -52,17 +52,23 @@ class PreferenceSpec(StrictModel):
             raise ValueError("source 'files' needs 'file' (sold pairs) and 'heldout_file' (evaluation pairs)")
         return self
 
+    def paths(self) -> tuple[str, str]:
+        """``(file, heldout_file)`` of a ``files`` source."""
+        if self.file is None or self.heldout_file is None:
+            raise ValueError("preferences.source is not 'files': there are no preference files")
+        return self.file, self.heldout_file
+
 
 class DPOTraining(StrictModel):
     """DPO settings shared by every owner's run (``lora_r: 0`` = full fine-tuning)."""
 
     beta: Annotated[float, Field(gt=0.0, le=1000.0)] = 0.1
     learning_rate: Annotated[float, Field(gt=0.0, le=10.0)] = 5e-4
-    epochs: bounded(1, 1000) = 2
-    batch_size: bounded(1, 4096) = 8
-    lora_r: bounded(0, 1024) = 8
-    lora_alpha: bounded(1, 10_000) = 16
-    max_prompt_tokens: bounded(8, 8192) = 96
+    epochs: Annotated[int, within(1, 1000)] = 2
+    batch_size: Annotated[int, within(1, 4096)] = 8
+    lora_r: Annotated[int, within(0, 1024)] = 8
+    lora_alpha: Annotated[int, within(1, 10_000)] = 16
+    max_prompt_tokens: Annotated[int, within(8, 8192)] = 96
 
 
 @register_buyer
@@ -98,8 +104,8 @@ class DPOBuyer(Buyer):
 
     @classmethod
     def small(cls, section: dict) -> dict:
-        training = section.get("training") if isinstance(section.get("training"), dict) else {}
-        return {**section, "model": "tiny", "training": {**training, "epochs": 1}}
+        training = section.get("training")
+        return {**section, "model": "tiny", "training": {**(training if isinstance(training, dict) else {}), "epochs": 1}}
 
     def data_files(self) -> dict[str, str]:
         return super().data_files() if self.preferences.source == "files" else {}
@@ -109,7 +115,7 @@ class DPOBuyer(Buyer):
         if self.preferences.source == "files":
             from dataprice.data.preferences import load_preferences
 
-            return load_preferences(self.preferences.file, owner_column=self.preferences.owner_column).seller_names
+            return load_preferences(self.preferences.paths()[0], owner_column=self.preferences.owner_column).seller_names
         return sellers.player_names()
 
     def build(self, context: BuildContext) -> BuiltTask:
@@ -135,6 +141,7 @@ class DPOBuyer(Buyer):
         ]
         scores = score_owners(base, tokenizer, policies, heldout, config)
         margins = scores.margins()
+        game: DPOGenerationGame | DPOShapleyGame
         if self.utility == "generation":
             game = DPOGenerationGame(base, tokenizer, policies, sold.sizes(), heldout,
                                      value_per_quality=self.value_per_quality, player_names=names)
@@ -153,13 +160,14 @@ def build_preferences(spec: PreferenceSpec, n_sellers: int, seed: int):
     from dataprice.data.preferences import load_preferences, medical_preferences
 
     if spec.source == "files":
-        sold = load_preferences(spec.file, owner_column=spec.owner_column)
+        sold_file, heldout_file = spec.paths()
+        sold = load_preferences(sold_file, owner_column=spec.owner_column)
         if sold.n_sellers != n_sellers:
             raise DataError(
-                f"{spec.file}: {sold.n_sellers} distinct owners in column {spec.owner_column!r}, "
+                f"{sold_file}: {sold.n_sellers} distinct owners in column {spec.owner_column!r}, "
                 f"but sellers.count is {n_sellers}; set sellers.count to {sold.n_sellers}"
             )
-        return sold, load_preferences(spec.heldout_file, owner_column=None)
+        return sold, load_preferences(heldout_file, owner_column=None)
     sizes = spec.sizes or [spec.pairs_per_seller] * n_sellers
     return medical_preferences(
         sizes, n_heldout=spec.n_heldout, n_categories=spec.n_categories,

@@ -311,9 +311,11 @@ class DPOUnlearningGame(Game):
         value_per_quality: float = 1.0, max_steps: int = 30, player_names: Sequence[str] | None = None,
     ) -> None:
         sold = context.sold
-        targets = np.arange(sold.n_sellers) if targets is None else np.asarray(list(targets), dtype=np.int64)
-        super().__init__(len(targets), player_names)
-        self.context, self.targets = context, targets
+        chosen: NDArray[np.int64] = (
+            np.arange(sold.n_sellers) if targets is None else np.asarray(list(targets), dtype=np.int64)
+        )
+        super().__init__(len(chosen), player_names)
+        self.context, self.targets = context, chosen
         self.utility, self.value_per_quality, self.max_steps = utility, float(value_per_quality), max_steps
         c = context
         self.full = c.cache.policy(c.base, c.tokenizer, sold, c.config)  # the one training run

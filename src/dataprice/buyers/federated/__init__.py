@@ -18,9 +18,10 @@ from pydantic import Field
 
 from dataprice.buyers.base import BuildContext, BuiltTask, Buyer, register_buyer
 from dataprice.buyers.classifier import Dataset, shards_for
-from dataprice.specs import PositiveFloat, bounded
+from dataprice.specs import PositiveFloat, within
 
 AggregatorName = Literal["fedavg", "fedavgm", "fedadam", "fedprox"]
+POOL_DEFAULT: tuple[AggregatorName, ...] = ("fedavg", "fedavgm", "fedadam", "fedprox")
 #: Retraining Shapley needs 2^n - 1 federated runs per seed: allowed for at most this many clients.
 MAX_GROUND_TRUTH_SELLERS = 10
 #: Contributions are exact over 2^n reconstructed coalition models.
@@ -35,13 +36,13 @@ class FederatedBuyer(Buyer):
     value_per_quality: PositiveFloat = 100.0
     dataset: Dataset = "breast_cancer"
     validation_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
-    max_points: bounded(2, 10_000_000) | None = None
+    max_points: Annotated[int, within(2, 10_000_000)] | None = None
     aggregator: Literal["fedavg", "fedavgm", "fedadam", "fedprox", "fedrandom"] = "fedrandom"
-    pool: list[AggregatorName] = Field(default_factory=lambda: ["fedavg", "fedavgm", "fedadam", "fedprox"], min_length=1)
+    pool: list[AggregatorName] = Field(default_factory=lambda: list(POOL_DEFAULT), min_length=1)
     rounds: Annotated[int, Field(ge=1, le=1000)] = 20
-    local_epochs: bounded(1, 1000) = 1
+    local_epochs: Annotated[int, within(1, 1000)] = 1
     client_lr: Annotated[float, Field(gt=0.0, le=100.0)] = 0.1
-    batch_size: bounded(1, 100_000) = 16
+    batch_size: Annotated[int, within(1, 100_000)] = 16
     mu: Annotated[float, Field(ge=0.0, le=1000.0)] = 0.1
     reconstruction: Literal["one_round", "multi_round"] = "multi_round"
     compare_aggregators: bool = False  # the run also compares every pool rule and FedRandom over the seeds

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from dataprice.market.metrics import TOLERANCE, mean_rank_correlation
 
@@ -49,18 +50,21 @@ def aggregator_stability(
     sizes = np.bincount(shards.owners, minlength=shards.n_sellers)
     rows = []
     for aggregator in aggregators:
-        phis, payments, accs, truths = [], [], [], []
+        phi_rows: list[NDArray[np.float64]] = []
+        payment_rows: list[NDArray[np.float64]] = []
+        accs: list[float] = []
+        truths: list[NDArray[np.float64]] = []
         for seed in seeds:
             run = train_federated(shards, aggregator, config, pool=pool, seed=seed)
             game = FederatedGame(shards, run, reconstruction=reconstruction, value_per_quality=value_per_quality)
             table = tabulate(game)
-            phis.append(ExactShapley().fit(table).result.values)
-            payments.append(settle(SubsetMarket(table), costs, "myerson").payments)
+            phi_rows.append(ExactShapley().fit(table).result.values)
+            payment_rows.append(settle(SubsetMarket(table), costs, "myerson").payments)
             accs.append(game._acc_global[-1])
             if ground_truth:
                 truths.append(ExactShapley().fit(FederatedRetrainingGame(
                     shards, aggregator, config, pool=pool, seed=seed, value_per_quality=value_per_quality)).result.values)
-        phis, payments = np.array(phis), np.array(payments)
+        phis, payments = np.array(phi_rows), np.array(payment_rows)
         mean = phis.mean(axis=0)
         paid = np.abs(payments.mean(axis=0)) > TOLERANCE
         row = {

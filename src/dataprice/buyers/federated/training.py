@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from dataprice._typing import CoalitionMatrix
+from dataprice._typing import CoalitionMatrix, Indices
 from dataprice.data.shards import SellerShards
 from dataprice.models.softmax import SoftmaxRegression, with_intercept
 from dataprice.rng import Stream, child_rng
@@ -91,7 +91,7 @@ class FederatedRun:
 
 def train_federated(
     shards: SellerShards, aggregator: str, config: FederatedConfig, *,
-    pool: Sequence[str] = AGGREGATORS, clients: Sequence[int] | None = None,
+    pool: Sequence[str] = AGGREGATORS, clients: Indices | None = None,
     seed: int | np.random.SeedSequence | None = 0,
 ) -> FederatedRun:
     """Federated training over ``clients`` (default all) with ``aggregator`` or ``fedrandom``.
@@ -100,25 +100,25 @@ def train_federated(
     FedRandom's choice from stream ``(seed, 10_000 + t)``: a coalition retrained with the
     same seed sees the same randomness for its members.
     """
-    clients = np.arange(shards.n_sellers) if clients is None else np.asarray(list(clients), dtype=np.int64)
+    members = np.arange(shards.n_sellers) if clients is None else np.asarray(list(clients), dtype=np.int64)
     model = SoftmaxRegression(shards.X_train.shape[1], shards.n_classes, config.l2)
     X1 = with_intercept(shards.X_train)
     dim = model.d * model.k
     rules = list(pool) if aggregator == "fedrandom" else [aggregator]
     servers = {r: _Server(r, config, dim) for r in rules}
     sizes = np.bincount(shards.owners, minlength=shards.n_sellers)
-    weights = sizes[clients] / sizes[clients].sum()
+    weights = sizes[members] / sizes[members].sum()
     theta = np.zeros(dim)
     thetas, updates, used, locals_ = [theta.copy()], [], [], []
     for t in range(config.rounds):
         rule = rules[int(child_rng(seed, Stream.FEDRANDOM + t).integers(len(rules)))] if aggregator == "fedrandom" else aggregator
         mu = config.mu if rule == "fedprox" else 0.0
         round_updates = np.zeros((shards.n_sellers, dim))
-        for j in clients:
+        for j in members:
             local = _local_sgd(model, X1[shards.owners == j], shards.y_train[shards.owners == j], theta,
                                config, mu, child_rng(seed, t, int(j)))
             round_updates[j] = local - theta
-        step = (weights[:, None] * round_updates[clients]).sum(axis=0)
+        step = (weights[:, None] * round_updates[members]).sum(axis=0)
         locals_.append(theta[None, :] + round_updates)
         theta = servers[rule].step(theta, step)
         thetas.append(theta.copy())

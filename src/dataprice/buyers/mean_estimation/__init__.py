@@ -11,7 +11,7 @@ import pandas as pd
 from pydantic import Field
 
 from dataprice.buyers.base import BuildContext, BuiltTask, Buyer, register_buyer
-from dataprice.specs import PositiveFloat, bounded
+from dataprice.specs import PositiveFloat, within
 
 #: Largest continuous market for which Shapley payments (2^n allocations) are allowed.
 MAX_CONTINUOUS_SHAPLEY = 16
@@ -23,8 +23,8 @@ class MeanEstimationBuyer(Buyer):
 
     task: Literal["mean_estimation"]
     value_per_quality: PositiveFloat = 10.0
-    n_buyers: bounded(1, 1000) = 5
-    dim: bounded(1, 10_000) | None = None
+    n_buyers: Annotated[int, within(1, 1000)] = 5
+    dim: Annotated[int, within(1, 10_000)] | None = None
     noise: PositiveFloat | list[PositiveFloat] = 0.5
     correlation: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
 

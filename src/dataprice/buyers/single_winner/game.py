@@ -22,7 +22,7 @@ from dataprice.valuation.game import Game
 class SingleWinnerGame(Game):
     """``v(S) = max_{j in S} value_j`` (0 for the empty coalition)."""
 
-    def __init__(self, values: Sequence[float], player_names: Sequence[str] | None = None) -> None:
+    def __init__(self, values: Sequence[float] | NDArray[np.float64], player_names: Sequence[str] | None = None) -> None:
         self.values = np.asarray(values, dtype=np.float64)
         if np.any(self.values < 0):
             raise ValueError("document values must be non-negative")

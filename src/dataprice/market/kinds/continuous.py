@@ -26,7 +26,9 @@ from dataprice.valuation.game import Game
 class ContinuousTask(Protocol):
     """What the continuous market needs from a buyer's task."""
 
-    n_sellers: int
+    @property
+    def n_sellers(self) -> int:
+        """The number of sellers."""
 
     def allocation(self, reports: NDArray[np.float64], members: NDArray[np.bool_] | None = None) -> NDArray[np.float64]:
         """``W`` at ``reports`` using the sellers in ``members`` (default all)."""

@@ -81,7 +81,7 @@ class PerQueryMarket:
     def per_owner(self, allocation: PerQueryAllocation, paid: NDArray[np.float64]) -> NDArray[np.float64]:
         """Payments per owner: ``paid`` (one per query where a document was sold) summed."""
         owner = self.owners[allocation.queries, allocation.won]
-        return np.bincount(owner, weights=paid, minlength=self.n_owners)
+        return np.bincount(owner, weights=paid, minlength=self.n_owners).astype(np.float64, copy=False)
 
     def airport_shapley(self) -> NDArray[np.float64]:
         """Per query and candidate: the Shapley value in ``v(S) = max_{d in S} v_qd``."""

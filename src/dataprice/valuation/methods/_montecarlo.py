@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from pydantic import Field
 from tqdm.auto import tqdm
 
-from dataprice.specs import PositiveFloat, bounded
+from dataprice.specs import PositiveFloat, within
 from dataprice.valuation.game import Game
 from dataprice.valuation.methods.base import MethodSpec, ValuationMethod
 from dataprice.valuation.result import ValuationResult
@@ -30,10 +30,10 @@ class MonteCarloSpec(MethodSpec):
     (any that is set stops the run; none set: ``200 n^2`` evaluations or 1% relative
     error), and the batch size."""
 
-    max_evaluations: bounded(1, 1_000_000_000) | None = None
+    max_evaluations: Annotated[int, within(1, 1_000_000_000)] | None = None
     stderr: PositiveFloat | None = None  # stop when every value's stderr is below this
     max_seconds: Annotated[float, Field(gt=0.0, le=1e7)] | None = None
-    batch_size: bounded(1, 100_000) | None = None
+    batch_size: Annotated[int, within(1, 100_000)] | None = None
 
     def stopping(self) -> StoppingCriterion | None:
         """The stopping rule of ``stderr`` and ``max_seconds`` (the budget is separate)."""

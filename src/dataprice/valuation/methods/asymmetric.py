@@ -130,7 +130,7 @@ class AsymmetricPermutationShapley(PermutationShapley):
         """As :meth:`PermutationShapley.fit` (``options``: ``engine``, ``window``)."""
         self._groups = check_groups(self.groups, game.n_players)
         super().fit(game, resume_from=resume_from, **options)
-        self._result.extra["groups"] = [g.tolist() for g in self._groups]
+        self.result.extra["groups"] = [g.tolist() for g in self._groups]
         return self
 
     def _draw_permutations(self, rng: np.random.Generator, k: int, n: int) -> np.ndarray:

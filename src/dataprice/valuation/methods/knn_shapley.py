@@ -74,7 +74,9 @@ class KNNShapley(ValuationMethod):
                 f"got {type(game).__name__}; use tmc_shapley or exact_shapley for other buyers"
             )
         point_values = knn_point_values(game)
-        seller_values = np.bincount(game.knn_labels()[2], weights=point_values, minlength=game.n_players)
+        seller_values = np.bincount(game.knn_labels()[2], weights=point_values, minlength=game.n_players).astype(
+            np.float64, copy=False
+        )
         self._result = ValuationResult.exact(
             seller_values, game.player_names, self.name, n_evaluations=0,
             note="sum of point-level KNN-Shapley values (Jia et al. 2019)",

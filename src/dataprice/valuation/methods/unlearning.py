@@ -78,7 +78,7 @@ class UnlearningShapley(PermutationShapley):
         targets = np.arange(game.n_players) if self.targets is None else np.asarray(self.targets)
         unlearning_game = game.unlearning_game(targets=targets.tolist(), method=self.unlearning)
         super().fit(CachedGame(unlearning_game), resume_from=resume_from, **options)
-        partial = self._result
+        partial = self.result
         values = np.full(game.n_players, np.nan)
         variances = np.zeros(game.n_players)
         counts = np.zeros(game.n_players, dtype=np.int64)
