@@ -259,3 +259,40 @@ def test_game_key_follows_the_content_of_user_data_files(tmp_path):
     assert game_key(load_scenario(path), 0) == first
     judge.write_text("question_id,doc_id,score\nq1,d1,0.5\n")
     assert game_key(load_scenario(path), 0) != first
+
+
+def test_a_report_on_user_files_reopens_after_the_files_are_moved(tmp_path):
+    """A report directory holds what its report shows (seller names from the user's
+    documents file included) as data: it holds no pickle, and `dataprice report`,
+    `dp.open_report` and `dataprice diff` work once the data files are gone."""
+    import dataprice as dp
+
+    data = tmp_path / "data"
+    data.mkdir()
+    pd.DataFrame([("d1", "alice", "Metformin treats type 2 diabetes."),
+                  ("d2", "bob", "Salbutamol relieves asthma attacks."),
+                  ("d3", "carol", "Amoxicillin treats bacterial infections.")],
+                 columns=["doc_id", "owner", "text"]).to_csv(data / "docs.csv", index=False)
+    pd.DataFrame([("q1", "What treats diabetes?", "d1"), ("q2", "What relieves asthma?", "d2")],
+                 columns=["question_id", "question", "gold_doc_id"]).to_csv(data / "qs.csv", index=False)
+    (data / "judge.csv").write_text("question_id,doc_id,score\nq1,d1,0.9\nq2,d2,0.7\nq1,d3,0.2\n")
+    scenario = _write(tmp_path, {
+        "name": "moved", "sellers": {"count": 3, "costs": [0.1, 0.2, 0.3]},
+        "buyer": {"task": "rag", "corpus": {"source": "files", "documents": "data/docs.csv",
+                                            "questions": "data/qs.csv"},
+                  "top_k": 1, "utility": "replay", "replay_file": "data/judge.csv", "value_per_quality": 10},
+        "valuation": [{"method": "exact_shapley"}],
+        "market": {"payment_rules": ["shapley", "myerson"]},
+    })
+    out = tmp_path / "out"
+    assert main(["run", str(scenario), "--out", str(out), "--quiet"]) == 0
+    before = pd.read_parquet(out / "sellers.parquet")
+    shutil.move(str(data), str(tmp_path / "elsewhere"))
+
+    assert not [p for p in out.rglob("*") if p.suffix in {".pkl", ".pickle", ".pt", ".npy"}]
+    assert dp.open_report(out).seller_names == ["alice", "bob", "carol"]
+    again = tmp_path / "again"
+    assert main(["report", str(out), "--out", str(again)]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(again / "sellers.parquet"), before)
+    assert (again / "report.md").read_bytes() == (out / "report.md").read_bytes()
+    assert main(["diff", str(out), str(again)]) == 0
