@@ -15,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from sklearn.datasets import load_wine
 
 OUT = Path(__file__).resolve().parents[1] / "scenarios" / "data" / "wine_labs.csv"

@@ -207,3 +207,29 @@ def test_a_bad_estimator_is_one_line_naming_the_field(tmp_path, capsys, csv_file
 def test_bundled_data_settings_next_to_a_table_are_refused(tmp_path, capsys, csv_file):
     scenario = write_scenario(tmp_path, {"task": "classifier", "table": {"file": "data.csv"}, "dataset": "wine"})
     fails_cleanly(capsys, scenario, tmp_path / "out", "remove dataset")
+
+
+def test_one_and_two_workers_give_the_same_numbers_and_label_noise_applies(tmp_path, csv_file):
+    from ..conftest import run_serial_and_parallel
+
+    scenario = write_scenario(tmp_path, {"task": "classifier", "table": {"file": "data.csv"}})
+    data = yaml.safe_load(scenario.read_text())
+    data["replicates"] = 2
+    data["sellers"]["label_noise"] = {"sellers": [2], "fraction": 1.0}
+    scenario.write_text(yaml.safe_dump(data))
+    serial, parallel = run_serial_and_parallel(dp.load(scenario))
+    a, b = serial.sellers_table(), parallel.sellers_table()
+    pd.testing.assert_frame_equal(a, b)
+    assert a.set_index("seller").loc["globex", "noisy_label_fraction"] == 1.0  # seller 2: third owner in the file
+
+
+@pytest.mark.parametrize(("sellers", "part"), [
+    ({"partition": {"kind": "dirichlet"}}, "sellers.partition: the table's owner column"),
+    ({"names": ["x", "y", "z"]}, "sellers.names: the sellers are the owners"),
+])
+def test_seller_settings_the_table_decides_are_refused(tmp_path, capsys, csv_file, sellers, part):
+    scenario = write_scenario(tmp_path, {"task": "classifier", "table": {"file": "data.csv"}})
+    data = yaml.safe_load(scenario.read_text())
+    data["sellers"].update(sellers)
+    scenario.write_text(yaml.safe_dump(data))
+    fails_cleanly(capsys, scenario, tmp_path / "out", part)

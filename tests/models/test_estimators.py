@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from dataprice.models.estimators import ESTIMATORS, EstimatorSpec, estimator_accuracy, make_estimator
+from dataprice.models.estimators import (
+    ESTIMATORS,
+    EstimatorSpec,
+    estimator_accuracy,
+    make_estimator,
+)
 
 
 @pytest.mark.parametrize("name", list(ESTIMATORS))
