@@ -120,5 +120,6 @@ def test_bad_cells_name_file_line_and_column(tmp_path):
     fails(load(TRAIN, n_sellers=2), "t.csv", "3 distinct owners", "set sellers.count to 3")
     fails(load(TRAIN.drop(columns=["size", "kind"])), "t.csv", "no feature column")
     fails(load(TRAIN.assign(label=[1, 1, 1, 1, 1, 1, 1, 2])), "t.csv", "'label'", "cannot be split")
+    fails(load(TRAIN.assign(size=[1, 2, 3, 4, "nan", 6, 7, 8])), "t.csv", "line 6", "'size'", "not a finite number")
     lonely = pd.concat([TRAIN, pd.DataFrame([{"owner": "solo", "size": 9.0, "kind": "x", "label": 2}])])
     fails(load(lonely, validation_fraction=0.5, seed=0), "t.csv", "'owner'", "no training row")

@@ -88,7 +88,11 @@ def _texts(records: Records, column: str) -> list[str]:
 
 
 def _as_numbers(records: Records, column: str) -> NDArray[np.float64] | None:
-    """The column as numbers, or None if some cell is not a finite number."""
+    """The column as numbers, or None if some cell is not a number (text: a category).
+
+    A cell that reads as a number but is not finite (``nan``, ``inf``: a missing value in a
+    numeric column) is an error, not a category.
+    """
     out = np.empty(len(records), dtype=np.float64)
     for row, value in enumerate(_texts(records, column)):
         try:
@@ -96,7 +100,7 @@ def _as_numbers(records: Records, column: str) -> NDArray[np.float64] | None:
         except ValueError:
             return None
         if not math.isfinite(number):
-            return None
+            raise records.error(row, column, f"{excerpt(value)} is not a finite number; fill in every value")
         out[row] = number
     return out
 
