@@ -64,10 +64,6 @@ class Estimator:
     cls: str
     params: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def qualified(self) -> str:
-        return f"sklearn.{self.module}.{self.cls}"
-
 
 #: The estimators a scenario may name, and the parameters of each it may set.
 ESTIMATORS: dict[str, Estimator] = {
@@ -158,11 +154,6 @@ class EstimatorSpec(StrictModel):
         """The parameters as scikit-learn takes them (lists of layer sizes as tuples)."""
         checked = _params_model(self.name).model_validate(self.params).model_dump(exclude_unset=True)
         return {k: tuple(v) if isinstance(v, list) else v for k, v in checked.items()}
-
-    def describe(self) -> str:
-        """``random_forest (sklearn.ensemble.RandomForestClassifier, n_estimators=50)``."""
-        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
-        return f"{self.name} ({ESTIMATORS[self.name].qualified}{', ' + args if args else ''})"
 
 
 def make_estimator(spec: EstimatorSpec, random_state: int) -> Any:

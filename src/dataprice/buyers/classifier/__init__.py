@@ -142,12 +142,6 @@ class ShardsBuyer(Buyer):
             return shards
         return shards_for(scenario, self.dataset, self.validation_fraction, self.max_points, seed, copies=copies)
 
-    def describe_data(self) -> str:
-        """The data, as a report would name it."""
-        if self.table is None:
-            return f"scikit-learn's {self.dataset} data set"
-        return f"the table {self.table.file}"
-
 
 def shards_for(scenario: Any, dataset: str, validation_fraction: float, max_points: int | None, seed: int,
                copies: bool = True):
