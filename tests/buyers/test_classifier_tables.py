@@ -134,7 +134,8 @@ def test_the_federated_buyer_reads_the_same_table(tmp_path, csv_file):
 
 
 def fails_cleanly(capsys, scenario: Path, out: Path, *parts: str) -> str:
-    """``dataprice run`` exits 2 with one error line containing ``parts`` and writes nothing."""
+    """``dataprice run`` and ``dataprice validate`` exit 2 with one error line containing
+    ``parts``, and nothing is written."""
     capsys.readouterr()
     assert run_cli(scenario, out) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -142,6 +143,8 @@ def fails_cleanly(capsys, scenario: Path, out: Path, *parts: str) -> str:
     for part in parts:
         assert part in err[0], err[0]
     assert not out.exists() and not out.with_name(f".{out.name}.checkpoints").exists()
+    assert main(["validate", str(scenario)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == err
     return err[0]
 
 
@@ -187,6 +190,8 @@ def test_a_validation_file_with_other_columns(tmp_path, capsys):
     fails_cleanly(capsys, write_scenario(tmp_path, buyer), tmp_path / "out", "val.csv", "'extra'", "not in the training")
     table.assign(x1="high").to_csv(tmp_path / "val.csv", index=False)
     fails_cleanly(capsys, write_scenario(tmp_path, buyer), tmp_path / "out", "val.csv", "'x1'", "numeric")
+    table.assign(label="maybe").to_csv(tmp_path / "val.csv", index=False)
+    fails_cleanly(capsys, write_scenario(tmp_path, buyer), tmp_path / "out", "val.csv", "'label'", "does not occur")
 
 
 @pytest.mark.parametrize(("estimator", "parts"), [
@@ -200,8 +205,6 @@ def test_a_bad_estimator_is_one_line_naming_the_field(tmp_path, capsys, csv_file
     scenario = write_scenario(tmp_path, {"task": "classifier", "table": {"file": "data.csv"}, "estimator": estimator})
     message = fails_cleanly(capsys, scenario, tmp_path / "out", *parts)
     assert "tab.yaml" in message
-    capsys.readouterr()
-    assert main(["validate", str(scenario)]) == 2
 
 
 def test_bundled_data_settings_next_to_a_table_are_refused(tmp_path, capsys, csv_file):

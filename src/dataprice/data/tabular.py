@@ -202,6 +202,9 @@ def read_validation_table(path: str, columns: TableColumns, training: TabularFil
                 f"{display(records.path)}: column {excerpt(extra[0])} is not in the training file "
                 f"{display(training.records.path)}; the validation file needs the same columns"
             )
+    _validation_labels(records, training, columns)
+    for column in training.numeric:
+        _numeric(records, column, f"the column is numeric in the training file {display(training.records.path)}")
     return records
 
 
@@ -371,17 +374,22 @@ def _split(training: TabularFile, y: NDArray[np.int64], fraction: float, seed, c
     return np.sort(train_rows), np.sort(val_rows)
 
 
-def _validation_matrix(records: Records, training: TabularFile, encoder: _Encoder, class_index: dict[str, int],
-                       columns: TableColumns) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    labels = records.cells[columns.label]
-    y = np.empty(len(records), dtype=np.int64)
+def _validation_labels(records: Records, training: TabularFile, columns: TableColumns) -> list[str]:
+    """The validation labels, each one of the training file's."""
+    known = set(training.labels)
+    labels = _texts(records, columns.label)
     for row, value in enumerate(labels):
-        if value not in class_index:
+        if value not in known:
             raise records.error(
                 row, columns.label,
                 f"label {excerpt(value)} does not occur in the training file {display(training.records.path)}",
             )
-        y[row] = class_index[value]
+    return labels
+
+
+def _validation_matrix(records: Records, training: TabularFile, encoder: _Encoder, class_index: dict[str, int],
+                       columns: TableColumns) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    y = np.array([class_index[v] for v in _validation_labels(records, training, columns)], dtype=np.int64)
     numeric = {
         c: _numeric(records, c, f"the column is numeric in the training file {display(training.records.path)}")
         for c in training.numeric

@@ -125,6 +125,20 @@ class ShardsBuyer(Buyer):
             )
         return names
 
+    def data_problems(self, scenario: Any) -> Iterable[str]:
+        """The table's problems (columns, cells, classes, owners vs ``sellers.count``), and
+        the validation file's, read without training anything."""
+        if self.table is None:
+            return
+        from dataprice.data.tabular import load_tables
+        from dataprice.errors import DataError
+
+        try:
+            load_tables(self.table.file, self.table.validation_file, self.table.columns())
+            self.seller_names(scenario.sellers)
+        except DataError as exc:
+            yield f"buyer.table: {exc}"
+
     def shards(self, scenario: Any, seed: int, copies: bool = True):
         """The sellers' shards for one replicate, as the ``sellers`` section asks (partition
         for a bundled data set; label noise; copies)."""
