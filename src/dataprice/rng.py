@@ -22,7 +22,8 @@ class Stream(IntEnum):
     to every payment rule). Below a replicate's seed: ``DATA`` (a buyer's data: split,
     subsample, corpus, pairs, task), ``PARTITION``, ``LABEL_NOISE``, ``COPIES``,
     ``COVERAGE``, ``METHODS + k`` (the k-th valuation method), ``(VALUE_SHOCKS, round)``,
-    ``AUDIT_SAMPLE``, ``FEDRANDOM + round`` (FedRandom's rule). Monte Carlo batches use
+    ``AUDIT_SAMPLE``, ``FEDRANDOM + round`` (FedRandom's rule), ``ESTIMATOR`` (the
+``random_state`` of a scikit-learn estimator, the same for every coalition). Monte Carlo batches use
     ``(method seed, batch)`` and agents ``(bidding stream, round, seller)``.
     """
 
@@ -30,6 +31,7 @@ class Stream(IntEnum):
     PARTITION = 1
     LABEL_NOISE = 2
     COPIES = 3
+    ESTIMATOR = 4
     METHODS = 10
     COSTS = 1000
     DOCUMENT_VALUES = 2000

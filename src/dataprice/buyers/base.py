@@ -16,7 +16,8 @@ fixed to the buyer's name with ``Literal``), and its methods say everything else
 Optional: ``market_kind`` (``subset`` by default), ``offers`` and :meth:`Buyer.capabilities`
 (what its game provides to methods such as KNN-Shapley), :meth:`Buyer.problems` (checks
 that need the whole scenario), :meth:`Buyer.small` (the CI-size version), ``path_fields``
-(data files, taken relative to the scenario's folder), :meth:`Buyer.seller_names` and
+(data files, taken relative to the scenario's folder), :meth:`Buyer.data_problems` (what
+reading them finds), :meth:`Buyer.seller_names` and
 :meth:`Buyer.run_tables` (tables computed over all replicates, shown by the report).
 
 Built-in buyers live in one folder each under :mod:`dataprice.buyers`; an installed package
@@ -120,6 +121,12 @@ class Buyer(StrictModel):
     def seller_names(self, sellers: Any) -> list[str]:
         """The sellers' names (from the scenario, or from the buyer's data)."""
         return sellers.player_names()
+
+    def data_problems(self, scenario: Any) -> Iterable[str]:
+        """Problems found by reading the data files (their columns, cells and owners; no
+        model is loaded), one line each; called by ``dataprice validate`` and before a run,
+        once every file in :meth:`data_files` exists."""
+        return ()
 
     def build(self, context: BuildContext) -> BuiltTask:
         """The game of one replicate (see :class:`BuildContext`)."""

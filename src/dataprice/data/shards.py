@@ -147,6 +147,39 @@ def make_shards(
     X_train, X_val = scaler.transform(X_train), scaler.transform(X_val)
     owners = partition_points(y_train, n_sellers, child_rng(seed, Stream.PARTITION), kind=partition, sizes=sizes, alpha=alpha)
     n_classes = int(np.max(y)) + 1
+    X_train, y_train, owners, noisy = corrupt_shards(
+        X_train, y_train, owners, n_classes, seed, noisy_sellers=noisy_sellers, noise_fraction=noise_fraction,
+        copies=copies,
+    )
+    return SellerShards(
+        X_train=X_train,
+        y_train=y_train,
+        X_val=X_val,
+        y_val=y_val.astype(np.int64),
+        owners=owners,
+        n_sellers=n_sellers,
+        n_classes=n_classes,
+        noisy_points=noisy,
+        dataset=dataset,
+    )
+
+
+def corrupt_shards(
+    X_train: NDArray[np.float64],
+    y_train: NDArray[np.int64],
+    owners: NDArray[np.int64],
+    n_classes: int,
+    seed: int | np.random.SeedSequence | None,
+    *,
+    noisy_sellers: Sequence[int] = (),
+    noise_fraction: float = 1.0,
+    copies: Sequence[tuple[int, int, float]] = (),
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
+    """The sellers' label noise and copies (see :func:`make_shards`), on any split data.
+
+    Returns ``(X_train, y_train, owners, noisy)``; the inputs are not modified. Label noise
+    draws from stream ``LABEL_NOISE`` and copies' jitter from ``COPIES`` below ``seed``.
+    """
     y_train = y_train.astype(np.int64).copy()
     noisy = np.zeros(y_train.shape[0], dtype=bool)
     noise_rng = child_rng(seed, Stream.LABEL_NOISE)
@@ -165,14 +198,4 @@ def make_shards(
         y_train = np.concatenate([y_train, y_train[src]])
         owners = np.concatenate([owners, np.full(src.size, seller)])
         noisy = np.concatenate([noisy, noisy[src]])
-    return SellerShards(
-        X_train=X_train,
-        y_train=y_train,
-        X_val=X_val,
-        y_val=y_val.astype(np.int64),
-        owners=owners,
-        n_sellers=n_sellers,
-        n_classes=n_classes,
-        noisy_points=noisy,
-        dataset=dataset,
-    )
+    return X_train, y_train, owners, noisy

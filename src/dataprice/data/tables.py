@@ -1,10 +1,12 @@
-"""Tables in user files (documents, questions, preference pairs, replay scores), read once.
+"""Tables in user files (documents, questions, preference pairs, replay scores, tabular
+training data), read once.
 
-:func:`read_records` reads a CSV, TSV, JSON-lines (``.jsonl``) or JSON (``.json``: an array
-of objects, or one object per line) file through the checks of :mod:`dataprice.inputs`
-(a regular file, at most :func:`~dataprice.inputs.max_data_bytes`, UTF-8 text with no NUL
-byte), parses it from the bytes already read, in one pass, and keeps only the columns the
-caller asks for. Every record remembers the line it starts on, so the checks of
+:func:`read_records` reads a CSV, TSV, JSON-lines (``.jsonl``), JSON (``.json``: an array
+of objects, or one object per line) or Parquet (``.parquet``) file through the checks of
+:mod:`dataprice.inputs` (a regular file, at most :func:`~dataprice.inputs.max_data_bytes`;
+text formats must be UTF-8 with no NUL byte), parses it from the bytes already read, in one
+pass, and keeps only the columns the caller asks for. A Parquet record's "line" is its row
+number (1-based; messages say ``row``). Every record remembers the line it starts on, so the checks of
 :class:`Records` (:meth:`~Records.text`, :meth:`~Records.unique`,
 :meth:`~Records.optional`, :meth:`~Records.numbers`) fail with one line::
 
@@ -13,6 +15,8 @@ caller asks for. Every record remembers the line it starts on, so the checks of
 Cells are ``str`` or ``None``: a JSON ``null`` or a missing key (or a CSV row with too few
 fields) is ``None``; a JSON number or boolean becomes its text (``1`` -> ``"1"``, as
 ``pandas`` ``astype(str)`` did); a JSON object or list where a value is expected is an error.
+Parquet cells follow the same rules (a number's text is its shortest round-trip form, so
+``float(cell)`` gives the stored value back; a list or struct cell is an error).
 An empty CSV cell is ``""``. Values are never stripped (a DPO answer ``" B"`` keeps its space).
 """
 
@@ -30,10 +34,10 @@ from typing import Any
 import numpy as np
 
 from dataprice.errors import DataError
-from dataprice.inputs import checked_file, decode_text, excerpt, max_data_bytes, read_bytes
+from dataprice.inputs import checked_file, decode_text, excerpt, max_data_bytes, read_bytes, shorten
 
 #: File suffixes :func:`read_records` reads, and the format of each.
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "json"}
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "json", ".parquet": "parquet"}
 #: Column names listed in a "columns found" message before it is cut.
 LISTED_COLUMNS = 12
 
@@ -75,6 +79,7 @@ class Records:
         lines: the 1-based line each record starts on.
         cells: requested column -> its cells (only columns present in the file).
         found: every column name of the file, in order of first appearance.
+        unit: what ``lines`` count in messages: ``line`` (text files) or ``row`` (Parquet).
     """
 
     path: Path
@@ -82,6 +87,7 @@ class Records:
     lines: list[int]
     cells: dict[str, list[Cell]]
     found: list[str]
+    unit: str = "line"
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -95,7 +101,7 @@ class Records:
 
     def where(self, row: int, column: str | None = None) -> str:
         """``"<file>: line 7, column 'text'"`` for record ``row`` (0-based)."""
-        at = f"{display(self.path)}: line {self.lines[row]}"
+        at = f"{display(self.path)}: {self.unit} {self.lines[row]}"
         return f"{at}, column {excerpt(column)}" if column is not None else at
 
     def error(self, row: int, column: str | None, problem: str) -> DataError:
@@ -124,7 +130,7 @@ class Records:
             if seen != row:
                 raise self.error(
                     row, column,
-                    f"{noun} {excerpt(value)} appears twice (first on line {self.lines[seen]}); ids must be unique",
+                    f"{noun} {excerpt(value)} appears twice (first on {self.unit} {self.lines[seen]}); ids must be unique",
                 )
         return values
 
@@ -161,16 +167,18 @@ def read_records(
     required: Sequence[str],
     optional: Sequence[str] = (),
     default_format: str | None = None,
+    every_column: bool = False,
 ) -> Records:
     """Read the columns ``required`` (all must be present) and ``optional`` of a user table.
 
     Args:
-        path: a ``.csv``, ``.tsv``, ``.jsonl`` or ``.json`` file.
+        path: a ``.csv``, ``.tsv``, ``.jsonl``, ``.json`` or ``.parquet`` file.
         what: what the file holds, in messages: ``"<what> file not found"``,
             ``"<what> column 'x' is missing"``.
         required, optional: the columns to keep.
         default_format: format of a file with another suffix (``"csv"``); by default such a
             file is refused.
+        every_column: keep every column of the file (``required`` must still be present).
 
     Raises:
         DataError: one line naming the file (and the line and column where it applies).
@@ -182,15 +190,22 @@ def read_records(
             f"{display(checked)}: unsupported {what} format {excerpt(checked.suffix)}; use {', '.join(FORMATS)}"
         )
     data = read_bytes(checked, f"{what} file", limit=max_data_bytes())
-    text = decode_text(data, display(checked), f"{what} file")
-    del data
-    if not text.strip():
-        raise DataError(f"{display(checked)}: the {what} file is empty")
-    wanted = list(dict.fromkeys([*required, *optional]))
-    parse = _csv if fmt in {"csv", "tsv"} else _json
-    lines, cells, found = parse(text, checked, what, wanted, fmt)
-    del text
-    records = Records(checked, what, lines, {c: v for c, v in cells.items() if c in found}, found)
+    wanted: list[str] | None = None if every_column else list(dict.fromkeys([*required, *optional]))
+    if fmt == "parquet":
+        if not data:
+            raise DataError(f"{display(checked)}: the {what} file is empty")
+        lines, cells, found = _parquet(data, checked, what, wanted)
+        unit = "row"
+    else:
+        text = decode_text(data, display(checked), f"{what} file")
+        del data
+        if not text.strip():
+            raise DataError(f"{display(checked)}: the {what} file is empty")
+        parse = _csv if fmt in {"csv", "tsv"} else _json
+        lines, cells, found = parse(text, checked, what, wanted, fmt)
+        del text
+        unit = "line"
+    records = Records(checked, what, lines, {c: v for c, v in cells.items() if c in found}, found, unit)
     if not len(records):
         raise DataError(f"{display(checked)}: the {what} file has no rows")
     missing = [c for c in required if c not in records.cells]
@@ -224,7 +239,7 @@ def _csv_problem(exc: csv.Error) -> str:
     return text[:120]
 
 
-def _csv(text: str, path: Path, what: str, wanted: list[str], fmt: str):
+def _csv(text: str, path: Path, what: str, wanted: list[str] | None, fmt: str):
     old_limit = csv.field_size_limit()
     csv.field_size_limit(min(max_data_bytes(), 2**31 - 1))  # a document may be long
     try:
@@ -240,6 +255,8 @@ def _csv(text: str, path: Path, what: str, wanted: list[str], fmt: str):
         except csv.Error as exc:
             raise DataError(f"{display(path)}: line 1: not valid CSV ({_csv_problem(exc)})") from None
         found = [name if name else f"Unnamed: {i}" for i, name in enumerate(header)]
+        if wanted is None:
+            wanted = found
         position: dict[str, int] = {}
         for i, name in enumerate(found):
             if name in wanted and name in position:
@@ -345,8 +362,9 @@ def _json_values(text: str, path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
         yield number, value
 
 
-def _json(text: str, path: Path, what: str, wanted: list[str], fmt: str):
-    cells: dict[str, list[Cell]] = {c: [] for c in wanted}
+def _json(text: str, path: Path, what: str, wanted: list[str] | None, fmt: str):
+    every = wanted is None
+    cells: dict[str, list[Cell]] = {c: [] for c in (wanted or [])}
     found: dict[str, None] = {}
     lines: list[int] = []
     for line, record in _json_values(text, path, fmt):
@@ -358,8 +376,58 @@ def _json(text: str, path: Path, what: str, wanted: list[str], fmt: str):
         for key in record:
             if key not in found:
                 found[key] = None
+                if every:
+                    cells[key] = [None] * len(lines)  # earlier records lack it
         where = f"{display(path)}: line {line}"
-        for column in wanted:
+        for column in cells:
             cells[column].append(_cell(record.get(column), where, column))
         lines.append(line)
     return lines, cells, list(found)
+
+
+# --- Parquet ------------------------------------------------------------------------------------
+
+
+def _parquet_text(value: Any, where: str, column: str) -> Cell:
+    """A Parquet cell as text: numbers in their shortest round-trip form (``repr``)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dict | list | tuple | bytes):
+        kind = "binary data" if isinstance(value, bytes) else _json_kind(list(value) if isinstance(value, tuple) else value)
+        raise DataError(f"{where}, column {excerpt(column)}: holds {kind}; expected a string or a number")
+    return str(value)  # dates, times, decimals: their text
+
+
+def _parquet(data: bytes, path: Path, what: str, wanted: list[str] | None):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(pa.BufferReader(data), columns=None)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{display(path)}: not a readable Parquet file ({shorten(problem, 100)})") from None
+    found = [str(name) for name in table.column_names]
+    if wanted is None:
+        wanted = found
+    position: dict[str, int] = {}
+    for i, name in enumerate(found):
+        if name in wanted and name in position:
+            raise DataError(f"{display(path)}: column {excerpt(name)} appears twice in the Parquet schema")
+        position.setdefault(name, i)
+    cells: dict[str, list[Cell]] = {}
+    for column in wanted:
+        if column not in position:
+            continue
+        values = table.column(position[column]).to_pylist()
+        out: list[Cell] = []
+        for row, value in enumerate(values, start=1):
+            out.append(_parquet_text(value, f"{display(path)}: row {row}", column))
+        cells[column] = out
+    return list(range(1, table.num_rows + 1)), cells, found

@@ -130,14 +130,18 @@ def load_scenario(path: str | Path, overrides: dict | None = None) -> Scenario:
 
 def check_data_files(scenario: Scenario, source: str | None = None) -> None:
     """Every data file the buyer uses exists, is a readable regular file and is within the
-    size limit (:func:`dataprice.inputs.max_data_bytes`); their content is checked when the
-    buyer loads them. Raises one :class:`ScenarioError` listing every problem."""
+    size limit (:func:`dataprice.inputs.max_data_bytes`); then what the buyer finds by
+    reading them (:meth:`~dataprice.buyers.base.Buyer.data_problems`; buyers that do not
+    read them here check their content when they load them). Raises one
+    :class:`ScenarioError` listing every problem."""
     problems = []
     for field, path in scenario.buyer.data_files().items():
         try:
             checked_file(path, "file", error=ScenarioError, limit=max_data_bytes())
         except ScenarioError as exc:
             problems.append(f"{field}: {exc}")
+    if not problems:
+        problems.extend(scenario.buyer.data_problems(scenario))
     if problems:
         raise ScenarioError(problems, source)
 

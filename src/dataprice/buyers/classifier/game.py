@@ -7,7 +7,9 @@ models; 0 for the soft-KNN utility), so that ``v(empty) = 0``.
 
 The shards come from :mod:`dataprice.data.shards` (scikit-learn's bundled datasets, no
 download; some sellers can hold noisy labels: a fraction of their points get another class
-at random); the trained model from :mod:`dataprice.models.softmax`. The unlearning
+at random) or :mod:`dataprice.data.tabular` (the user's table); the trained model from
+:mod:`dataprice.models.softmax`, or a scikit-learn estimator of the allow-list in
+:mod:`dataprice.models.estimators`. The unlearning
 counterpart of the game lives in :mod:`dataprice.buyers.classifier.unlearning`.
 """
 
@@ -22,6 +24,7 @@ from numpy.typing import NDArray
 from dataprice._typing import CoalitionMatrix
 from dataprice.buyers.classifier.unlearning import UnlearningGame
 from dataprice.data.shards import SellerShards
+from dataprice.models.estimators import EstimatorSpec, estimator_accuracy
 from dataprice.models.softmax import logistic_regression_accuracy
 from dataprice.valuation.game import Game
 
@@ -40,6 +43,10 @@ class ClassifierGame(Game):
           ``alpha_k(S)`` the k-th nearest training point of ``S``; ``U(empty) = 0``. It is
           vectorised over a batch of coalitions and is the utility whose point-level Shapley
           values KNN-Shapley computes in closed form.
+        * ``estimator`` given: that scikit-learn estimator (fitted afresh on each coalition's
+          points, ``random_state`` the same for every coalition); quality is validation
+          accuracy; a coalition whose data has one class predicts that class;
+          ``quality(empty) = 1/K``. ``model`` is then not used.
     """
 
     def __init__(
@@ -51,8 +58,12 @@ class ClassifierGame(Game):
         k_neighbors: int = 5,
         regularization: float = 1.0,
         player_names: Sequence[str] | None = None,
+        estimator: EstimatorSpec | None = None,
+        random_state: int = 0,
     ) -> None:
         super().__init__(shards.n_sellers, player_names)
+        self.estimator = estimator
+        self.random_state = int(random_state)
         self.shards = shards
         self.model = model
         self.value_per_quality = float(value_per_quality)
@@ -70,10 +81,12 @@ class ClassifierGame(Game):
 
     @property
     def empty_quality(self) -> float:
-        return 0.0 if self.model == "knn" else 1.0 / self.shards.n_classes
+        return 0.0 if self.model == "knn" and self.estimator is None else 1.0 / self.shards.n_classes
 
     def value_function(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
-        if self.model == "knn":
+        if self.estimator is not None:
+            quality = np.array([self._estimator_accuracy(row) for row in coalitions])
+        elif self.model == "knn":
             quality = self._soft_knn(coalitions)
         else:
             quality = np.array([self._logistic_accuracy(row) for row in coalitions])
@@ -87,6 +100,17 @@ class ClassifierGame(Game):
             return self.empty_quality
         return logistic_regression_accuracy(
             s.X_train[points], s.y_train[points], s.X_val, s.y_val, regularization=self.regularization
+        )
+
+    # -- a scikit-learn estimator ------------------------------------------------------------------
+    def _estimator_accuracy(self, members: NDArray[np.bool_]) -> float:
+        s = self.shards
+        points = members[s.owners]
+        if not points.any():
+            return self.empty_quality
+        assert self.estimator is not None
+        return estimator_accuracy(
+            self.estimator, self.random_state, s.X_train[points], s.y_train[points], s.X_val, s.y_val
         )
 
     # -- soft KNN ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The federated buyer: a classifier trained by federated learning over the sellers (clients).
 
-Sellers keep their shards (split by ``sellers.partition``, e.g. ``dirichlet``); the server
+Sellers keep their shards (split by ``sellers.partition``, e.g. ``dirichlet``, or the owners
+of the user's table, ``table``); the server
 aggregates with ``aggregator``, or ``fedrandom``: a rule drawn from ``pool`` each round.
 Contributions come from reconstructing coalition models from the stored client updates
 (``one_round`` or ``multi_round``), never from retraining. With ``compare_aggregators`` the
@@ -16,8 +17,8 @@ from typing import Annotated, Any, ClassVar, Literal
 import pandas as pd
 from pydantic import Field
 
-from dataprice.buyers.base import BuildContext, BuiltTask, Buyer, register_buyer
-from dataprice.buyers.classifier import Dataset, shards_for
+from dataprice.buyers.base import BuildContext, BuiltTask, register_buyer
+from dataprice.buyers.classifier import DEFAULT_VALIDATION_FRACTION, Dataset, ShardsBuyer
 from dataprice.specs import PositiveFloat, within
 
 AggregatorName = Literal["fedavg", "fedavgm", "fedadam", "fedprox"]
@@ -29,13 +30,18 @@ MAX_FEDERATED_SELLERS = 22
 
 
 @register_buyer
-class FederatedBuyer(Buyer):
-    """A buyer training a classifier by federated learning over the sellers (clients)."""
+class FederatedBuyer(ShardsBuyer):
+    """A buyer training a classifier by federated learning over the sellers (clients).
+
+    The data is a bundled data set split among the sellers (``dataset``) or the user's table
+    (``table``, as for the classifier buyer; categorical features are encoded, so every
+    feature the softmax regression sees is a number).
+    """
 
     task: Literal["federated"]
     value_per_quality: PositiveFloat = 100.0
     dataset: Dataset = "breast_cancer"
-    validation_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
+    validation_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = DEFAULT_VALIDATION_FRACTION
     max_points: Annotated[int, within(2, 10_000_000)] | None = None
     aggregator: Literal["fedavg", "fedavgm", "fedadam", "fedprox", "fedrandom"] = "fedrandom"
     pool: list[AggregatorName] = Field(default_factory=lambda: list(POOL_DEFAULT), min_length=1)
@@ -51,6 +57,7 @@ class FederatedBuyer(Buyer):
     label: ClassVar[str] = "a buyer training a classifier by federated learning over the sellers' shards"
 
     def problems(self, scenario: Any) -> Iterable[str]:
+        yield from super().problems(scenario)
         n = scenario.sellers.count
         if self.ground_truth and n > MAX_GROUND_TRUTH_SELLERS:
             yield (f"buyer.ground_truth: retraining needs 2^n - 1 federated runs per seed; allowed for at most "
@@ -72,8 +79,7 @@ class FederatedBuyer(Buyer):
     def build(self, context: BuildContext) -> BuiltTask:
         from dataprice.buyers.federated.training import FederatedGame, train_federated
 
-        shards = shards_for(context.scenario, self.dataset, self.validation_fraction, self.max_points, context.seed,
-                            copies=False)
+        shards = self.shards(context.scenario, context.seed, copies=False)
         run = train_federated(shards, self.aggregator, self.config(), pool=self.pool, seed=context.seed)
         game = FederatedGame(shards, run, reconstruction=self.reconstruction,
                              value_per_quality=self.value_per_quality, player_names=context.names)
@@ -91,8 +97,7 @@ class FederatedBuyer(Buyer):
         from dataprice.buyers.federated.stability import aggregator_stability
 
         first = run.replicates[0]
-        shards = shards_for(run.scenario, self.dataset, self.validation_fraction, self.max_points, first.seed,
-                            copies=False)
+        shards = self.shards(run.scenario, first.seed, copies=False)
         seeds = [rep.seed for rep in run.replicates] if len(run.replicates) > 1 else [first.seed + k for k in range(3)]
         table = aggregator_stability(
             shards, self.config(), aggregators=[*self.pool, "fedrandom"], seeds=seeds, costs=run.costs,
