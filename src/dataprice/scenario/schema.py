@@ -48,7 +48,8 @@ from dataprice.valuation.game import MAX_TABULATION_PLAYERS
 from dataprice.valuation.methods import METHODS, MethodSpec
 from dataprice.valuation.protocols import CAPABILITIES
 
-#: Largest market for which the exact (2^n) allocation is allowed.
+#: Largest market for which an exact allocation over all 2^n coalitions is allowed (market
+#: kinds say which of their allocations need it: :meth:`MarketKind.needs_table`).
 MAX_EXACT_SELLERS = MAX_TABULATION_PLAYERS
 
 
@@ -335,9 +336,7 @@ def consistency_problems(s: Scenario) -> Iterable[str]:
             yield (f"market.payment_rules[{k}]: rule {name!r} is not defined for the {buyer.market_kind} market "
                    f"(buyer.task {buyer.task!r}); it is defined for: {', '.join(sorted(RULES[name].pay))}")
     if kind is not None:
-        yield from kind.problems(s.market)
-    if buyer.market_kind == "subset" and s.market.allocation == "exact" and n > MAX_EXACT_SELLERS:
-        yield f"market.allocation: 'exact' needs at most {MAX_EXACT_SELLERS} sellers (got {n}); use 'greedy'"
+        yield from kind.problems(s.market, n)
     yield from buyer.problems(s)
 
 
