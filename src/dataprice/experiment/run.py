@@ -111,7 +111,8 @@ def run_scenario(
         },
         notes={
             "buyer": scenario.buyer.label,
-            "rules": {rule: RULES[rule].note for rule in scenario.market.payment_rules},
+            "rules": {rule: RULES[rule].note_for(scenario.market_kind, scenario.market.shapley_scope)
+                      for rule in scenario.market.payment_rules},
         },
     )
     run.tables = scenario.buyer.run_tables(run)
