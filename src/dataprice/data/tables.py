@@ -14,6 +14,9 @@ Cells are ``str`` or ``None``: a JSON ``null`` or a missing key (or a CSV row wi
 fields) is ``None``; a JSON number or boolean becomes its text (``1`` -> ``"1"``, as
 ``pandas`` ``astype(str)`` did); a JSON object or list where a value is expected is an error.
 An empty CSV cell is ``""``. Values are never stripped (a DPO answer ``" B"`` keeps its space).
+
+A Parquet file (``.parquet``, read with pyarrow) gives the same cells (a null is ``None``,
+a number its text); its "lines" are 1-based row numbers.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from dataprice.errors import DataError
 from dataprice.inputs import checked_file, decode_text, excerpt, max_data_bytes, read_bytes
 
 #: File suffixes :func:`read_records` reads, and the format of each.
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "json"}
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "json", ".parquet": "parquet"}
 #: Column names listed in a "columns found" message before it is cut.
 LISTED_COLUMNS = 12
 
@@ -181,15 +184,18 @@ def read_records(
         raise DataError(
             f"{display(checked)}: unsupported {what} format {excerpt(checked.suffix)}; use {', '.join(FORMATS)}"
         )
-    data = read_bytes(checked, f"{what} file", limit=max_data_bytes())
-    text = decode_text(data, display(checked), f"{what} file")
-    del data
-    if not text.strip():
-        raise DataError(f"{display(checked)}: the {what} file is empty")
     wanted = list(dict.fromkeys([*required, *optional]))
-    parse = _csv if fmt in {"csv", "tsv"} else _json
-    lines, cells, found = parse(text, checked, what, wanted, fmt)
-    del text
+    if fmt == "parquet":
+        lines, cells, found = _parquet(checked, what, wanted)
+    else:
+        data = read_bytes(checked, f"{what} file", limit=max_data_bytes())
+        text = decode_text(data, display(checked), f"{what} file")
+        del data
+        if not text.strip():
+            raise DataError(f"{display(checked)}: the {what} file is empty")
+        parse = _csv if fmt in {"csv", "tsv"} else _json
+        lines, cells, found = parse(text, checked, what, wanted, fmt)
+        del text
     records = Records(checked, what, lines, {c: v for c, v in cells.items() if c in found}, found)
     if not len(records):
         raise DataError(f"{display(checked)}: the {what} file has no rows")
@@ -200,6 +206,32 @@ def read_records(
             f"columns found: {_columns_found(found)}"
         )
     return records
+
+
+# --- Parquet ----------------------------------------------------------------------------------
+
+
+def _parquet(path: Path, what: str, wanted: list[str]):
+    """Rows of a Parquet file: the wanted columns as cells, row numbers as lines."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - pyarrow is a dependency of pandas here
+        raise DataError(f"{display(path)}: reading a Parquet {what} file needs pyarrow: pip install pyarrow") from None
+    if path.stat().st_size == 0:
+        raise DataError(f"{display(path)}: the {what} file is empty")
+    try:
+        handle = pq.ParquetFile(path)
+        found = [str(name) for name in handle.schema_arrow.names]
+        table = handle.read(columns=[c for c in wanted if c in found])
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
+        raise DataError(f"{display(path)}: not a readable Parquet {what} file ({str(exc).splitlines()[0][:120]})") from None
+    cells: dict[str, list[Cell]] = {}
+    for column in table.column_names:
+        out: list[Cell] = []
+        for row, value in enumerate(table.column(column).to_pylist()):
+            out.append(_cell(value, f"{display(path)}: line {row + 1}", column))
+        cells[column] = out
+    return list(range(1, table.num_rows + 1)), cells, found
 
 
 # --- CSV / TSV ---------------------------------------------------------------------------------

@@ -58,8 +58,10 @@ def run_scenario(
     from dataprice.plugins import loaded_plugins
 
     started = time.monotonic()
-    costs = scenario.sellers.draw_costs(scenario.seed)
     names = scenario.buyer.seller_names(scenario.sellers)
+    costs = scenario.buyer.seller_costs(scenario, names)
+    if costs is None:
+        costs = scenario.sellers.draw_costs(scenario.seed, names)
     checkpoints = ReplicateCheckpoints(checkpoint_dir, scenario) if checkpoint_dir is not None else None
     done = {}
     if checkpoints is not None:
