@@ -11,6 +11,7 @@ tested the moment it is registered, reachable from the scenario schema, and docu
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,9 @@ def test_methods_that_read_the_buyer_run_on_a_buyer_that_offers_what_they_need(n
 
 
 def _scenario_of(task: str) -> dict:
-    for data in SHIPPED.values():
+    # a scenario whose data files are relative to scenarios/ is read here only if no other has the task
+    shipped = sorted(SHIPPED.values(), key=lambda data: "data/" in json.dumps(data["buyer"]))
+    for data in shipped:
         if data["buyer"]["task"] == task:
             return data
     raise AssertionError(f"buyer {task!r} has no scenario in scenarios/: add one (the library documents every buyer)")

@@ -66,6 +66,12 @@ def _query_log_cached(path: str, mtime: int, corpus):
     return log
 
 
+def costs_given(sellers: Any) -> bool:
+    """Whether ``sellers.costs`` says something (anything but the default distribution; a
+    re-parsed scenario carries every default, so what was set cannot be told apart)."""
+    return sellers.costs != type(sellers).model_fields["costs"].get_default(call_default_factory=True)
+
+
 def owner_unit_prices(doc_prices: NDArray[np.float64], owners: NDArray[np.int64], n_owners: int) -> NDArray[np.float64]:
     """``u_o``: the mean list price of owner ``o``'s priced documents (``nan``: unpriced), 0
     for an owner with none."""
@@ -120,8 +126,8 @@ class DocumentsBuyer(CorpusBuyer):
             if self.corpus.source != "files":
                 yield ("buyer.corpus.source: candidates from a query log name documents and questions of your files; "
                        "use source 'files' with 'documents' and 'questions'")
-            for name in ("value_source", "candidates", "replay_file"):
-                if name in self.model_fields_set:
+            for name in ("value_source", "candidates", "replay_file"):  # set to something else than the default
+                if getattr(self, name) != type(self).model_fields[name].default:
                     yield (f"buyer.{name}: not used with candidates from a query log (each logged candidate counts, "
                            "valued at its score); remove it")
         elif self.query_log:
@@ -130,7 +136,7 @@ class DocumentsBuyer(CorpusBuyer):
             if self.corpus.source != "files":
                 yield ("buyer.pricing: 'item' needs prices from your files (a price column in buyer.corpus.documents "
                        "or the query log); use 'owner' with the built-in corpus")
-            if "costs" in scenario.sellers.model_fields_set:
+            if costs_given(scenario.sellers):
                 yield "sellers.costs: with buyer.pricing 'item' each document's price is its cost; remove sellers.costs"
 
     def data_files(self) -> dict[str, str]:
@@ -191,7 +197,7 @@ class DocumentsBuyer(CorpusBuyer):
         prices = self.document_prices(corpus, log)
         if prices is None:
             return None
-        if "costs" in scenario.sellers.model_fields_set:
+        if costs_given(scenario.sellers):
             raise DataError(
                 f"{self.corpus.documents}: the documents are priced (per-item pricing), and each document's price is "
                 "its cost; remove sellers.costs, or set buyer.pricing to 'owner' and remove the price column"

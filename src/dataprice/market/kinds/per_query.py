@@ -82,7 +82,7 @@ class PerQueryMarket:
         self.values = np.where(self.owners >= 0, np.asarray(self.values, dtype=np.float64), 0.0)
         self.owners = np.asarray(self.owners, dtype=np.int64)
         if self.weights is not None:
-            self.weights = np.where(self.owners >= 0, np.asarray(self.weights, dtype=np.float64), 0.0)
+            self.weights = np.where(self.owners >= 0, np.asarray(self.weights, dtype=np.float64), 1.0)
         self._airport: NDArray[np.float64] | None = None
 
     def prices(self, bids: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -91,7 +91,7 @@ class PerQueryMarket:
         price = padded[np.where(self.owners >= 0, self.owners, self.n_owners)]
         if self.weights is None:
             return price
-        return np.where(self.owners >= 0, price * self.weights, np.inf)
+        return price * self.weights  # padding: inf times 1
 
     def allocate(self, bids: NDArray[np.float64]) -> PerQueryAllocation:
         net = self.values - self.prices(bids)
