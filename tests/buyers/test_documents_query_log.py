@@ -357,3 +357,42 @@ def test_load_query_log_orders_candidates_by_rank(tmp_path):
         assert log.docs[row, rank - 1] == corpus.doc_ids.index(d)
         assert log.scores[row, rank - 1] == score
     assert json.dumps(corpus.prices.tolist())
+
+
+def test_owners_with_several_candidates_in_one_query_against_brute_force():
+    """Owner-level games when an owner has several candidates in a query (a query log may
+    list them): Shapley over all candidates and LOO against brute force over owners."""
+    rng = child_rng(7, Stream.DATA)
+    for _ in range(20):
+        n_owners, q_count, m = 4, 3, 5
+        owners = rng.integers(-1, n_owners, (q_count, m))
+        values = np.round(rng.uniform(0, 2, (q_count, m)), 1)
+        weights = rng.uniform(0.5, 1.5, (q_count, m))
+        bids = rng.uniform(0, 1, n_owners)
+        market = PerQueryMarket(values, owners, n_owners, "all", weights)
+        shapley = market.settle(bids, "shapley").payments
+        loo = market.settle(bids, "loo").payments
+        want_shapley, want_loo = np.zeros(n_owners), np.zeros(n_owners)
+        for q in range(q_count):
+            cands = [(int(o), float(v)) for o, v in zip(owners[q], values[q], strict=True) if o >= 0]
+            players = sorted({o for o, _ in cands})
+
+            def value(members, cands=cands):
+                return max([0.0, *(v for o, v in cands if o in members)])
+
+            n = len(players)
+            for o in players:
+                others = [x for x in players if x != o]
+                for size in range(n):
+                    for coalition in itertools.combinations(others, size):
+                        weight = math.factorial(size) * math.factorial(n - size - 1) / math.factorial(n)
+                        want_shapley[o] += weight * (value({*coalition, o}) - value(set(coalition)))
+            net = [(v - bids[o] * weights[q, k], o) for k, (o, v) in enumerate(zip(owners[q], values[q], strict=True))
+                   if o >= 0]
+            best = max(net, default=(0.0, -1))
+            if best[0] > 0:
+                winner = next(o for x, o in net if x == best[0])
+                want_loo[winner] += value(set(players)) - value(set(players) - {winner})
+        np.testing.assert_allclose(shapley, want_shapley, atol=1e-9)
+        np.testing.assert_allclose(loo, want_loo, atol=1e-9)
+        np.testing.assert_allclose(market.settle(bids, "myerson").payments, market.settle(bids, "vcg").payments)
