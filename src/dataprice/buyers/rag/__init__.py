@@ -25,9 +25,11 @@ class CorpusSpec(StrictModel):
 
     For ``icd10`` the sellers are ``sellers.count``; ``duplicate_sellers`` hold exact copies
     of other sellers' documents and ``corrupted_sellers`` copies with scrambled codes. For
-    ``files`` the sellers are the distinct owners in the documents file (in order of first
-    appearance) and must number ``sellers.count``; relative paths are taken from the
-    scenario file's folder.
+    ``files`` the sellers are the distinct owners in the documents file (listed in order of
+    first appearance) and must number ``sellers.count``; their costs are matched by name
+    (``sellers.costs`` as ``{owner: cost}``, or a list following ``sellers.names``), never
+    by that order, and a list of different costs without ``sellers.names`` is refused.
+    Relative paths are taken from the scenario file's folder.
     """
 
     source: Literal["icd10", "files"] = "icd10"
