@@ -541,8 +541,9 @@ def run_suite(
 
 PER_QUERY_THEORY = {
     "pay_as_bid": ("none", "some"),
-    "loo": ("none", "some"),  # pays v_w >= b_w at truthful reports
-    "shapley": ("none", "some"),  # selected scope: same as LOO
+    "loo": ("some", "some"),  # published v(N) - v(N without w): can be below the winner's cost
+    "value_bought": ("none", "some"),  # pays v_w >= b_w at truthful reports
+    "shapley": ("none", "some"),  # selected scope: same as value_bought
     "shapley_all": ("some", "some"),  # airport value can be below the cost
     "myerson": ("none", "none"),
     "vcg": ("none", "none"),

@@ -11,6 +11,7 @@ tested the moment it is registered, reachable from the scenario schema, and docu
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,9 @@ def test_methods_that_read_the_buyer_run_on_a_buyer_that_offers_what_they_need(n
 
 
 def _scenario_of(task: str) -> dict:
-    for data in SHIPPED.values():
+    # a scenario whose data files are relative to scenarios/ is read here only if no other has the task
+    shipped = sorted(SHIPPED.values(), key=lambda data: "data/" in json.dumps(data["buyer"]))
+    for data in shipped:
         if data["buyer"]["task"] == task:
             return data
     raise AssertionError(f"buyer {task!r} has no scenario in scenarios/: add one (the library documents every buyer)")
@@ -163,7 +166,11 @@ def test_every_method_is_reachable_from_a_scenario(name):
 
 @pytest.mark.parametrize("name", list(RULES))
 def test_every_rule_is_reachable_from_a_scenario(name):
-    scenario = parse_scenario({**BASE, "market": {"payment_rules": [name]}})
+    base = BASE
+    if not RULES[name].supports("subset"):  # a rule of the per-query market only (value_bought)
+        assert RULES[name].supports("per_query"), name
+        base = {**BASE, "buyer": {"task": "rag_single_document"}}
+    scenario = parse_scenario({**base, "market": {"payment_rules": [name]}})
     assert scenario.market.payment_rules == [name]
 
 

@@ -183,12 +183,14 @@ def test_per_query_market_pays_the_winner_its_critical_price():
     values = rng.uniform(0, 1, (n_q, m))
     bids = rng.uniform(0, 0.6, n_owners)
     market = PerQueryMarket(values, owners, n_owners)
-    for rule in ("myerson", "vcg", "loo", "shapley", "pay_as_bid"):
+    # value_bought is LOO (and Shapley) on the selected set: the subset market's LOO
+    for rule, subset_rule in (("myerson", "myerson"), ("vcg", "vcg"), ("value_bought", "loo"),
+                              ("shapley", "shapley"), ("pay_as_bid", "pay_as_bid")):
         outcome = market.settle(bids, rule, bids)
         expected = np.zeros(n_owners)
         for q in range(n_q):
             sub = SubsetMarket(tabulate(SingleWinnerGame(values[q])))
-            o = settle(sub, bids[owners[q]], rule)
+            o = settle(sub, bids[owners[q]], subset_rule)
             np.add.at(expected, owners[q], o.payments)
         np.testing.assert_allclose(outcome.payments, expected, atol=1e-9, err_msg=rule)
     # and by hand: winner w pays value_w - max(0, best other net value)

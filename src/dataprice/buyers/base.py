@@ -17,8 +17,9 @@ Optional: ``market_kind`` (``subset`` by default), ``offers`` and :meth:`Buyer.c
 (what its game provides to methods such as KNN-Shapley), :meth:`Buyer.problems` (checks
 that need the whole scenario), :meth:`Buyer.small` (the CI-size version), ``path_fields``
 (data files, taken relative to the scenario's folder), :meth:`Buyer.data_problems` (what
-reading them finds), :meth:`Buyer.seller_names` and
-:meth:`Buyer.run_tables` (tables computed over all replicates, shown by the report).
+reading them finds), :meth:`Buyer.seller_names`,
+:meth:`Buyer.run_tables` (tables computed over all replicates, shown by the report) and
+:meth:`Buyer.seller_costs` (costs the buyer's data gives, such as per-document prices).
 
 Built-in buyers live in one folder each under :mod:`dataprice.buyers`; an installed package
 adds one through the entry-point group ``dataprice.buyers`` (see :mod:`dataprice.plugins`).
@@ -127,6 +128,11 @@ class Buyer(StrictModel):
         model is loaded), one line each; called by ``dataprice validate`` and before a run,
         once every file in :meth:`data_files` exists."""
         return ()
+
+    def seller_costs(self, scenario: Any, names: list[str]) -> NDArray[np.float64] | None:
+        """The sellers' true costs when the buyer's data gives them (per-item prices), in the
+        order of ``names``; ``None``: the scenario's ``sellers.costs``."""
+        return None
 
     def build(self, context: BuildContext) -> BuiltTask:
         """The game of one replicate (see :class:`BuildContext`)."""

@@ -49,6 +49,8 @@ class Corpus:
         doc_kind: per document, ``original``, ``duplicate`` or ``corrupted`` (built-in corpus).
         evidence: per question, a passage a document must contain to support the answer
             (built-in corpus: the code with its description), or ``None``.
+        prices: per document, its list price (the documents file's price column), or
+            ``None`` when the file has no such column.
     """
 
     doc_ids: list[str]
@@ -61,6 +63,7 @@ class Corpus:
     answers: list[str | None]
     doc_kind: list[str] = field(default_factory=list)
     evidence: list[str | None] = field(default_factory=list)
+    prices: np.ndarray | None = None
 
     @property
     def n_sellers(self) -> int:
@@ -107,7 +110,7 @@ class Corpus:
             self.doc_ids, self.texts, self.owners, self.seller_names,
             [self.question_ids[i] for i in keep], [self.questions[i] for i in keep],
             [self.gold_doc_ids[i] for i in keep], [self.answers[i] for i in keep], self.doc_kind,
-            [self.evidence[i] for i in keep] if self.evidence else [],
+            [self.evidence[i] for i in keep] if self.evidence else [], self.prices,
         )
 
     def describe_sellers(self) -> pd.DataFrame:
@@ -137,26 +140,38 @@ def load_corpus(
     question_column: str = "question",
     gold_column: str = "gold_doc_id",
     answer_column: str = "answer",
+    price_column: str = "price",
+    need_answers: bool = True,
 ) -> Corpus:
-    """Read a user corpus (CSV, TSV, JSONL or JSON; see :mod:`dataprice.data.tables`).
+    """Read a user corpus (CSV, TSV, JSONL, JSON or Parquet; see :mod:`dataprice.data.tables`).
 
     Documents need ``id_column`` (unique), ``owner_column`` and ``text_column``, none of them
-    blank; questions need ``question_id_column`` (unique) and ``question_column``, and at
-    least one of ``gold_column`` and ``answer_column``: every question needs a gold document
-    id or an answer (a blank or null gold id means "no gold document" when the answer is
-    given). Sellers are the distinct owners, in order of first appearance.
+    blank, and may have ``price_column``: each document's list price, a finite number
+    ``>= 0`` on every row (:attr:`Corpus.prices`). Questions need ``question_id_column``
+    (unique) and ``question_column``, and (with ``need_answers``, for buyers that judge
+    relevance themselves) at least one of ``gold_column`` and ``answer_column``: every
+    question needs a gold document id or an answer (a blank or null gold id means "no gold
+    document" when the answer is given). Sellers are the distinct owners, in order of first
+    appearance (the order of the report's tables; costs are matched by owner name, never by
+    this order: see :class:`dataprice.scenario.Sellers`).
 
     Raises:
         DataError: one line naming the file, and the line and column of the first bad value.
     """
-    docs = read_records(documents, "documents", required=[id_column, owner_column, text_column])
+    docs = read_records(
+        documents, "documents", required=[id_column, owner_column, text_column], optional=[price_column]
+    )
     doc_ids = docs.unique(id_column, "document id")
     owners = docs.text(owner_column, "every document needs an owner (a seller)")
     texts = docs.text(text_column, "every document needs a text")
+    prices = docs.numbers(price_column) if docs.has(price_column) else None
+    if prices is not None and (prices < 0).any():
+        row = int(np.flatnonzero(prices < 0)[0])
+        raise docs.error(row, price_column, f"a price of {prices[row]:g}; prices must be >= 0")
     qs = read_records(
         questions, "questions", required=[question_id_column, question_column], optional=[gold_column, answer_column]
     )
-    if not qs.has(gold_column) and not qs.has(answer_column):
+    if need_answers and not qs.has(gold_column) and not qs.has(answer_column):
         raise DataError(
             f"{display(qs.path)}: questions need a {gold_column!r} or an {answer_column!r} column; "
             f"columns found: {qs.columns_found()}"
@@ -169,7 +184,7 @@ def load_corpus(
     for row, (g, a) in enumerate(zip(gold, answers, strict=True)):
         if g is not None and g not in known:
             raise qs.error(row, gold_column, f"gold document {excerpt(g)} is not in {display(docs.path)}")
-        if g is None and a is None:
+        if g is None and a is None and need_answers:
             given = [c for c in (gold_column, answer_column) if qs.has(c)]
             raise qs.error(
                 row, given[0], f"question {excerpt(question_ids[row])} has no gold document and no answer; "
@@ -187,6 +202,7 @@ def load_corpus(
         gold_doc_ids=gold,
         answers=answers,
         doc_kind=["original"] * len(doc_ids),
+        prices=prices,
     )
 
 

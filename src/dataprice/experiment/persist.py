@@ -258,7 +258,8 @@ def _notes_now(scenario) -> dict:
     (for a run saved without its notes)."""
     from dataprice.market.rules import RULES
 
-    rules = {rule: RULES[rule].note if rule in RULES else "" for rule in scenario.market.payment_rules}
+    kind, scope = scenario.market_kind, scenario.market.shapley_scope
+    rules = {rule: RULES[rule].note_for(kind, scope) if rule in RULES else "" for rule in scenario.market.payment_rules}
     return {"buyer": scenario.buyer.label, "rules": rules}
 
 

@@ -23,6 +23,7 @@ from dataprice.buyers.base import BuildContext
 from dataprice.errors import DataError
 from dataprice.experiment.environment import audit_sample, build_environment, make_market
 from dataprice.experiment.results import ReplicateResult
+from dataprice.market.kinds import MARKET_KINDS
 from dataprice.market.mechanism import Outcome
 from dataprice.market.metrics import AuditResult, truthfulness_audit
 from dataprice.rng import Stream, child_rng, child_seed, child_sequence
@@ -46,7 +47,8 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
     names = names if names is not None else scenario.buyer.seller_names(scenario.sellers)
     built = scenario.buyer.build(BuildContext(scenario, seed, costs, names, progress))
     game = built.game
-    needs_table = scenario.market_kind == "subset" and scenario.market.allocation == "exact"
+    kind = MARKET_KINDS.get(scenario.market_kind)
+    needs_table = kind is not None and kind.needs_table(scenario.market.allocation)
     needs_table |= any(METHODS[m.method].needs_tabulation for m in scenario.valuation)
     store = CoalitionStore(scenario.engine.coalition_cache_path) if scenario.engine.coalition_cache else None
     counted = CachedGame(game, store=store, key=game_key(scenario, seed) if store is not None else None)

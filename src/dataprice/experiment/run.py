@@ -58,8 +58,10 @@ def run_scenario(
     from dataprice.plugins import loaded_plugins
 
     started = time.monotonic()
-    costs = scenario.sellers.draw_costs(scenario.seed)
     names = scenario.buyer.seller_names(scenario.sellers)
+    costs = scenario.buyer.seller_costs(scenario, names)
+    if costs is None:
+        costs = scenario.sellers.draw_costs(scenario.seed, names)
     checkpoints = ReplicateCheckpoints(checkpoint_dir, scenario) if checkpoint_dir is not None else None
     done = {}
     if checkpoints is not None:
@@ -111,7 +113,8 @@ def run_scenario(
         },
         notes={
             "buyer": scenario.buyer.label,
-            "rules": {rule: RULES[rule].note for rule in scenario.market.payment_rules},
+            "rules": {rule: RULES[rule].note_for(scenario.market_kind, scenario.market.shapley_scope)
+                      for rule in scenario.market.payment_rules},
         },
     )
     run.tables = scenario.buyer.run_tables(run)

@@ -44,6 +44,10 @@ def payments_by_rule(sellers: pd.DataFrame, rules: list[str], path: Path) -> Pat
     return path
 
 
+#: Above this many sellers, the value-cost plot names only the most valuable ones.
+MAX_LABELLED_SELLERS = 40
+
+
 def value_vs_cost(sellers: pd.DataFrame, methods: list[str], path: Path) -> Path:
     """Scatter of each seller's value under each method against its cost."""
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
@@ -53,13 +57,16 @@ def value_vs_cost(sellers: pd.DataFrame, methods: list[str], path: Path) -> Path
     ax.plot([0.0, hi], [0.0, hi], color="grey", ls="--", lw=0.8, label="value = cost")
     ax.set_xlim(0.0, hi)
     label_by = next((m for m in ("exact_shapley", "tmc_shapley") if m in methods), methods[0])
-    for _, row in sellers.iterrows():
+    many = len(sellers) > MAX_LABELLED_SELLERS  # thousands of labels are unreadable and slow to lay out
+    labelled = sellers.nlargest(MAX_LABELLED_SELLERS, f"value[{label_by}]") if many else sellers
+    for _, row in labelled.iterrows():
         ax.annotate(row["seller"], (row["cost"], row[f"value[{label_by}]"]), fontsize=7, alpha=0.7,
                     xytext=(3, 2), textcoords="offset points")
     ax.set_xlabel("private cost")
     ax.set_ylabel("value (money)")
-    ax.set_title("Value of each seller's data against its cost")
-    ax.legend(fontsize=8)
+    title = "Value of each seller's data against its cost"
+    ax.set_title(title + (f" (the {MAX_LABELLED_SELLERS} most valuable named)" if many else ""))
+    ax.legend(fontsize=8, loc="upper left" if many else "best")
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata=_META)
     plt.close(fig)

@@ -48,7 +48,8 @@ from dataprice.valuation.game import MAX_TABULATION_PLAYERS
 from dataprice.valuation.methods import METHODS, MethodSpec
 from dataprice.valuation.protocols import CAPABILITIES
 
-#: Largest market for which the exact (2^n) allocation is allowed.
+#: Largest market for which an exact allocation over all 2^n coalitions is allowed (market
+#: kinds say which of their allocations need it: :meth:`MarketKind.needs_table`).
 MAX_EXACT_SELLERS = MAX_TABULATION_PLAYERS
 
 
@@ -86,9 +87,21 @@ class Copy(StrictModel):
 
 
 class Sellers(StrictModel):
+    """The sellers: how many, their names and their true costs.
+
+    ``costs`` is a distribution, a list (one cost per seller, in the order of ``names``, or
+    of the sellers ``seller_0, seller_1, ...``), or a mapping from seller name to cost. When
+    a buyer reads its sellers from a data file (the owners of a documents file), a list of
+    different costs is refused unless ``names`` lists the owners: costs follow names, never
+    the order in which owners first appear in a file.
+    """
+
     count: Annotated[int, Field(ge=1, le=10_000)]
     names: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = None
-    costs: list[NonNegativeFloat] | CostDistribution = Field(default_factory=CostDistribution)
+    # a mapping is read as a distribution first (its keys are the distribution's fields), else by name
+    costs: list[NonNegativeFloat] | CostDistribution | dict[
+        Annotated[str, Field(min_length=1, max_length=200)], NonNegativeFloat
+    ] = Field(default_factory=CostDistribution, union_mode="left_to_right")
     partition: Partition = Field(default_factory=Partition)
     label_noise: LabelNoise = Field(default_factory=LabelNoise)
     copies: list[Copy] = Field(default_factory=list)
@@ -96,11 +109,35 @@ class Sellers(StrictModel):
     def player_names(self) -> list[str]:
         return list(self.names) if self.names else [f"seller_{j}" for j in range(self.count)]
 
-    def draw_costs(self, seed: int) -> np.ndarray:
-        """The true costs, drawn once per scenario: the same people in every replicate."""
+    def draw_costs(self, seed: int, names: list[str] | None = None) -> np.ndarray:
+        """The true costs of the sellers ``names`` (default :meth:`player_names`), drawn once
+        per scenario: the same people in every replicate. A list follows ``self.names`` (or
+        the default names), a mapping is read by name.
+
+        Raises:
+            DataError: a seller of ``names`` has no cost.
+        """
+        from dataprice.errors import DataError
+
+        names = list(names) if names is not None else self.player_names()
+        if isinstance(self.costs, dict):
+            missing = [name for name in names if name not in self.costs]
+            if missing:
+                raise DataError(f"sellers.costs: no cost for seller {missing[0]!r}; give one cost per seller by name "
+                                f"(the sellers are: {', '.join(names[:10])}{', ...' if len(names) > 10 else ''})")
+            return np.array([self.costs[name] for name in names], dtype=np.float64)
         if isinstance(self.costs, list):
-            return np.asarray(self.costs, dtype=np.float64)
-        return self.costs.draw(self.count, child_rng(seed, Stream.COSTS))
+            costs = np.asarray(self.costs, dtype=np.float64)
+            listed = self.player_names()
+            if names == listed or np.all(costs == costs[0]):
+                return costs if names == listed else np.full(len(names), costs[0])
+            index = {name: j for j, name in enumerate(listed)}
+            unknown = [name for name in names if name not in index]
+            if unknown:
+                raise DataError(f"sellers.names: seller {unknown[0]!r} is not listed, so it has no cost; "
+                                "list every seller, or give costs by name")
+            return costs[[index[name] for name in names]]
+        return self.costs.draw(len(names), child_rng(seed, Stream.COSTS))
 
 
 # --- market, bidding, audit, engine ----------------------------------------------------------
@@ -296,6 +333,12 @@ def consistency_problems(s: Scenario) -> Iterable[str]:
     sellers = s.sellers
     if isinstance(sellers.costs, list) and len(sellers.costs) != n:
         yield f"sellers.costs: {len(sellers.costs)} costs for {n} sellers; give one cost per seller or a distribution"
+    if isinstance(sellers.costs, dict):
+        if len(sellers.costs) != n:
+            yield f"sellers.costs: {len(sellers.costs)} costs for {n} sellers; give one cost per seller by name"
+        elif sellers.names is not None and set(sellers.costs) != set(sellers.names):
+            stray = sorted(set(sellers.costs) - set(sellers.names))[:1] or sorted(set(sellers.names) - set(sellers.costs))
+            yield f"sellers.costs: seller {stray[0]!r} is in sellers.costs or sellers.names but not both"
     if sellers.names is not None and len(sellers.names) != n:
         yield f"sellers.names: {len(sellers.names)} names for {n} sellers; give one name per seller"
     if sellers.names is not None and len(set(sellers.names)) != len(sellers.names):
@@ -335,9 +378,7 @@ def consistency_problems(s: Scenario) -> Iterable[str]:
             yield (f"market.payment_rules[{k}]: rule {name!r} is not defined for the {buyer.market_kind} market "
                    f"(buyer.task {buyer.task!r}); it is defined for: {', '.join(sorted(RULES[name].pay))}")
     if kind is not None:
-        yield from kind.problems(s.market)
-    if buyer.market_kind == "subset" and s.market.allocation == "exact" and n > MAX_EXACT_SELLERS:
-        yield f"market.allocation: 'exact' needs at most {MAX_EXACT_SELLERS} sellers (got {n}); use 'greedy'"
+        yield from kind.problems(s.market, n)
     yield from buyer.problems(s)
 
 

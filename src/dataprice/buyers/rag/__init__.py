@@ -16,6 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from dataprice.buyers.base import BuildContext, BuiltTask, Buyer, register_buyer
+from dataprice.errors import DataError
 from dataprice.specs import Column, FilePath, Index, PositiveFloat, StrictModel, within
 
 
@@ -24,9 +25,11 @@ class CorpusSpec(StrictModel):
 
     For ``icd10`` the sellers are ``sellers.count``; ``duplicate_sellers`` hold exact copies
     of other sellers' documents and ``corrupted_sellers`` copies with scrambled codes. For
-    ``files`` the sellers are the distinct owners in the documents file (in order of first
-    appearance) and must number ``sellers.count``; relative paths are taken from the
-    scenario file's folder.
+    ``files`` the sellers are the distinct owners in the documents file (listed in order of
+    first appearance) and must number ``sellers.count``; their costs are matched by name
+    (``sellers.costs`` as ``{owner: cost}``, or a list following ``sellers.names``), never
+    by that order, and a list of different costs without ``sellers.names`` is refused.
+    Relative paths are taken from the scenario file's folder.
     """
 
     source: Literal["icd10", "files"] = "icd10"
@@ -45,6 +48,10 @@ class CorpusSpec(StrictModel):
     question_column: Column = "question"
     gold_column: Column = "gold_doc_id"
     answer_column: Column = "answer"
+    #: the documents' list prices, when the documents file has this column (per-query
+    #: market: see ``pricing`` of the ``rag_single_document`` buyer; the coalition market
+    #: ``rag`` prices per seller and refuses a documents file with prices)
+    price_column: Column = "price"
 
     @model_validator(mode="after")
     def _files_given(self) -> CorpusSpec:
@@ -89,10 +96,20 @@ class CorpusBuyer(Buyer):
         """How documents are valued: ``retrieval``, ``lm_reader`` or ``replay``."""
         raise NotImplementedError
 
+    def needs_answers(self) -> bool:
+        """Whether every question needs a gold document or an answer (relevance is judged here)."""
+        return True
+
     def problems(self, scenario: Any) -> Iterable[str]:
         yield from self.corpus.problems(scenario.sellers.count)
         if self.scored_by() == "replay" and not self.replay_file:
             yield f"buyer.replay_file: needed when the buyer's {self.scored_by_field} is 'replay'"
+        costs = scenario.sellers.costs
+        if (self.corpus.source == "files" and isinstance(costs, list) and len(set(costs)) > 1
+                and scenario.sellers.names is None):
+            yield ("sellers.costs: the sellers are the owners in buyer.corpus.documents, so a list of different costs "
+                   "has no order to follow; give costs by owner name ({owner: cost, ...}), list the owners in "
+                   "sellers.names, or give one cost for all")
 
     def data_files(self) -> dict[str, str]:
         files = self.corpus.files()
@@ -105,7 +122,7 @@ class CorpusBuyer(Buyer):
         if self.corpus.source == "files":
             from dataprice.buyers.rag.corpus import user_corpus
 
-            return user_corpus(self.corpus).seller_names
+            return user_corpus(self.corpus, need_answers=self.needs_answers()).seller_names
         return sellers.player_names()
 
     @classmethod
@@ -142,6 +159,12 @@ class RAGBuyer(CorpusBuyer):
         from dataprice.buyers.rag.retrieval import SellerTopK
 
         corpus = build_corpus(self.corpus, context.scenario.sellers.count, context.seed)
+        if corpus.prices is not None:
+            raise DataError(
+                f"{self.corpus.documents}: column {self.corpus.price_column!r} gives per-document prices, which the "
+                "coalition market (buyer.task 'rag') does not use (a seller's cost is per seller); remove the column, "
+                "or buy per query with buyer.task 'rag_single_document'"
+            )
         docs, queries = embeddings(corpus, context.progress)
         topk = SellerTopK(docs, corpus.owners, queries, corpus.n_sellers, self.top_k)
         scorer: Scorer

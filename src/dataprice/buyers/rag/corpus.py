@@ -13,24 +13,25 @@ from dataprice.errors import DataError
 def _user_corpus_cached(documents: str, questions: str, mtimes: tuple, columns: tuple) -> Corpus:  # noqa: ARG001
     # ``mtimes`` is part of the cache key only: an edited file is read again
     keys = ("id_column", "owner_column", "text_column", "question_id_column", "question_column", "gold_column",
-            "answer_column")
+            "answer_column", "price_column", "need_answers")
     return load_corpus(documents, questions, **dict(zip(keys, columns, strict=True)))
 
 
-def user_corpus(spec) -> Corpus:
+def user_corpus(spec, *, need_answers: bool = True) -> Corpus:
     """The user's corpus named by a :class:`~dataprice.buyers.rag.CorpusSpec` (read once
-    per content: an edited file is read again)."""
+    per content: an edited file is read again). ``need_answers=False``: the questions need
+    no gold document or answer (candidates and values come from a query log)."""
     docs, qs = Path(spec.documents), Path(spec.questions)
     mtimes = tuple(p.stat().st_mtime_ns if p.is_file() else 0 for p in (docs, qs))
     columns = (spec.id_column, spec.owner_column, spec.text_column, spec.question_id_column,
-               spec.question_column, spec.gold_column, spec.answer_column)
+               spec.question_column, spec.gold_column, spec.answer_column, spec.price_column, need_answers)
     return _user_corpus_cached(str(docs), str(qs), mtimes, columns)
 
 
-def build_corpus(spec, n_sellers: int, seed: int) -> Corpus:
+def build_corpus(spec, n_sellers: int, seed: int, *, need_answers: bool = True) -> Corpus:
     """The corpus of one replicate: the user's files, or the built-in ICD-10-CM corpus."""
     if spec.source == "files":
-        corpus = user_corpus(spec)
+        corpus = user_corpus(spec, need_answers=need_answers)
         if corpus.n_sellers != n_sellers:
             raise DataError(
                 f"{spec.documents}: {corpus.n_sellers} distinct owners in column {spec.owner_column!r}, "

@@ -11,7 +11,11 @@ per_query      :class:`PerQueryMarket` (one document per     exact allocation
 =============  ==========================================  ==============================
 
 A buyer plugin names its kind (``Buyer.market_kind``); the scenario check uses
-:data:`MARKET_KINDS` to reject settings the kind does not have.
+:data:`MARKET_KINDS` to reject settings the kind does not have, and the runner asks the kind
+whether its exact allocation needs the game tabulated over all ``2^n`` coalitions (only the
+subset market's does, so only it is limited to :data:`~dataprice.valuation.game.
+MAX_TABULATION_PLAYERS` sellers; the per-query market allocates each query exactly in
+``O(candidates)`` and takes any number of owners).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 from dataprice.market.kinds.continuous import ContinuousMarket, ContinuousTask
 from dataprice.market.kinds.per_query import PerQueryAllocation, PerQueryMarket
 from dataprice.market.kinds.subset import SubsetMarket
+from dataprice.valuation.game import MAX_TABULATION_PLAYERS
 
 
 @dataclass(frozen=True)
@@ -32,10 +37,23 @@ class MarketKind:
     reserve: bool
     value_noise: bool
     why_exact: str = ""
+    #: allocations that maximise welfare over a tabulated game (all ``2^n`` coalitions):
+    #: limited to :data:`MAX_TABULATION_PLAYERS` sellers, and the runner tabulates the game
+    tabulated: tuple[str, ...] = ()
 
-    def problems(self, market) -> list[str]:
-        """Settings of ``market`` (the scenario section) this kind does not have."""
+    def needs_table(self, allocation: str) -> bool:
+        """Whether ``allocation`` in this kind works on the game tabulated over all coalitions."""
+        return allocation in self.tabulated
+
+    def problems(self, market, n_sellers: int | None = None) -> list[str]:
+        """Settings of ``market`` (the scenario section) this kind does not have, for a
+        market of ``n_sellers`` sellers."""
         out = []
+        if n_sellers is not None and self.needs_table(market.allocation) and n_sellers > MAX_TABULATION_PLAYERS:
+            others = [a for a in self.allocations if not self.needs_table(a)]
+            instead = f"; use {' or '.join(map(repr, others))}" if others else ""
+            out.append(f"market.allocation: {market.allocation!r} needs at most {MAX_TABULATION_PLAYERS} sellers "
+                       f"in the {self.name} market (got {n_sellers}){instead}")
         if market.allocation not in self.allocations:
             out.append(f"market.allocation: {self.why_exact}; use {' or '.join(map(repr, self.allocations))}")
         if market.reserve is not None and not self.reserve:
@@ -47,7 +65,7 @@ class MarketKind:
 
 
 MARKET_KINDS: dict[str, MarketKind] = {
-    "subset": MarketKind("subset", ("exact", "greedy"), reserve=True, value_noise=True),
+    "subset": MarketKind("subset", ("exact", "greedy"), reserve=True, value_noise=True, tabulated=("exact",)),
     "continuous": MarketKind("continuous", ("exact",), reserve=True, value_noise=False,
                              why_exact="the continuous market has a closed-form allocation"),
     "per_query": MarketKind("per_query", ("exact",), reserve=False, value_noise=False,

@@ -41,6 +41,8 @@ class PaymentRule:
         truthful_exact: whether truthful reporting is a dominant strategy in every kind the
             rule supports under exact allocation without a reserve (tests audit such rules
             by brute force in every kind).
+        notes: the line for a market kind whose definition differs from ``note``, keyed by
+            the kind (``"per_query"``) or by kind and Shapley scope (``"per_query/all"``).
     """
 
     name: str
@@ -48,10 +50,16 @@ class PaymentRule:
     truthful: str
     pay: Mapping[str, PayFunction] = field(default_factory=dict)
     truthful_exact: bool = False
+    notes: Mapping[str, str] = field(default_factory=dict)
 
     def supports(self, kind: str) -> bool:
         """Whether the rule is defined in markets of ``kind``."""
         return kind in self.pay
+
+    def note_for(self, kind: str, shapley_scope: str = "selected") -> str:
+        """The line the report prints for this rule in a market of ``kind``: the definition
+        the numbers use there."""
+        return self.notes.get(f"{kind}/{shapley_scope}", self.notes.get(kind, self.note))
 
     def payments(self, market: Any, bids: NDArray[np.float64], allocation: Any) -> NDArray[np.float64]:
         """Each seller's payment in ``market`` at ``bids`` and its ``allocation``."""

@@ -6,9 +6,12 @@ whose marginal value is below its cost is paid less than its cost (greedy alloca
 
 * subset: ``v`` at the selected set with and without ``j``;
 * continuous: the buyers' value ``V(W(a)) - V(W_{-j}(a))`` lost without ``j``;
-* per query: the value of the document bought, summed per owner (this is the document's
-  whole value, not the published LOO ``v(N) - v(N \\ {w})``, which subtracts the value of
-  the next-best document).
+* per query: the published LOO, per query where a document was sold and summed per owner,
+  ``p_o(w) = v_q(N) - v_q(N \\ {o(w)})`` with ``v_q(S) = max(0, max_{d: o(d) in S} v_qd)``
+  (the buyer's value without prices, ``v_q(empty) = 0``): the winner's value margin over
+  the best document of any other owner (0 when a more valuable but pricier document lost).
+  The value of the document bought, ``v_qw`` (what this rule paid before), is the rule
+  ``value_bought`` (:mod:`.value_bought`).
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ def continuous(market, reports: NDArray[np.float64], allocation: NDArray[np.floa
 
 
 def per_query(market, bids: NDArray[np.float64], alloc) -> NDArray[np.float64]:
-    return market.per_owner(alloc, market.value_won(alloc))
+    loo = market.value_all()[alloc.queries] - market.value_without_winner_owner(alloc)
+    return market.per_owner(alloc, loo)
 
 
 LOO = register_rule(PaymentRule(
@@ -50,4 +54,6 @@ LOO = register_rule(PaymentRule(
     note="pays each selected seller its leave-one-out value v(S*) - v(S* without j)",
     truthful="never: the report decides selection only, so underbidding to be selected can pay",
     pay={"subset": subset, "continuous": continuous, "per_query": per_query},
+    notes={"per_query": "pays the winner of each query the published leave-one-out value v(N) - v(N without its "
+                        "owner), v(S) = the best document value in S without prices, v(empty) = 0"},
 ))

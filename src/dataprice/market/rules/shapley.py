@@ -6,8 +6,11 @@ Pays for value, whatever the cost: not individually rational, and manipulable.
 
 * subset: exact Shapley on the restricted table (permutation sampling above 16 sellers);
 * continuous: exact Shapley in ``S -> V(W_S(a))`` among the sellers in the market;
-* per query: on the selected set, the value of the one document bought; over all
-  candidates, the airport-game Shapley value of the winner.
+* per query: on the selected set, the value of the one document bought (Shapley in ``v_q``
+  restricted to the winner); over all candidates (scope ``all``), *every* candidate's owner
+  is paid its airport-game Shapley value in ``v_q(S) = max(0, max_{d: o(d) in S} v_qd)``,
+  ``v_q(empty) = 0`` (Littlechild & Owen 1973), so that each query's payments sum to
+  ``v_q(N)``, losers included.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ def continuous(market, reports: NDArray[np.float64], allocation: NDArray[np.floa
 
 def per_query(market, bids: NDArray[np.float64], alloc) -> NDArray[np.float64]:
     if market.shapley_scope == "all":
-        return market.per_owner(alloc, market.airport_shapley()[alloc.queries, alloc.won])
+        return market.per_candidate_owner(market.airport_shapley())
     return market.per_owner(alloc, market.value_won(alloc))
 
 
@@ -64,4 +67,11 @@ SHAPLEY = register_rule(PaymentRule(
     note="pays each selected seller its Shapley value",
     truthful="never: pays for value whatever the report, and is not individually rational",
     pay={"subset": subset, "continuous": continuous, "per_query": per_query},
+    notes={
+        "subset/all": "pays each selected seller its Shapley value in v over all sellers",
+        "per_query/selected": "pays the winner of each query the value of the document bought (Shapley in v "
+                              "restricted to the winner)",
+        "per_query/all": "pays every candidate's owner, per query, its airport-game Shapley value in v(S) = the "
+                         "best document value in S without prices, v(empty) = 0 (sums to v(N), losers paid too)",
+    },
 ))
