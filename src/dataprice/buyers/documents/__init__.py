@@ -60,7 +60,7 @@ class DocumentsBuyer(CorpusBuyer):
 
         names = context.names
         corpus = build_corpus(self.corpus, context.scenario.sellers.count, context.seed)
-        docs, queries = embeddings(corpus, context.progress)
+        docs, queries = embeddings(corpus, self.embeddings, context.progress)
         best = SellerTopK(docs, corpus.owners, queries, corpus.n_sellers, 1)  # each owner's best document
         m = min(self.candidates, corpus.n_sellers)
         similarity = best.scores[:, :, 0].astype(np.float64)
