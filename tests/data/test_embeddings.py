@@ -231,3 +231,23 @@ def test_load_vectors_accepts_integer_ids_and_named_arrays(tmp_path):
         np.savez(tmp_path / "e.npz", ids=np.array([], dtype=str), vectors=np.zeros((0, 3)))
         load_vectors(tmp_path / "e.npz", "document")
     assert json.dumps(vectors.ids)
+
+
+class _Payload:
+    """Unpickling this creates ``marker``: proof that a pickle was loaded."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_pickled_array_in_an_embeddings_file_is_never_loaded(tmp_path):
+    marker = tmp_path / "unpickled"
+    ids = np.empty(1, dtype=object)
+    ids[0] = _Payload(str(marker))
+    np.savez(tmp_path / "v.npz", ids=ids, vectors=np.ones((1, 4), np.float32))
+    with pytest.raises(DataError, match="Python objects"):
+        load_vectors(tmp_path / "v.npz", "document")
+    assert not marker.exists()

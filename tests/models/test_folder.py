@@ -250,3 +250,15 @@ def test_code_in_a_folder_is_never_run(tmp_path):
     with pytest.raises(DataError, match="architecture 'evil_lm'"):
         load_lm_folder(str(folder))  # ... but nothing transformers knows without the folder's code
     assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.slow
+def test_a_gguf_file_named_by_path_is_smollm2():
+    """SmolLM2's GGUF file named as a user's own model loads to the same scores as the preset."""
+    from dataprice.models.lm import SMOLLM2_GGUF, load_smollm2, smollm2_folder
+
+    model, tokenizer = load_smollm2()
+    own, own_tokenizer = load_lm_folder(str(smollm2_folder() / SMOLLM2_GGUF))
+    prompts, completions = ["Question: what is the ICD-10-CM code for cholera?\nAnswer:"] * 2, [" A00.9", " E11.9"]
+    assert sequence_logprobs(own, own_tokenizer, prompts, completions).tolist() == \
+        sequence_logprobs(model, tokenizer, prompts, completions).tolist()
