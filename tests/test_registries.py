@@ -24,7 +24,7 @@ from dataprice.errors import ScenarioError
 from dataprice.market.kinds import ContinuousMarket, PerQueryMarket, SubsetMarket
 from dataprice.market.metrics import settler, truthfulness_audit
 from dataprice.market.rules import RULES
-from dataprice.scenario import parse_scenario, small_scenario
+from dataprice.scenario import absolute_paths, parse_scenario, small_scenario
 from dataprice.valuation.game import TabulatedGame, tabulate
 from dataprice.valuation.methods import METHODS, MonteCarloSpec
 from dataprice.valuation.reference_games import AirportGame, GloveGame, UnanimityGame
@@ -32,7 +32,11 @@ from dataprice.valuation.reference_games import AirportGame, GloveGame, Unanimit
 from .conftest import random_monotone_table
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = {path.stem: yaml.safe_load(path.read_text()) for path in sorted((ROOT / "scenarios").glob("*.yaml"))}
+# data files and model folders a shipped scenario names are taken from its folder, as load_scenario does
+SHIPPED = {
+    path.stem: absolute_paths(yaml.safe_load(path.read_text()), path.parent)
+    for path in sorted((ROOT / "scenarios").glob("*.yaml"))
+}
 REFERENCE_GAMES = [AirportGame([1.0, 2.0, 4.0, 4.0, 7.0]), GloveGame(1, 3), UnanimityGame(5, [0, 2])]
 
 

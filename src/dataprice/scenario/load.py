@@ -147,7 +147,8 @@ def check_data_files(scenario: Scenario, source: str | None = None) -> None:
 
 
 def absolute_paths(data: dict, base: Path) -> dict:
-    """The buyer's data-file paths (its ``path_fields``) made absolute from ``base``, the
+    """The buyer's data-file and model paths (its ``path_fields`` and ``model_path_fields``)
+    made absolute from ``base``, the
     scenario's folder (a value that is not a usable path is left for the schema to reject)."""
     buyer = data.get("buyer")
     task = buyer.get("task") if isinstance(buyer, dict) else None
@@ -165,7 +166,7 @@ def absolute_paths(data: dict, base: Path) -> dict:
             return {**node, parts[0]: str((base / value).resolve())}
         return node
 
-    for dotted in cls.path_fields:
+    for dotted in (*cls.path_fields, *cls.model_path_fields):
         buyer = resolve(buyer, dotted.split("."))
     return {**data, "buyer": buyer}
 

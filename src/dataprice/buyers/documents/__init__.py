@@ -250,7 +250,7 @@ class DocumentsBuyer(CorpusBuyer):
         from dataprice.buyers.rag.game import ReplayScorer
         from dataprice.buyers.rag.retrieval import SellerTopK
 
-        docs, queries = embeddings(corpus, context.progress)
+        docs, queries = embeddings(corpus, self.embeddings, context.progress)
         best = SellerTopK(docs, corpus.owners, queries, corpus.n_sellers, 1)  # each owner's best document
         m = min(self.candidates, corpus.n_sellers)
         similarity = best.scores[:, :, 0].astype(np.float64)

@@ -1,6 +1,7 @@
 """The DPO buyer: it fine-tunes a language model with DPO on the sellers' preference pairs.
 
-One policy per owner (SmolLM2-135M with LoRA, or a tiny random LM for tests), trained with
+One policy per owner (SmolLM2-135M with LoRA, a tiny random LM for tests, or the user's own
+causal LM: ``model: {path: folder}``, a local Hugging Face folder or GGUF file), trained with
 a shared reference model and ``beta``; a coalition's policy is its owners' log-probability
 arithmetic (weights by data size), so on a preference-margin utility every coalition's value
 is arithmetic on ``n + 1`` scoring passes (DPO Shapley). ``utility``: held-out preference
@@ -19,6 +20,7 @@ from pydantic import Field, model_validator
 
 from dataprice.buyers.base import BuildContext, BuiltTask, Buyer, register_buyer
 from dataprice.errors import DataError
+from dataprice.models.folder import ModelFolder, folder_problem
 from dataprice.specs import Column, FilePath, Index, PositiveFloat, StrictModel, within
 
 #: ``generation`` runs the composed model for every coalition: allowed for at most this many sellers.
@@ -78,13 +80,16 @@ class DPOBuyer(Buyer):
     task: Literal["dpo"]
     value_per_quality: PositiveFloat = 100.0
     preferences: PreferenceSpec = Field(default_factory=PreferenceSpec)
-    model: Literal["smollm2", "tiny"] = "smollm2"
+    #: ``smollm2``, ``tiny`` (tests) or ``{path: ...}``: a local Hugging Face causal-LM folder
+    #: (config.json, safetensors weights, tokenizer) or a ``.gguf`` file, relative to the scenario.
+    model: Literal["smollm2", "tiny"] | ModelFolder = "smollm2"
     training: DPOTraining = Field(default_factory=DPOTraining)
     utility: Literal["accuracy", "logsigmoid", "generation"] = "accuracy"
 
     label: ClassVar[str] = "a buyer fine-tuning a language model with DPO on their preference pairs"
     offers: ClassVar[frozenset[str]] = frozenset({"unlearning:gradient_ascent"})
     path_fields: ClassVar[tuple[str, ...]] = ("preferences.file", "preferences.heldout_file")
+    model_path_fields: ClassVar[tuple[str, ...]] = ("model.path",)
 
     def capabilities(self) -> frozenset[str]:
         return frozenset() if self.utility == "generation" else self.offers
@@ -98,6 +103,10 @@ class DPOBuyer(Buyer):
             bad = [j for j in getattr(prefs, field_name) if j >= n]
             if bad:
                 yield f"buyer.preferences.{field_name}: seller index {bad[0]} out of range; allowed 0..{n - 1}"
+        if isinstance(self.model, ModelFolder):
+            problem = folder_problem(self.model.path)
+            if problem:
+                yield f"buyer.model.path: {problem}"
         if self.utility == "generation" and n > MAX_GENERATION_SELLERS:
             yield (f"buyer.utility: 'generation' runs the composed model for every coalition; allowed for at most "
                    f"{MAX_GENERATION_SELLERS} sellers (got {n})")
@@ -175,12 +184,10 @@ def build_preferences(spec: PreferenceSpec, n_sellers: int, seed: int):
     )
 
 
-def dpo_base_model(name: str):
-    """``(model, tokenizer, cache id)`` of the DPO base/reference model."""
-    from dataprice.models.lm import load_smollm2, tiny_causal_lm
+def dpo_base_model(model: str | ModelFolder):
+    """``(model, tokenizer, cache id)`` of the DPO base/reference model: a preset, or the
+    user's folder loaded from disk (the id is a sha256 of its files, so policies trained on
+    one folder are never reused for another)."""
+    from dataprice.models.lm import causal_lm
 
-    if name == "smollm2":
-        model, tokenizer = load_smollm2()
-        return model, tokenizer, "smollm2-135m-instruct-q4_1"
-    model, tokenizer = tiny_causal_lm()
-    return model, tokenizer, "tiny-causal-lm-512x64x2-seed0"
+    return causal_lm(model, field="buyer.model")

