@@ -272,7 +272,7 @@ def test_a_saved_run_reopens_without_its_data_files(tmp_path):
     docs.write_text("doc_id,owner,text\nd1,alice,Metformin treats diabetes.\nd2,bob,Salbutamol treats asthma.\n")
     qs.write_text("question_id,question,gold_doc_id\nq1,What treats diabetes?,d1\nq2,What treats asthma?,d2\n")
     judge.write_text("question_id,doc_id,score\nq1,d1,0.9\nq2,d2,0.7\n")
-    data = {"name": "files", "sellers": {"count": 2, "costs": [0.1, 0.2]},
+    data = {"name": "files", "sellers": {"count": 2, "costs": {"alice": 0.1, "bob": 0.2}},
             "buyer": {"task": "rag", "corpus": {"source": "files", "documents": "docs.csv", "questions": "qs.csv"},
                       "top_k": 1, "utility": "replay", "replay_file": "judge.csv"},
             "valuation": [{"method": "loo"}], "audit": {"enabled": False}}

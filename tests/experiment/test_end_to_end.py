@@ -277,7 +277,7 @@ def test_a_report_on_user_files_reopens_after_the_files_are_moved(tmp_path):
                  columns=["question_id", "question", "gold_doc_id"]).to_csv(data / "qs.csv", index=False)
     (data / "judge.csv").write_text("question_id,doc_id,score\nq1,d1,0.9\nq2,d2,0.7\nq1,d3,0.2\n")
     scenario = _write(tmp_path, {
-        "name": "moved", "sellers": {"count": 3, "costs": [0.1, 0.2, 0.3]},
+        "name": "moved", "sellers": {"count": 3, "costs": {"alice": 0.1, "bob": 0.2, "carol": 0.3}},
         "buyer": {"task": "rag", "corpus": {"source": "files", "documents": "data/docs.csv",
                                             "questions": "data/qs.csv"},
                   "top_k": 1, "utility": "replay", "replay_file": "data/judge.csv", "value_per_quality": 10},
