@@ -298,3 +298,52 @@ def test_user_corpus_scenario_with_replay_and_reader_runs_from_the_cli(tmp_path,
     (tmp_path / "wrong.yaml").write_text(yaml.safe_dump(wrong))
     assert main(["run", str(tmp_path / "wrong.yaml"), "--out", str(tmp_path / "r3"), "--quiet"]) == 2
     assert not (tmp_path / "r3").exists()
+
+
+def test_relevance_with_both_gold_ids_and_answers_must_be_chosen(tmp_path, capsys):
+    """A questions file with both `gold_doc_id` and `answer` defines relevance two ways (the
+    gold document only, or every document containing the answer): valued by retrieval, the
+    scenario must say which (`validate` and `run` refuse it in one line, no report); each
+    choice gives its own relevance. Scored by replay, relevance is unused and both may stay."""
+    import yaml
+
+    from dataprice.buyers.rag.corpus import build_corpus
+    from dataprice.cli import main
+    from dataprice.scenario import load_scenario
+
+    pd.DataFrame([("d1", "north", "Metformin treats type 2 diabetes."),
+                  ("d2", "south", "Metformin is also studied for ageing."),
+                  ("d3", "south", "Salbutamol relieves asthma.")],
+                 columns=["doc_id", "owner", "text"]).to_csv(tmp_path / "docs.csv", index=False)
+    pd.DataFrame([("q1", "What treats diabetes?", "d1", "Metformin")],
+                 columns=["question_id", "question", "gold_doc_id", "answer"]).to_csv(tmp_path / "qs.csv", index=False)
+    data = {
+        "name": "both", "sellers": {"count": 2, "costs": {"north": 0.1, "south": 0.1}},
+        "buyer": {"task": "rag", "corpus": {"source": "files", "documents": "docs.csv", "questions": "qs.csv"},
+                  "top_k": 1, "utility": "retrieval"},
+        "valuation": [{"method": "loo"}], "audit": {"enabled": False},
+    }
+    path = tmp_path / "both.yaml"
+    path.write_text(yaml.safe_dump(data))
+    capsys.readouterr()
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "question 'q1' has both a gold document" in err and "buyer.corpus.relevance" in err
+    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert "set buyer.corpus.relevance to 'gold' or 'answer'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+    relevant = {}
+    for choice in ("gold", "answer"):
+        data["buyer"]["corpus"]["relevance"] = choice
+        path.write_text(yaml.safe_dump(data))
+        assert main(["validate", str(path)]) == 0
+        scenario = load_scenario(path)
+        relevant[choice] = build_corpus(scenario.buyer.corpus, 2, 0).relevance()[0].tolist()
+    assert relevant == {"gold": [True, False, False], "answer": [True, True, False]}
+
+    (tmp_path / "judge.csv").write_text("question_id,doc_id,score\nq1,d1,0.9\n")
+    del data["buyer"]["corpus"]["relevance"]
+    data["buyer"].update(utility="replay", replay_file="judge.csv")
+    path.write_text(yaml.safe_dump(data))
+    assert main(["validate", str(path)]) == 0

@@ -24,6 +24,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,8 @@ class Corpus:
             (built-in corpus: the code with its description), or ``None``.
         prices: per document, its list price (the documents file's price column), or
             ``None`` when the file has no such column.
+        relevance_from: what makes a document relevant to a question (see
+            :meth:`relevance`): ``auto``, ``gold`` or ``answer``.
     """
 
     doc_ids: list[str]
@@ -64,6 +67,7 @@ class Corpus:
     doc_kind: list[str] = field(default_factory=list)
     evidence: list[str | None] = field(default_factory=list)
     prices: np.ndarray | None = None
+    relevance_from: Literal["auto", "gold", "answer"] = "auto"
 
     @property
     def n_sellers(self) -> int:
@@ -83,17 +87,24 @@ class Corpus:
     def relevance(self) -> np.ndarray:
         """``rel[q, d]``: document ``d`` answers question ``q``.
 
-        A document answers when it contains the question's evidence passage (built-in corpus:
-        so a duplicate of the gold document counts, a corrupted copy does not); else, with a
-        reference answer, when it contains the answer as a whole word; else, with only a gold
-        id, when it is the gold document.
+        ``relevance_from="auto"``: a document answers when it contains the question's evidence
+        passage (built-in corpus: so a duplicate of the gold document counts, a corrupted
+        copy does not); else, with a reference answer, when it contains the answer as a whole
+        word; else, with only a gold id, when it is the gold document. ``"gold"``: only the
+        gold document answers; ``"answer"``: a document answers when it contains the answer
+        as a whole word. (A user corpus whose questions carry both a gold id and an answer
+        must say which: :meth:`ambiguous_question`.)
         """
         rel = np.zeros((self.n_questions, self.n_documents), dtype=bool)
         index = {d: i for i, d in enumerate(self.doc_ids)}
         lowered = [t.lower() for t in self.texts]
         evidence = self.evidence or [None] * self.n_questions
         for q, (gold, answer) in enumerate(zip(self.gold_doc_ids, self.answers, strict=True)):
-            needle = evidence[q]
+            if self.relevance_from == "gold":
+                answer = None
+            elif self.relevance_from == "answer":
+                gold = None
+            needle = evidence[q] if self.relevance_from == "auto" else None
             if needle:
                 needle = needle.lower()
                 rel[q] = [needle in t for t in lowered]
@@ -104,13 +115,26 @@ class Corpus:
                 rel[q, index[gold]] = True
         return rel
 
+    def ambiguous_question(self) -> int | None:
+        """The first question with both a gold document and an answer (and no evidence
+        passage) while ``relevance_from`` is ``auto``: the two define relevance differently
+        (the gold document only, or every document containing the answer), so the user must
+        choose. ``None`` when there is none."""
+        if self.relevance_from != "auto":
+            return None
+        evidence = self.evidence or [None] * self.n_questions
+        for q, (gold, answer) in enumerate(zip(self.gold_doc_ids, self.answers, strict=True)):
+            if gold is not None and answer and not evidence[q]:
+                return q
+        return None
+
     def subset_questions(self, keep: Sequence[int]) -> Corpus:
         keep = list(keep)
         return Corpus(
             self.doc_ids, self.texts, self.owners, self.seller_names,
             [self.question_ids[i] for i in keep], [self.questions[i] for i in keep],
             [self.gold_doc_ids[i] for i in keep], [self.answers[i] for i in keep], self.doc_kind,
-            [self.evidence[i] for i in keep] if self.evidence else [], self.prices,
+            [self.evidence[i] for i in keep] if self.evidence else [], self.prices, self.relevance_from,
         )
 
     def describe_sellers(self) -> pd.DataFrame:

@@ -152,6 +152,9 @@ class DocumentsBuyer(CorpusBuyer):
 
         return build_corpus(self.corpus, n_sellers, seed, need_answers=self.needs_answers())
 
+    def uses_relevance(self) -> bool:
+        return self.scored_by() == "retrieval" and self.candidates_from != "query_log"
+
     def _log(self, corpus):
         assert self.query_log is not None  # the schema requires it for candidates_from 'query_log'
         path = Path(self.query_log)
@@ -212,7 +215,7 @@ class DocumentsBuyer(CorpusBuyer):
         from dataprice.market.kinds import PerQueryMarket
 
         names = context.names
-        corpus = self._corpus(context.scenario.sellers.count, context.seed)
+        corpus = self.checked_corpus(context)
         log = None
         if self.candidates_from == "query_log":
             log = self._log(corpus)

@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 
 from dataprice.buyers.base import BuildContext, BuiltTask, Buyer, register_buyer
 from dataprice.errors import DataError
+from dataprice.inputs import excerpt
 from dataprice.models.folder import ModelFolder, folder_problem
 from dataprice.specs import Column, FilePath, Index, PositiveFloat, StrictModel, within
 
@@ -53,6 +54,12 @@ class CorpusSpec(StrictModel):
     #: market: see ``pricing`` of the ``rag_single_document`` buyer; the coalition market
     #: ``rag`` prices per seller and refuses a documents file with prices)
     price_column: Column = "price"
+    #: what makes a document relevant to a question when documents are valued by retrieval:
+    #: ``gold`` (the question's gold document only), ``answer`` (every document containing
+    #: the reference answer as a whole word), or ``auto`` (the built-in corpus's evidence
+    #: passage, else whichever of the two a question has; a user file whose questions have
+    #: both must choose, since the two can disagree widely)
+    relevance: Literal["auto", "gold", "answer"] = "auto"
 
     @model_validator(mode="after")
     def _files_given(self) -> CorpusSpec:
@@ -142,6 +149,53 @@ class CorpusBuyer(Buyer):
         """Whether every question needs a gold document or an answer (relevance is judged here)."""
         return True
 
+    def uses_relevance(self) -> bool:
+        """Whether documents are valued by the corpus's relevance (gold ids or answers)."""
+        return self.scored_by() == "retrieval"
+
+    def relevance_problem(self, corpus: Any) -> str | None:
+        """A one-line problem when relevance is used but ambiguous (a question with both a
+        gold document and an answer, and ``corpus.relevance`` left at ``auto``)."""
+        if not self.uses_relevance():
+            return None
+        q = corpus.ambiguous_question()
+        if q is None:
+            return None
+        return (
+            f"{self.corpus.questions}: question {excerpt(corpus.question_ids[q])} has both a gold document "
+            f"({self.corpus.gold_column!r}) and an answer ({self.corpus.answer_column!r}), which define relevance "
+            "differently (the gold document only, or every document containing the answer); set "
+            "buyer.corpus.relevance to 'gold' or 'answer'"
+        )
+
+    def data_problems(self, scenario: Any) -> Iterable[str]:
+        """Reads the user's corpus (no embedding): ids, owners against ``sellers.count``,
+        gold ids, and whether relevance is ambiguous."""
+        if self.corpus.source != "files":
+            return
+        from dataprice.buyers.rag.corpus import build_corpus
+
+        try:
+            corpus = build_corpus(self.corpus, scenario.sellers.count, scenario.seed,
+                                  need_answers=self.needs_answers())
+        except DataError as exc:
+            yield str(exc)
+            return
+        problem = self.relevance_problem(corpus)
+        if problem:
+            yield problem
+
+    def checked_corpus(self, context: BuildContext) -> Any:
+        """The replicate's corpus, refused in one line when its relevance is ambiguous."""
+        from dataprice.buyers.rag.corpus import build_corpus
+
+        corpus = build_corpus(self.corpus, context.scenario.sellers.count, context.seed,
+                              need_answers=self.needs_answers())
+        problem = self.relevance_problem(corpus)
+        if problem:
+            raise DataError(problem)
+        return corpus
+
     def problems(self, scenario: Any) -> Iterable[str]:
         yield from self.corpus.problems(scenario.sellers.count)
         if self.scored_by() == "replay" and not self.replay_file:
@@ -198,7 +252,7 @@ class RAGBuyer(CorpusBuyer):
         return self.utility
 
     def build(self, context: BuildContext) -> BuiltTask:
-        from dataprice.buyers.rag.corpus import build_corpus, embeddings, make_reader
+        from dataprice.buyers.rag.corpus import embeddings, make_reader
         from dataprice.buyers.rag.game import (
             RAGGame,
             ReaderScorer,
@@ -208,7 +262,7 @@ class RAGBuyer(CorpusBuyer):
         )
         from dataprice.buyers.rag.retrieval import SellerTopK
 
-        corpus = build_corpus(self.corpus, context.scenario.sellers.count, context.seed)
+        corpus = self.checked_corpus(context)
         if corpus.prices is not None:
             raise DataError(
                 f"{self.corpus.documents}: column {self.corpus.price_column!r} gives per-document prices, which the "

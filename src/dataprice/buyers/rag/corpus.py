@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,12 +38,13 @@ def build_corpus(spec, n_sellers: int, seed: int, *, need_answers: bool = True) 
                 f"{spec.documents}: {corpus.n_sellers} distinct owners in column {spec.owner_column!r}, "
                 f"but sellers.count is {n_sellers}; set sellers.count to {corpus.n_sellers}"
             )
-        return corpus
-    return icd10_corpus(
+        return replace(corpus, relevance_from=spec.relevance)
+    built = icd10_corpus(
         n_sellers, n_categories=spec.n_categories, n_questions=spec.n_questions,
         codes_per_document=spec.codes_per_document, duplicate_sellers=spec.duplicate_sellers,
         corrupted_sellers=spec.corrupted_sellers, chapters=spec.chapters, seed=seed,
     )
+    return built if spec.relevance == "auto" else replace(built, relevance_from=spec.relevance)
 
 
 def make_reader(spec):
