@@ -104,6 +104,8 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
         )
     else:
         summary.blocks.append(f"Best achievable welfare at the true costs: **{best:,.3f}** (mean over replicates).")
+    for finding in run.notes.get("diagnostics", []):
+        summary.blocks.append(f"**Read with care:** {finding}")
     summary.blocks.append(_selected_line(run))
     summary.blocks.append(Table(mechanisms, "One row per payment rule (means over replicates and rounds)."))
     summary.blocks.append(Image(plots.mechanism_comparison(mechanisms, directory / "mechanisms.png"), "payment rules compared"))
