@@ -3,9 +3,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import settings
 
+from dataprice.cli import main
+from dataprice.errors import DataError
 from dataprice.valuation.game import TabulatedGame
 
 settings.register_profile("ci", max_examples=40, deadline=None)
@@ -81,3 +84,32 @@ SMALL_CLASSIFIER = {
     ],
     "audit": {"grid_points": 9},
 }
+
+
+def fails(call, *parts: str) -> str:
+    """The message of the DataError ``call()`` raises: one line, short, containing ``parts``."""
+    with pytest.raises(DataError) as info:
+        call()
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 300, message
+    for part in parts:
+        assert part in message, message
+    return message
+
+
+def run_cli(path: Path, out: Path, *extra: str) -> int:
+    """``dataprice run PATH -q --out OUT [extra]``, as a user would; the exit status."""
+    return main(["run", str(path), "-q", "--out", str(out), *extra])
+
+
+#: The tables two runs of the same market must agree on exactly.
+COMPARED_TABLES = ("values", "mechanisms", "outcomes", "sellers")
+
+
+def same_tables(a: Path, b: Path, tables=COMPARED_TABLES) -> None:
+    """The report directories ``a`` and ``b`` hold the same ``tables``, bit for bit."""
+    for name in tables:
+        pa, pb = a / f"{name}.parquet", b / f"{name}.parquet"
+        assert pa.exists() == pb.exists(), name
+        if pa.exists():
+            pd.testing.assert_frame_equal(pd.read_parquet(pa), pd.read_parquet(pb), check_exact=True, obj=name)

@@ -22,7 +22,7 @@ from dataprice.errors import DataError
 from dataprice.models import embedder as embedder_module
 from dataprice.models.embedder import Embedder, minilm_folder
 
-TABLES = ("values", "mechanisms", "outcomes", "sellers")
+from ..conftest import run_cli, same_tables
 
 DOCS = [
     ("d1", "clinic_a", "Cholera due to Vibrio cholerae: code A00.0."),
@@ -96,16 +96,6 @@ def corpus(tmp_path, minilm_vectors) -> Path:
     return folder
 
 
-def run_cli(path: Path, out: Path) -> int:
-    return main(["run", str(path), "-q", "--out", str(out)])
-
-
-def same_tables(a: Path, b: Path) -> None:
-    for name in TABLES:
-        pa, pb = a / f"{name}.parquet", b / f"{name}.parquet"
-        assert pa.exists() == pb.exists(), name
-        if pa.exists():
-            pd.testing.assert_frame_equal(pd.read_parquet(pa), pd.read_parquet(pb), check_exact=True, obj=name)
 
 
 def forbid_embedding(monkeypatch) -> None:

@@ -20,7 +20,8 @@ import pytest
 
 from dataprice.data.tables import read_records
 from dataprice.data.tabular import TableColumns, tabular_shards
-from dataprice.errors import DataError
+
+from ..conftest import fails
 
 TRAIN = pd.DataFrame({
     "owner": ["b", "a", "b", "c", "a", "c", "b", "a"],
@@ -30,15 +31,6 @@ TRAIN = pd.DataFrame({
 })
 VAL = pd.DataFrame({"size": [1.5, 7.5], "kind": ["x", "w"], "label": [10, 2]})
 
-
-def fails(call, *parts: str) -> str:
-    with pytest.raises(DataError) as info:
-        call()
-    message = str(info.value)
-    assert "\n" not in message and len(message) < 300, message
-    for part in parts:
-        assert part in message, message
-    return message
 
 
 @pytest.fixture

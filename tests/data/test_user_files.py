@@ -22,6 +22,8 @@ from dataprice.data.corpus import load_corpus
 from dataprice.data.preferences import load_preferences
 from dataprice.errors import DataError
 
+from ..conftest import fails
+
 DOCS = [
     {"doc_id": "d1", "owner": "clinic_a", "text": "Aspirin treats pain."},
     {"doc_id": "d2", "owner": "clinic_b", "text": "Insulin treats diabetes."},
@@ -57,16 +59,6 @@ def write(path: Path, rows: list[dict]) -> Path:
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
-
-def fails(call, *parts: str) -> str:
-    """The message of the DataError ``call()`` raises: one line, short, containing ``parts``."""
-    with pytest.raises(DataError) as info:
-        call()
-    message = str(info.value)
-    assert "\n" not in message and len(message) < 300, message
-    for part in parts:
-        assert part in message, message
-    return message
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
@@ -20,7 +19,7 @@ from dataprice.errors import DataError
 from dataprice.models.folder import content_id, folder_problem
 from dataprice.models.lm import load_lm_folder, sequence_logprobs, tiny_causal_lm
 
-TABLES = ("values", "mechanisms", "outcomes", "sellers")
+from ..conftest import run_cli, same_tables
 
 DPO = {
     "name": "own_model",
@@ -85,16 +84,6 @@ def scenario_file(folder: Path, data: dict, model=None, field: tuple[str, ...] =
     return path
 
 
-def run_cli(path: Path, out: Path, *extra: str) -> int:
-    return main(["run", str(path), "-q", "--out", str(out), *extra])
-
-
-def same_tables(a: Path, b: Path) -> None:
-    for name in TABLES:
-        pa, pb = a / f"{name}.parquet", b / f"{name}.parquet"
-        assert pa.exists() == pb.exists(), name
-        if pa.exists():
-            pd.testing.assert_frame_equal(pd.read_parquet(pa), pd.read_parquet(pb), check_exact=True, obj=name)
 
 
 def one_line_error(capsys, *needles: str) -> str:

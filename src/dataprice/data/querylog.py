@@ -18,8 +18,10 @@ file, the line and the column (:class:`~dataprice.errors.DataError`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -76,29 +78,27 @@ def load_query_log(path: str | Path, corpus: Corpus) -> QueryLog:
                 raise records.error(i, column, f"{noun} {excerpt(value)} is not in {where}")
             out[i] = found
     scores = records.numbers(SCORE)
-    seen: dict[tuple[int, int], int] = {}
-    for i, key in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
-        first = seen.setdefault(key, i)
-        if first != i:
-            raise records.error(
-                i, DOC, f"question {excerpt(corpus.question_ids[key[0]])} and document "
-                f"{excerpt(corpus.doc_ids[key[1]])} are logged twice (first on line {records.lines[first]}); "
-                "give each pair one row"
-            )
+    repeat = _first_repeat(zip(rows.tolist(), cols.tolist(), strict=True))
+    if repeat is not None:
+        i, first, (q, d) = repeat
+        raise records.error(
+            i, DOC, f"question {excerpt(corpus.question_ids[q])} and document "
+            f"{excerpt(corpus.doc_ids[d])} are logged twice (first on line {records.lines[first]}); "
+            "give each pair one row"
+        )
     order = np.arange(n)
     if records.has(RANK):
         ranks = records.numbers(RANK)
         bad = np.flatnonzero((ranks < 1) | (ranks != np.floor(ranks)))
         if bad.size:
             raise records.error(int(bad[0]), RANK, f"rank {ranks[bad[0]]:g} is not a positive integer")
-        by_rank: dict[tuple[int, float], int] = {}
-        for i, key in enumerate(zip(rows.tolist(), ranks.tolist(), strict=True)):
-            first = by_rank.setdefault(key, i)
-            if first != i:
-                raise records.error(
-                    i, RANK, f"rank {key[1]:g} is given twice for question "
-                    f"{excerpt(corpus.question_ids[key[0]])} (first on line {records.lines[first]}); ranks must differ"
-                )
+        repeat = _first_repeat(zip(rows.tolist(), ranks.tolist(), strict=True))
+        if repeat is not None:
+            i, first, (q, rank) = repeat
+            raise records.error(
+                i, RANK, f"rank {rank:g} is given twice for question "
+                f"{excerpt(corpus.question_ids[q])} (first on line {records.lines[first]}); ranks must differ"
+            )
         order = np.lexsort((order, ranks, rows))
     else:
         order = np.lexsort((order, rows))
@@ -129,3 +129,13 @@ def load_query_log(path: str | Path, corpus: Corpus) -> QueryLog:
     if n == 0:  # pragma: no cover - read_records refuses a file without rows
         raise DataError(f"{path}: the query log has no rows")
     return QueryLog(docs, values, doc_prices)
+
+
+def _first_repeat(keys: Iterable[tuple[Any, Any]]) -> tuple[int, int, tuple[Any, Any]] | None:
+    """``(row, first row, key)`` of the first key seen twice, or None."""
+    seen: dict[tuple[Any, Any], int] = {}
+    for i, key in enumerate(keys):
+        first = seen.setdefault(key, i)
+        if first != i:
+            return i, first, key
+    return None
