@@ -112,19 +112,15 @@ def load_smollm2(*, dtype: torch.dtype = torch.float32) -> tuple[PreTrainedModel
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     folder = smollm2_folder()
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
-
-    tokenizer = AutoTokenizer.from_pretrained(
+    tokenizer = _quiet_load(lambda: AutoTokenizer.from_pretrained(
         str(folder), gguf_file=SMOLLM2_GGUF, local_files_only=True
-    )
+    ))
     # transformers draws the GGUF de-quantisation progress bar with tqdm directly, past its
-    # own progress-bar switch: keep it out of users' terminals and logs
-    with contextlib.redirect_stderr(io.StringIO()):
-        model = AutoModelForCausalLM.from_pretrained(
-            str(folder), gguf_file=SMOLLM2_GGUF, dtype=dtype, local_files_only=True
-        )
+    # own progress-bar switch: _quiet_load keeps it out of users' terminals and logs
+    model = _quiet_load(lambda: AutoModelForCausalLM.from_pretrained(
+        str(folder), gguf_file=SMOLLM2_GGUF, dtype=dtype, local_files_only=True
+    ))
     model.eval()
     return model, tokenizer
 
