@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from scipy.stats import spearmanr
 
 from dataprice.market.mechanism import Outcome, settle
 from dataprice.market.protocol import Market
@@ -143,6 +142,8 @@ def mean_rank_correlation(samples: NDArray[np.float64]) -> float:
     rows = samples.shape[0]
     if rows < 2:
         return float("nan")
+    from scipy.stats import spearmanr  # scipy.stats takes ~0.5 s to import: only when asked
+
     values = []
     for a in range(rows):
         for b in range(a + 1, rows):

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
 
 _META = {"Software": None}  # no version string in the file: same data, same bytes
 
@@ -28,7 +25,8 @@ def payments_by_rule(sellers: pd.DataFrame, rules: list[str], path: Path) -> Pat
         sellers = sellers.loc[sorted(top)]
     n = len(sellers)
     width = 0.8 / max(len(rules), 1)
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * n + 2), 4))
+    fig = Figure(figsize=(max(6, 0.9 * n + 2), 4))
+    ax = fig.subplots()
     x = np.arange(n)
     for k, rule in enumerate(rules):
         ax.bar(x + (k - (len(rules) - 1) / 2) * width, sellers[f"payment[{rule}]"], width, label=rule)
@@ -40,7 +38,6 @@ def payments_by_rule(sellers: pd.DataFrame, rules: list[str], path: Path) -> Pat
     ax.legend(ncols=min(len(rules) + 1, 5), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata=_META)
-    plt.close(fig)
     return path
 
 
@@ -50,7 +47,8 @@ MAX_LABELLED_SELLERS = 40
 
 def value_vs_cost(sellers: pd.DataFrame, methods: list[str], path: Path) -> Path:
     """Scatter of each seller's value under each method against its cost."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig = Figure(figsize=(6.5, 4.5))
+    ax = fig.subplots()
     for method in methods:
         ax.scatter(sellers["cost"], sellers[f"value[{method}]"], label=method, alpha=0.8)
     hi = float(sellers["cost"].max()) * 1.15 or 1.0
@@ -69,7 +67,6 @@ def value_vs_cost(sellers: pd.DataFrame, methods: list[str], path: Path) -> Path
     ax.legend(fontsize=8, loc="upper left" if many else "best")
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata=_META)
-    plt.close(fig)
     return path
 
 
@@ -89,7 +86,8 @@ def over_rounds(
     alternating line styles. With ``smooth``, a centred rolling mean over about a twentieth
     of the rounds (said in the title).
     """
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     styles = ["-", "--", ":", "-."]
     rounds = int(dynamics["round"].max()) + 1
     window = max(1, rounds // 20) if smooth else 1
@@ -108,7 +106,6 @@ def over_rounds(
     ax.legend(fontsize=8, ncols=3)
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata=_META)
-    plt.close(fig)
     return path
 
 
@@ -118,7 +115,8 @@ def mechanism_comparison(mechanisms: pd.DataFrame, path: Path) -> Path:
     panels = [("total_paid", "total paid"), ("efficiency", "efficiency"),
               ("max_misreport_gain", "largest misreport gain"), ("payment_cv", "payment CV (stability)")]
     panels = [(c, t) for c, t in panels if c in mechanisms.columns and mechanisms[c].notna().any()]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
+    fig = Figure(figsize=(3.2 * len(panels), 3.4))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     rules = list(mechanisms["rule"])
     colors = [f"C{k}" for k in range(len(rules))]
     for ax, (column, title) in zip(axes[0], panels, strict=True):
@@ -129,5 +127,4 @@ def mechanism_comparison(mechanisms: pd.DataFrame, path: Path) -> Path:
     fig.suptitle("Payment rules compared (means over replicates)", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata=_META)
-    plt.close(fig)
     return path

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import integrate
 
 from dataprice.market.allocation import GreedyAllocation
 from dataprice.market.rules.base import PaymentRule, register_rule
@@ -76,6 +75,8 @@ def critical_bid(market, bids: NDArray[np.float64], j: int, *, rtol: float = 1e-
 
 
 def continuous(market, reports: NDArray[np.float64], allocation: NDArray[np.float64]) -> NDArray[np.float64]:
+    from scipy import integrate  # only the continuous market integrates
+
     reports = np.asarray(reports, dtype=np.float64)
     x = market.task.quantities(allocation)
     pay = np.zeros_like(x)

@@ -16,7 +16,6 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import comb
 
 from dataprice.valuation.game import Game, TabulatedGame, popcount, tabulate
 from dataprice.valuation.methods.base import MethodSpec, ValuationMethod, register_method
@@ -25,6 +24,8 @@ from dataprice.valuation.result import ValuationResult
 
 def shapley_coefficient(n: int) -> NDArray[np.float64]:
     """``w(s) = 1 / (n C(n-1, s))`` for ``s = 0..n-1``."""
+    from scipy.special import comb
+
     s = np.arange(n)
     return 1.0 / (n * comb(n - 1, s, exact=False))
 
