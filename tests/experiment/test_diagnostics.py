@@ -15,6 +15,7 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 class _Run:
     def __init__(self, rows):
         self.frame = pd.DataFrame(rows, columns=["rule", "seller", "selected", "payment"])
+        self.replicates = []  # no finding made by the buyer's market
 
     def outcomes_table(self):
         return self.frame
@@ -53,3 +54,32 @@ def test_a_market_where_every_rule_pays_the_same_says_so(tmp_path):
     again = tmp_path / "again"
     assert main(["report", str(out), "--out", str(again)]) == 0
     assert (again / "report.md").read_text() == (out / "report.md").read_text()
+
+
+def _query_log_market(folder: Path, scores: list[tuple[str, str, float]]) -> Path:
+    folder.mkdir()
+    (folder / "documents.csv").write_text(
+        "doc_id,owner,text,price\nd1,a,first,0.5\nd2,b,second,0.4\nd3,c,third,0.3\n")
+    (folder / "questions.csv").write_text("question_id,question\nq1,one?\nq2,two?\n")
+    (folder / "log.csv").write_text("question_id,doc_id,score\n" + "".join(f"{q},{d},{s}\n" for q, d, s in scores))
+    path = folder / "scenario.yaml"
+    path.write_text(
+        "name: alone\nseed: 1\nsellers: {count: 3}\n"
+        "buyer: {task: rag_single_document, candidates_from: query_log, query_log: log.csv,\n"
+        "        corpus: {source: files, documents: documents.csv, questions: questions.csv}}\n"
+        "valuation: [{method: exact_shapley}]\nmarket: {payment_rules: [loo, myerson, vcg]}\n"
+    )
+    return path
+
+
+def test_a_per_query_market_without_competition_says_so(tmp_path):
+    """Each query's only valued candidate belongs to one owner (the others score 0): the
+    report says no document competes; with two valued owners on a query it says nothing."""
+    alone = _query_log_market(tmp_path / "alone", [("q1", "d1", 1.0), ("q1", "d2", 0.0), ("q2", "d3", 2.0)])
+    assert main(["run", str(alone), "--quiet", "--out", str(tmp_path / "a")]) == 0
+    report = (tmp_path / "a" / "report.md").read_text()
+    assert "Read with care:** No query has two owners with a valued candidate (2 of 2 queries have exactly one" \
+        in report
+    competing = _query_log_market(tmp_path / "two", [("q1", "d1", 1.0), ("q1", "d2", 0.5), ("q2", "d3", 2.0)])
+    assert main(["run", str(competing), "--quiet", "--out", str(tmp_path / "b")]) == 0
+    assert "No query has two owners" not in (tmp_path / "b" / "report.md").read_text()

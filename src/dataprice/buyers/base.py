@@ -30,7 +30,7 @@ Keep the module that registers a buyer light: import heavy libraries inside ``bu
 from __future__ import annotations
 
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -73,11 +73,21 @@ class BuiltTask:
         contributions: one row per seller (a ``seller`` column): what it brings.
         market: the market, for kinds other than ``subset`` (a subset market is built by the
             runner from the game and the scenario's market settings).
+        notes: sentences for the report on how the buyer read its data (texts split into
+            chunks or cut, ...), or a function giving them once the replicate's valuations
+            have run (a reader counts what it cut as it reads).
+        findings: sentences for the report's "read with care" lines: what in the buyer's
+            market would make a comparison of rules meaningless (no competition, ...).
     """
 
     game: Game
     contributions: pd.DataFrame
     market: Market | None = None
+    notes: Sequence[str] | Callable[[], Sequence[str]] = ()
+    findings: Sequence[str] = ()
+
+    def data_notes(self) -> list[str]:
+        return list(self.notes() if callable(self.notes) else self.notes)
 
 
 class Buyer(StrictModel):

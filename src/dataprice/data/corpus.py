@@ -22,13 +22,14 @@ import importlib.util
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from dataprice.data.chunks import ChunkPlan
 from dataprice.data.tables import display, read_records
 from dataprice.errors import DataError
 from dataprice.inputs import excerpt
@@ -54,6 +55,11 @@ class Corpus:
             ``None`` when the file has no such column.
         relevance_from: what makes a document relevant to a question (see
             :meth:`relevance`): ``auto``, ``gold`` or ``answer``.
+        parents: for a chunked corpus (:meth:`chunked`), the index of each row's document
+            in ``document_ids``; ``None`` when every row is a whole document.
+        document_ids: for a chunked corpus, the documents' ids (gold ids, replayed scores and
+            prices name documents; rows are chunks, ``<doc_id>#<n>`` when a document has
+            several).
     """
 
     doc_ids: list[str]
@@ -68,6 +74,8 @@ class Corpus:
     evidence: list[str | None] = field(default_factory=list)
     prices: np.ndarray | None = None
     relevance_from: Literal["auto", "gold", "answer"] = "auto"
+    parents: np.ndarray | None = None
+    document_ids: list[str] | None = None
 
     @property
     def n_sellers(self) -> int:
@@ -81,8 +89,50 @@ class Corpus:
     def n_questions(self) -> int:
         return len(self.questions)
 
+    @property
+    def is_chunked(self) -> bool:
+        return self.parents is not None
+
+    def row_documents(self) -> list[str]:
+        """The document id of each row (a chunk's document for a chunked corpus)."""
+        if self.parents is None or self.document_ids is None:
+            return self.doc_ids
+        return [self.document_ids[i] for i in self.parents.tolist()]
+
+    def rows_of(self) -> dict[str, list[int]]:
+        """Document id -> the rows holding it (one row, or its chunks)."""
+        out: dict[str, list[int]] = {}
+        for row, doc in enumerate(self.row_documents()):
+            out.setdefault(doc, []).append(row)
+        return out
+
     def documents_per_seller(self) -> np.ndarray:
-        return np.bincount(self.owners, minlength=self.n_sellers)
+        if self.parents is None:
+            return np.bincount(self.owners, minlength=self.n_sellers)
+        first = np.unique(self.parents, return_index=True)[1]
+        return np.bincount(self.owners[first], minlength=self.n_sellers)
+
+    def chunked(self, plan: ChunkPlan) -> Corpus:
+        """This corpus with one row per chunk of :class:`~dataprice.data.chunks.ChunkPlan`
+        ``plan`` (made from :attr:`texts`): a chunk keeps its document's owner, kind and
+        price; a document split in ``c > 1`` chunks gives rows ``<doc_id>#1 .. #c``, one that
+        fits keeps its id and text. Questions are unchanged."""
+        if self.parents is not None:
+            raise ValueError("the corpus is chunked already")
+        if plan.n_texts != self.n_documents:
+            raise ValueError(f"a plan for {plan.n_texts} texts, not this corpus's {self.n_documents} documents")
+        parents = plan.text_index
+        per_doc = plan.chunks_per_text()
+        ordinal = np.arange(plan.n_chunks) - np.searchsorted(parents, parents)  # chunk's place in its document
+        ids = [self.doc_ids[d] if per_doc[d] == 1 else f"{self.doc_ids[d]}#{k + 1}"
+               for d, k in zip(parents.tolist(), ordinal.tolist(), strict=True)]
+        kinds = self.doc_kind or ["original"] * self.n_documents
+        return replace(
+            self, doc_ids=ids, texts=plan.texts(self.texts), owners=self.owners[parents],
+            doc_kind=[kinds[d] for d in parents.tolist()],
+            prices=None if self.prices is None else self.prices[parents],
+            parents=parents, document_ids=list(self.doc_ids),
+        )
 
     def relevance(self) -> np.ndarray:
         """``rel[q, d]``: document ``d`` answers question ``q``.
@@ -92,11 +142,12 @@ class Corpus:
         copy does not); else, with a reference answer, when it contains the answer as a whole
         word; else, with only a gold id, when it is the gold document. ``"gold"``: only the
         gold document answers; ``"answer"``: a document answers when it contains the answer
-        as a whole word. (A user corpus whose questions carry both a gold id and an answer
+        as a whole word. In a chunked corpus, rows are chunks: every chunk of the gold
+        document counts as it, and an evidence passage or answer must be in the chunk. (A user corpus whose questions carry both a gold id and an answer
         must say which: :meth:`ambiguous_question`.)
         """
         rel = np.zeros((self.n_questions, self.n_documents), dtype=bool)
-        index = {d: i for i, d in enumerate(self.doc_ids)}
+        index = self.rows_of()
         lowered = [t.lower() for t in self.texts]
         evidence = self.evidence or [None] * self.n_questions
         for q, (gold, answer) in enumerate(zip(self.gold_doc_ids, self.answers, strict=True)):
@@ -130,18 +181,23 @@ class Corpus:
 
     def subset_questions(self, keep: Sequence[int]) -> Corpus:
         keep = list(keep)
-        return Corpus(
-            self.doc_ids, self.texts, self.owners, self.seller_names,
-            [self.question_ids[i] for i in keep], [self.questions[i] for i in keep],
-            [self.gold_doc_ids[i] for i in keep], [self.answers[i] for i in keep], self.doc_kind,
-            [self.evidence[i] for i in keep] if self.evidence else [], self.prices, self.relevance_from,
+        return replace(
+            self, question_ids=[self.question_ids[i] for i in keep], questions=[self.questions[i] for i in keep],
+            gold_doc_ids=[self.gold_doc_ids[i] for i in keep], answers=[self.answers[i] for i in keep],
+            evidence=[self.evidence[i] for i in keep] if self.evidence else [],
         )
 
     def describe_sellers(self) -> pd.DataFrame:
-        kinds = pd.Series(self.doc_kind or ["original"] * self.n_documents)
-        frame = pd.DataFrame({"seller": [self.seller_names[o] for o in self.owners], "kind": kinds})
+        """Per seller: its documents, their kinds, and (chunked corpus) its chunks."""
+        rows = np.arange(self.n_documents)
+        if self.parents is not None:
+            rows = np.unique(self.parents, return_index=True)[1]  # each document's first chunk
+        kinds = pd.Series([(self.doc_kind or ["original"] * self.n_documents)[r] for r in rows.tolist()])
+        frame = pd.DataFrame({"seller": [self.seller_names[o] for o in self.owners[rows]], "kind": kinds})
         table = pd.crosstab(frame["seller"], frame["kind"]).reindex(self.seller_names, fill_value=0)
         table.insert(0, "documents", self.documents_per_seller())
+        if self.parents is not None:
+            table.insert(1, "chunks", np.bincount(self.owners, minlength=self.n_sellers))
         return table.reset_index()
 
 

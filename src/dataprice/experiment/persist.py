@@ -104,6 +104,8 @@ def write_replicate(rep: ReplicateResult, folder: Path, *, seconds: bool = True)
         "seconds": float(rep.seconds) if seconds else 0.0,
         "rules": rules, "audited_rules": list(rep.audits),
         "round_best_welfare": [float(w) for w in rep.round_best_welfare],
+        "notes": list(rep.notes),
+        "findings": list(rep.findings),
         "values": {key: result.to_dict() for key, result in rep.values.items()},
     }
     (folder / "replicate.json").write_text(_dumps(meta))
@@ -169,6 +171,8 @@ def read_replicate(read: Reader, prefix: str = "") -> ReplicateResult:
             transactions=table("transactions.parquet"),
             game_evaluations=int(meta["game_evaluations"]),
             seconds=float(meta["seconds"]),
+            notes=[str(line) for line in meta.get("notes") or []],
+            findings=[str(line) for line in meta.get("findings") or []],
         )
     except DataError:
         raise

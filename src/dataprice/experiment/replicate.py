@@ -113,6 +113,8 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
         transactions=pd.concat(transactions, ignore_index=True),
         game_evaluations=counted.computed,
         seconds=time.monotonic() - started,
+        notes=built.data_notes(),
+        findings=list(built.findings),
     )
 
 

@@ -34,6 +34,8 @@ class ReplicateResult:
     transactions: pd.DataFrame  # one row per purchase
     game_evaluations: int
     seconds: float
+    notes: list[str] = field(default_factory=list)  # how the buyer read its data (BuiltTask.notes)
+    findings: list[str] = field(default_factory=list)  # what to read with care (BuiltTask.findings)
 
     @property
     def best_welfare(self) -> float:

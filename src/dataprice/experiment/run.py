@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from dataprice import __version__
 from dataprice.engine import SerialEngine, make_engine
 from dataprice.experiment.checkpoints import ReplicateCheckpoints
-from dataprice.experiment.diagnostics import diagnostics
+from dataprice.experiment.diagnostics import data_notes, diagnostics
 from dataprice.experiment.replicate import run_replicate
 from dataprice.experiment.results import ReplicateResult, RunResult
 from dataprice.market.rules import RULES
@@ -118,6 +118,7 @@ def run_scenario(
                       for rule in scenario.market.payment_rules},
         },
     )
+    run.notes["data"] = data_notes(run.replicates)
     run.tables = scenario.buyer.run_tables(run)
     run.notes["diagnostics"] = diagnostics(run)
     run.seconds = time.monotonic() - started

@@ -10,6 +10,13 @@ transformers runs the encoder; token states are pooled as the folder's
 has no such file) and L2-normalised, which is what sentence-transformers does, without its
 import time. Embeddings are cached on disk, in ``cache_dir()/embeddings/<key>.npy``
 (:func:`~dataprice.models.cache.cache_dir`), by a sha256 of the model and the texts.
+
+A model reads at most :meth:`Embedder.limit` tokens of a text (MiniLM: 256; a folder: its
+``sentence_bert_config.json``'s ``max_seq_length``, else its position embeddings, at most
+512), special tokens included. :meth:`Embedder.token_counts` and :meth:`Embedder.chunk_plan`
+(:mod:`dataprice.data.chunks`) count and split texts with the model's own tokenizer (the
+``tokenizers`` library on ``tokenizer.json``, no torch), also cached on disk, so the caller
+can split long documents instead of letting them be cut, and say how many were.
 """
 
 from __future__ import annotations
@@ -25,7 +32,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from dataprice.data.chunks import ChunkPlan, plan_chunks
 from dataprice.errors import DataError
+from dataprice.inputs import excerpt
 from dataprice.models.cache import cache_dir
 from dataprice.models.folder import content_id, folder_problem, read_config
 
@@ -106,6 +115,56 @@ def load_encoder_folder(folder: str, field: str = "buyer.embeddings.model.path")
     return torch, tokenizer, model
 
 
+MINILM_LIMIT = 256  # all-MiniLM-L6-v2's max_seq_length (sentence_bert_config.json)
+
+
+def folder_limit(folder: str | Path, config: dict) -> int:
+    """Tokens an encoder folder reads per text: ``sentence_bert_config.json``'s
+    ``max_seq_length`` when the folder has one, else ``max_position_embeddings`` (at most
+    512), else 512."""
+    path = Path(folder) / "sentence_bert_config.json"
+    try:
+        st = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, UnicodeDecodeError, ValueError):
+        st = {}
+    given = st.get("max_seq_length") if isinstance(st, dict) else None
+    if isinstance(given, int) and not isinstance(given, bool) and given > 2:
+        return given
+    positions = config.get("max_position_embeddings")
+    if isinstance(positions, int) and not isinstance(positions, bool) and positions > 2:
+        return min(positions, 512)
+    return 512
+
+
+@lru_cache(maxsize=4)
+def _fast_tokenizer(folder: str, field: str):
+    path = Path(folder) / "tokenizer.json"
+    if path.is_file():
+        from tokenizers import Tokenizer
+
+        try:
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as exc:  # the Rust library raises its own exception types
+            raise DataError(f"{field}: {path}: not a tokenizer file ({excerpt(str(exc), 120)})") from None
+        tokenizer.no_padding()
+        tokenizer.no_truncation()
+        return tokenizer, int(tokenizer.num_special_tokens_to_add(False))
+    # a folder with a slow tokenizer only (vocab.txt, ...): transformers converts it
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoTokenizer
+
+    try:
+        slow = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False, use_fast=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"{field}: {folder}: its tokenizer cannot be loaded ({excerpt(str(exc), 120)})") from None
+    if not getattr(slow, "is_fast", False):
+        raise DataError(f"{field}: {folder}: needs a fast tokenizer (tokenizer.json) to split long texts")
+    tokenizer = slow.backend_tokenizer
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer, int(slow.num_special_tokens_to_add(False))
+
+
 class Embedder:
     """Sentence embeddings (unit norm), cached on disk: all-MiniLM-L6-v2 (384 dimensions) or
     the model in ``folder``.
@@ -116,7 +175,8 @@ class Embedder:
         folder: a local sentence-embedding model folder (absolute path); ``None`` for MiniLM.
         field: the scenario field naming ``folder``, for messages.
         batch_size: texts per forward pass.
-        max_length: tokens kept per text (MiniLM was trained with 256).
+        max_length: tokens read per text, special tokens included; ``None``: the model's
+            own limit (:meth:`limit`; MiniLM was trained with 256).
         cache: read and write the on-disk cache.
         progress: show a progress bar (texts embedded) on stderr while encoding.
     """
@@ -125,7 +185,7 @@ class Embedder:
 
     def __init__(
         self, *, folder: str | None = None, field: str = "buyer.embeddings.model.path", batch_size: int = 64,
-        max_length: int = 256, cache: bool = True, progress: bool = False,
+        max_length: int | None = None, cache: bool = True, progress: bool = False,
     ) -> None:
         self.folder = folder
         self.field = field
@@ -149,16 +209,72 @@ class Embedder:
             if not isinstance(hidden, int) or isinstance(hidden, bool) or hidden < 1:
                 raise DataError(f"{self.field}: {folder}: config.json gives no hidden_size; not an encoder folder")
             self.dimension = hidden
+            if self.max_length is None:
+                self.max_length = folder_limit(folder, config)
             self._pooling = pooling_of(folder)
             self._model_name = f"{content_id(folder)}|{self._pooling}"
         return self._model_name
 
-    def _key(self, texts: Sequence[str]) -> str:
+    def limit(self) -> int:
+        """Tokens the model reads of one text, special tokens included."""
+        if self.folder is not None:
+            self._describe_folder()
+        elif self.max_length is None:
+            self.max_length = MINILM_LIMIT
+        assert self.max_length is not None
+        return self.max_length
+
+    def _key(self, texts: Sequence[str], what: str = "") -> str:
         name = MODEL_NAME if self.folder is None else self._describe_folder()
-        digest = hashlib.sha256(f"{name}|{self.max_length}".encode())
+        digest = hashlib.sha256(f"{name}|{self.limit()}{what}".encode())
         for t in texts:
             digest.update(hashlib.sha256(t.encode()).digest())
         return digest.hexdigest()
+
+    # --- tokens ----------------------------------------------------------------------------
+
+    def _tokenizer(self):
+        """``(tokenizer, special)``: the model's fast tokenizer from ``tokenizer.json`` (the
+        ``tokenizers`` library: no torch, no transformers), without padding or truncation,
+        and how many special tokens it adds to one text."""
+        folder = minilm_folder() if self.folder is None else Path(self.folder)
+        return _fast_tokenizer(str(folder), self.field)
+
+    def content_limit(self) -> int:
+        """Tokens of a text's own the model reads (:meth:`limit` less its special tokens)."""
+        return self.limit() - self._tokenizer()[1]
+
+    def _offsets(self, texts: Sequence[str]) -> list[np.ndarray]:
+        tokenizer, _ = self._tokenizer()
+        encoded = tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [np.asarray(e.offsets, dtype=np.int64).reshape(-1, 2) for e in encoded]
+
+    def chunk_plan(self, texts: Sequence[str], window: int, overlap: int) -> ChunkPlan:
+        """:func:`~dataprice.data.chunks.plan_chunks` of ``texts`` with this model's tokens
+        (windows of ``window`` tokens, ``overlap`` shared), cached on disk like embeddings."""
+        texts = list(texts)
+        path = cache_dir() / "chunks" / f"{self._key(texts, f'|chunks|{window}|{overlap}')}.npz"
+        if self.cache and path.is_file():
+            try:
+                with np.load(path, allow_pickle=False) as arrays:
+                    plan = ChunkPlan.from_arrays(arrays, len(texts))
+            except (OSError, ValueError, EOFError):
+                plan = None
+            if plan is not None and plan.window == window and plan.overlap == overlap:
+                return plan
+        plan = plan_chunks(self._offsets(texts), texts, window, overlap)
+        if self.cache:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+            arrays = plan.to_arrays()
+            np.savez(tmp, text_index=arrays["text_index"], starts=arrays["starts"], ends=arrays["ends"],
+                     tokens=arrays["tokens"], settings=arrays["settings"])
+            os.replace(tmp, path)
+        return plan
+
+    def token_counts(self, texts: Sequence[str]) -> NDArray[np.int64]:
+        """Tokens of each text, special tokens left out."""
+        return self.chunk_plan(texts, max(self.content_limit(), 1), 0).tokens
 
     def encode(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Unit-norm embeddings, shape ``(len(texts), 384)``."""
@@ -191,7 +307,7 @@ class Embedder:
                     texts[start : start + self.batch_size],
                     padding=True,
                     truncation=True,
-                    max_length=self.max_length,
+                    max_length=self.limit(),
                     return_tensors="pt",
                 )
                 hidden = model(**batch).last_hidden_state

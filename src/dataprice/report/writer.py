@@ -106,6 +106,8 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
         summary.blocks.append(f"Best achievable welfare at the true costs: **{best:,.3f}** (mean over replicates).")
     for finding in run.notes.get("diagnostics", []):
         summary.blocks.append(f"**Read with care:** {finding}")
+    for line in run.notes.get("data", []):
+        summary.blocks.append(f"**How the data was read:** {line}")
     summary.blocks.append(_selected_line(run))
     summary.blocks.append(Table(mechanisms, "One row per payment rule (means over replicates and rounds)."))
     summary.blocks.append(Image(plots.mechanism_comparison(mechanisms, directory / "mechanisms.png"), "payment rules compared"))
@@ -123,7 +125,7 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
 
     statement = Section("Per-seller statement")
     contribution = {"data_points", "noisy_label_fraction", "document_value", "noise_variance",
-                    "documents", "original", "duplicate", "corrupted", "candidate_queries",
+                    "documents", "chunks", "original", "duplicate", "corrupted", "candidate_queries",
                     "pairs", "flipped", "heldout_accuracy_alone", "copy_of"}
     cols = ["seller"] + [c for c in sellers.columns if c in contribution]
     cols += ["cost", "bid"]

@@ -152,6 +152,9 @@ class DocumentsBuyer(CorpusBuyer):
 
         return build_corpus(self.corpus, n_sellers, seed, need_answers=self.needs_answers())
 
+    def embeds_texts(self) -> bool:
+        return self.candidates_from == "retriever"
+
     def uses_relevance(self) -> bool:
         return self.scored_by() == "retrieval" and self.candidates_from != "query_log"
 
@@ -217,11 +220,12 @@ class DocumentsBuyer(CorpusBuyer):
         names = context.names
         corpus = self.checked_corpus(context)
         log = None
+        notes: Any = ()
         if self.candidates_from == "query_log":
             log = self._log(corpus)
             doc, raw = log.docs, log.scores
         else:
-            doc, raw = self._retrieved(corpus, context)
+            corpus, doc, raw, notes = self._retrieved(corpus, context)
         owners = np.where(doc >= 0, corpus.owners[np.maximum(doc, 0)], -1)
         values = np.where(doc >= 0, raw * self.value_per_quality, 0.0)
         weights = None
@@ -244,17 +248,22 @@ class DocumentsBuyer(CorpusBuyer):
         q_idx, k_idx = np.nonzero(owners >= 0)  # queries where each owner has a candidate
         pairs = np.unique(np.stack([q_idx, owners[q_idx, k_idx]], axis=1), axis=0).reshape(-1, 2)
         contributions["candidate_queries"] = np.bincount(pairs[:, 1], minlength=corpus.n_sellers)
-        return BuiltTask(PerQueryValueGame(values, owners, names), contributions, market)
+        return BuiltTask(PerQueryValueGame(values, owners, names), contributions, market, notes=notes,
+                         findings=market.findings())
 
-    def _retrieved(self, corpus, context: BuildContext) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-        """The retriever's candidates: per query, the best document of each of the
-        ``candidates`` most similar owners, and each candidate's raw value."""
-        from dataprice.buyers.rag.corpus import embeddings, make_reader
+    def _retrieved(self, corpus, context: BuildContext):
+        """The retriever's candidates: per query, the best document (or chunk of a long
+        document) of each of the ``candidates`` most similar owners, and each candidate's raw
+        value; with the corpus whose rows the candidates index (chunked when documents were
+        split) and the notes on how texts were read. A chunk is sold as its document: its
+        price is the document's."""
+        from dataprice.buyers.rag.corpus import embed, make_reader
         from dataprice.buyers.rag.game import ReplayScorer
         from dataprice.buyers.rag.retrieval import SellerTopK
 
-        docs, queries = embeddings(corpus, self.embeddings, context.progress)
-        best = SellerTopK(docs, corpus.owners, queries, corpus.n_sellers, 1)  # each owner's best document
+        embedded = embed(corpus, self.embeddings, context.progress)
+        corpus = embedded.corpus
+        best = SellerTopK(embedded.documents, corpus.owners, embedded.questions, corpus.n_sellers, 1)
         m = min(self.candidates, corpus.n_sellers)
         similarity = best.scores[:, :, 0].astype(np.float64)
         order = np.argsort(-similarity, axis=1, kind="stable")[:, :m]  # most similar owners first
@@ -272,4 +281,5 @@ class DocumentsBuyer(CorpusBuyer):
                 for q in range(corpus.n_questions) for d in doc[q]
             ]
             raw = np.maximum(reader.gain(items).reshape(doc.shape), 0.0)
-        return doc, raw
+            return corpus, doc, raw, [*embedded.notes, *reader.notes()]
+        return corpus, doc, raw, embedded.notes

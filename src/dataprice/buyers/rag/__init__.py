@@ -81,6 +81,10 @@ class CorpusSpec(StrictModel):
         return {"buyer.corpus.documents": self.documents or "", "buyer.corpus.questions": self.questions or ""}
 
 
+#: Tokens two consecutive chunks of a long document share, unless a scenario says otherwise.
+DEFAULT_OVERLAP = 32
+
+
 class EmbeddingSpec(StrictModel):
     """How documents and questions are embedded for retrieval.
 
@@ -90,6 +94,12 @@ class EmbeddingSpec(StrictModel):
     ``questions`` (question id -> vector), ``.npz`` or ``.parquet`` files (see
     :mod:`dataprice.data.embeddings`), e.g. what a team's production retriever uses; the
     embedding model is then not loaded. Relative paths are taken from the scenario file's folder.
+
+    A model reads a limited number of tokens per text (MiniLM: 256, two of them special).
+    ``long_texts: chunk`` (default) splits a longer document into chunks of ``chunk_tokens``
+    tokens (default: all the model reads) sharing ``chunk_overlap`` tokens; retrieval then
+    ranks chunks, each counting for its document and owner. ``truncate`` cuts it instead.
+    The report says how many documents were split or cut.
     """
 
     model: Literal["minilm"] | ModelFolder = "minilm"
@@ -97,6 +107,9 @@ class EmbeddingSpec(StrictModel):
     questions: FilePath | None = None
     id_column: Column = "id"
     vector_column: Column = "vector"
+    long_texts: Literal["chunk", "truncate"] = "chunk"
+    chunk_tokens: Annotated[int, within(8, 8192)] | None = None
+    chunk_overlap: Annotated[int, within(0, 8191)] = DEFAULT_OVERLAP
 
     @model_validator(mode="after")
     def _both_files(self) -> EmbeddingSpec:
@@ -105,6 +118,16 @@ class EmbeddingSpec(StrictModel):
         if self.documents is not None and isinstance(self.model, ModelFolder):
             raise ValueError("give either 'model' (texts are embedded) or 'documents' and 'questions' "
                              "(precomputed vectors), not both")
+        chunking = self.chunk_tokens is not None or self.chunk_overlap != DEFAULT_OVERLAP
+        # compared with the defaults, not model_fields_set: a re-parsed scenario sets every field
+        if self.documents is not None and (chunking or self.long_texts != "chunk"):
+            raise ValueError("long_texts, chunk_tokens and chunk_overlap apply to texts embedded here, not to "
+                             "precomputed vectors; remove them")
+        if self.chunk_tokens is not None and self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be less than chunk_tokens "
+                             f"({self.chunk_tokens})")
+        if self.long_texts == "truncate" and chunking:
+            raise ValueError("chunk_tokens and chunk_overlap apply with long_texts 'chunk'; remove them")
         return self
 
     def from_files(self) -> bool:
@@ -170,7 +193,11 @@ class CorpusBuyer(Buyer):
 
     def data_problems(self, scenario: Any) -> Iterable[str]:
         """Reads the user's corpus (no embedding): ids, owners against ``sellers.count``,
-        gold ids, and whether relevance is ambiguous."""
+        gold ids, and whether relevance is ambiguous; and, with ``chunk_tokens``, whether the
+        embedding model reads that many tokens (its tokenizer only)."""
+        problem = self.chunk_problem()
+        if problem:
+            yield problem
         if self.corpus.source != "files":
             return
         from dataprice.buyers.rag.corpus import build_corpus
@@ -184,6 +211,29 @@ class CorpusBuyer(Buyer):
         problem = self.relevance_problem(corpus)
         if problem:
             yield problem
+
+    def chunk_problem(self) -> str | None:
+        """``chunk_tokens`` more than the embedding model reads at once (one line), or None."""
+        spec = self.embeddings
+        if spec.chunk_tokens is None or spec.from_files() or not self.embeds_texts():
+            return None
+        folder = None if isinstance(spec.model, str) else spec.model.path
+        if folder is not None and folder_problem(folder):
+            return None  # said by problems()
+        from dataprice.models.embedder import Embedder
+
+        try:
+            limit = Embedder(folder=folder).content_limit()
+        except DataError as exc:
+            return str(exc)
+        if spec.chunk_tokens > limit:
+            return (f"buyer.embeddings.chunk_tokens: {spec.chunk_tokens} is more than the {limit} tokens of text "
+                    f"the embedding model reads at once; allowed 8..{limit}")
+        return None
+
+    def embeds_texts(self) -> bool:
+        """Whether the buyer embeds documents and questions (retrieval over the corpus)."""
+        return True
 
     def checked_corpus(self, context: BuildContext) -> Any:
         """The replicate's corpus, refused in one line when its relevance is ambiguous."""
@@ -252,7 +302,7 @@ class RAGBuyer(CorpusBuyer):
         return self.utility
 
     def build(self, context: BuildContext) -> BuiltTask:
-        from dataprice.buyers.rag.corpus import embeddings, make_reader
+        from dataprice.buyers.rag.corpus import embed, make_reader
         from dataprice.buyers.rag.game import (
             RAGGame,
             ReaderScorer,
@@ -269,15 +319,20 @@ class RAGBuyer(CorpusBuyer):
                 "coalition market (buyer.task 'rag') does not use (a seller's cost is per seller); remove the column, "
                 "or buy per query with buyer.task 'rag_single_document'"
             )
-        docs, queries = embeddings(corpus, self.embeddings, context.progress)
-        topk = SellerTopK(docs, corpus.owners, queries, corpus.n_sellers, self.top_k)
+        embedded = embed(corpus, self.embeddings, context.progress)
+        corpus = embedded.corpus  # documents, or chunks of long ones
+        topk = SellerTopK(embedded.documents, corpus.owners, embedded.questions, corpus.n_sellers, self.top_k)
         scorer: Scorer
+        notes: Any = embedded.notes
         if self.utility == "retrieval":
             scorer = RetrievalScorer(corpus.relevance(), self.metric)
         elif self.utility == "replay":
             assert self.replay_file is not None  # the schema requires it for utility 'replay'
             scorer = ReplayScorer.from_file(self.replay_file, corpus, aggregate=self.replay_aggregate)
         else:
-            scorer = ReaderScorer(make_reader(self.reader), corpus)
+            reader = make_reader(self.reader)
+            scorer = ReaderScorer(reader, corpus)
+            notes = lambda: [*embedded.notes, *reader.notes()]  # noqa: E731 - read once the reader has read
         game = RAGGame(topk, scorer, value_per_quality=self.value_per_quality, player_names=context.names)
-        return BuiltTask(game, corpus.describe_sellers().drop(columns="seller").assign(seller=context.names))
+        return BuiltTask(game, corpus.describe_sellers().drop(columns="seller").assign(seller=context.names),
+                         notes=notes)

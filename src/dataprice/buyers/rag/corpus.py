@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
 
 from dataprice.data.corpus import Corpus, icd10_corpus, load_corpus
 from dataprice.errors import DataError
@@ -58,10 +61,31 @@ def make_reader(spec):
                                                    batch_size=spec.batch_size))
 
 
-def embeddings(corpus: Corpus, spec, progress: bool = False):
+@dataclass
+class Embedded:
+    """A corpus ready for retrieval: its rows (documents, or chunks of long documents), their
+    embeddings and the questions', and what the report says about how texts were read."""
+
+    corpus: Corpus
+    documents: NDArray[np.float32]
+    questions: NDArray[np.float32]
+    notes: list[str]
+
+
+def embed(corpus: Corpus, spec, progress: bool = False) -> Embedded:
     """Embeddings of the documents and of the questions, by an
     :class:`~dataprice.buyers.rag.EmbeddingSpec`: read from the user's vector files (no
-    model is loaded), or computed with MiniLM or the user's embedding model folder."""
+    model is loaded), or computed with MiniLM or the user's embedding model folder.
+
+    Texts the model cannot read whole are never cut silently: with ``long_texts: chunk``
+    (default) a document longer than the model reads at once is split into overlapping
+    chunks (:mod:`dataprice.data.chunks`) and the corpus returned has one row per chunk
+    (:meth:`~dataprice.data.corpus.Corpus.chunked`); with ``truncate`` it is cut. Either way
+    the notes count the documents (and questions) split or cut.
+
+    Raises:
+        DataError: ``chunk_tokens`` more than the model reads, or an overlap not below it.
+    """
     if spec.from_files():
         from dataprice.data.embeddings import check_dimensions, load_vectors, vectors_for
 
@@ -69,10 +93,47 @@ def embeddings(corpus: Corpus, spec, progress: bool = False):
         qs = load_vectors(spec.questions, "question", id_column=spec.id_column, vector_column=spec.vector_column)
         check_dimensions(docs, qs)
         source = "the corpus"
-        return (vectors_for(docs, corpus.doc_ids, "document", source),
-                vectors_for(qs, corpus.question_ids, "question", source))
+        return Embedded(corpus, vectors_for(docs, corpus.doc_ids, "document", source),
+                        vectors_for(qs, corpus.question_ids, "question", source),
+                        [f"Documents and questions were not embedded here: their vectors come from "
+                         f"{Path(spec.documents).name} and {Path(spec.questions).name}."])
     from dataprice.models.embedder import Embedder
 
     folder = None if isinstance(spec.model, str) else spec.model.path
     embedder = Embedder(folder=folder, progress=progress)
-    return embedder.encode(corpus.texts), embedder.encode(corpus.questions)
+    model = "all-MiniLM-L6-v2" if folder is None else f"the embedding model {Path(folder).name}"
+    limit = embedder.content_limit()
+    notes = []
+    n = corpus.n_documents
+    if spec.long_texts == "chunk":
+        window = spec.chunk_tokens if spec.chunk_tokens is not None else limit
+        if window > limit:
+            raise DataError(f"buyer.embeddings.chunk_tokens: {window} is more than the {limit} tokens of text "
+                            f"{model} reads at once; allowed 8..{limit}")
+        if spec.chunk_overlap >= window:
+            raise DataError(f"buyer.embeddings.chunk_overlap: {spec.chunk_overlap} tokens, not less than the "
+                            f"{window}-token chunks; allowed 0..{window - 1}")
+        plan = embedder.chunk_plan(corpus.texts, window, spec.chunk_overlap)
+        long = int(plan.long_texts().sum())
+        if long:
+            corpus = corpus.chunked(plan)
+            notes.append(
+                f"{long} of {n} documents are longer than {window} tokens ({model} reads {limit} at once) and were "
+                f"split into {int(plan.chunks_per_text()[plan.long_texts()].sum())} overlapping chunks "
+                f"({spec.chunk_overlap} tokens shared), {corpus.n_documents} rows in all: retrieval ranks chunks, "
+                "and a chunk counts for its document and its owner."
+            )
+        else:
+            notes.append(f"All {n} documents fit the {window} tokens {model} reads at once: none was split or cut.")
+    else:
+        long = int((embedder.token_counts(corpus.texts) > limit).sum())
+        notes.append(
+            f"{long} of {n} documents are longer than the {limit} tokens {model} reads at once and were cut to "
+            "their first tokens (buyer.embeddings.long_texts: truncate)." if long else
+            f"All {n} documents fit the {limit} tokens {model} reads at once: none was cut."
+        )
+    cut = int((embedder.token_counts(corpus.questions) > limit).sum())
+    if cut:
+        notes.append(f"{cut} of {corpus.n_questions} questions are longer than {limit} tokens and were cut to "
+                     "their first tokens for retrieval.")
+    return Embedded(corpus, embedder.encode(corpus.texts), embedder.encode(corpus.questions), notes)

@@ -81,10 +81,12 @@ class ReplayScorer:
     def from_file(cls, path: str | Path, corpus: Corpus, *, aggregate="max", missing: float = 0.0) -> ReplayScorer:
         """Read ``question_id, doc_id, score`` rows (CSV, TSV, JSONL or JSON; any other
         suffix is read as CSV). Every id must be in ``corpus``, every score a finite number,
-        and no (question, document) pair may appear twice."""
+        and no (question, document) pair may appear twice. Scores are per document: in a
+        chunked corpus every chunk of a document scores the document's score."""
         records = read_records(path, "replay", required=["question_id", "doc_id", "score"], default_format="csv")
         q_index = {q: i for i, q in enumerate(corpus.question_ids)}
-        d_index = {d: i for i, d in enumerate(corpus.doc_ids)}
+        doc_ids = corpus.document_ids if corpus.document_ids is not None else corpus.doc_ids
+        d_index = {d: i for i, d in enumerate(doc_ids)}
         rows = np.empty(len(records), dtype=np.int64)
         cols = np.empty(len(records), dtype=np.int64)
         for column, index, noun, out in (
@@ -96,7 +98,7 @@ class ReplayScorer:
                     raise records.error(i, column, f"{noun} {excerpt(value)} is not in the corpus")
                 out[i] = found
         scores = records.numbers("score")
-        keys = rows * max(corpus.n_documents, 1) + cols
+        keys = rows * max(len(doc_ids), 1) + cols
         order = np.argsort(keys, kind="stable")
         repeated = np.flatnonzero(keys[order][1:] == keys[order][:-1])
         if repeated.size:
@@ -104,11 +106,13 @@ class ReplayScorer:
             first = int(order[np.searchsorted(keys[order], keys[later])])
             raise DataError(
                 f"{records.where(later)}, columns 'question_id' and 'doc_id': question "
-                f"{excerpt(corpus.question_ids[rows[later]])} and document {excerpt(corpus.doc_ids[cols[later]])} "
+                f"{excerpt(corpus.question_ids[rows[later]])} and document {excerpt(doc_ids[cols[later]])} "
                 f"are scored twice (first on line {records.lines[first]}); give each pair one score"
             )
-        table = np.full((corpus.n_questions, corpus.n_documents), missing, dtype=np.float64)
+        table = np.full((corpus.n_questions, len(doc_ids)), missing, dtype=np.float64)
         table[rows, cols] = scores
+        if corpus.parents is not None:
+            table = table[:, corpus.parents]
         return cls(table, aggregate)
 
     def __call__(self, retrieved: NDArray[np.int64]) -> NDArray[np.float64]:

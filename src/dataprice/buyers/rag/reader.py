@@ -106,6 +106,8 @@ class LMReader:
         self.config = config or ReaderConfig()
         self.model.eval()
         self._memo: dict[str, float] = {}
+        self._contexts_read: set[int] = set()  # hashes of the distinct contexts
+        self._contexts_cut: set[int] = set()
         self.n_forward_items = 0
         self.n_forward_batches = 0
         self.n_forward_tokens = 0
@@ -133,15 +135,30 @@ class LMReader:
         offsets when it has them, else by decoding), so the prompt is tokenised as a whole.
         """
         limit = self.config.max_context_tokens
+        self._contexts_read.add(hash(context))
         if getattr(self.tokenizer, "is_fast", False):
             enc = self.tokenizer(context, add_special_tokens=False, return_offsets_mapping=True)
             if len(enc["input_ids"]) <= limit:
                 return context
+            self._contexts_cut.add(hash(context))
             return context[: enc["offset_mapping"][limit - 1][1]]
         ids = self._encode_text(context)
         if len(ids) <= limit:
             return context
+        self._contexts_cut.add(hash(context))
         return str(self.tokenizer.decode(ids[:limit]))
+
+    def notes(self) -> list[str]:
+        """What the report says about contexts cut to ``max_context_tokens`` (distinct
+        contexts, among those read so far)."""
+        read, cut = len(self._contexts_read), len(self._contexts_cut)
+        limit = self.config.max_context_tokens
+        if not read:
+            return []
+        if not cut:
+            return [f"The LM reader read all {read} distinct contexts whole (each within {limit} tokens)."]
+        return [f"The LM reader cut {cut} of the {read} distinct contexts it read to their first {limit} tokens "
+                "(buyer.reader.max_context_tokens): what came after was not seen."]
 
     def build_prompt(self, context: str, question: str) -> str:
         """The prompt text: ``no_context_template`` if ``context == ''``, else ``prompt_template``

@@ -177,3 +177,23 @@ class PerQueryMarket:
 
     def value_span(self) -> float:
         return float(self.values.max(axis=1).sum())
+
+    def valued_owners(self) -> NDArray[np.int64]:
+        """Per query, how many owners have a candidate of positive value."""
+        valued = (self.owners >= 0) & (self.values > 0)
+        rows, cols = np.nonzero(valued)
+        pairs = np.unique(np.stack([rows, self.owners[rows, cols]], axis=1), axis=0).reshape(-1, 2)
+        return np.bincount(pairs[:, 0], minlength=self.values.shape[0])
+
+    def findings(self) -> list[str]:
+        """What the report should say so that no one reads meaning into a market without
+        competition: every query with at most one owner whose candidate has value."""
+        count = self.valued_owners()
+        if count.size == 0 or (count > 1).any():
+            return []
+        alone = int((count == 1).sum())
+        return [
+            f"No query has two owners with a valued candidate ({alone} of {count.size} queries have exactly one, "
+            "the rest none): no document competes with another for a query, so a winner's critical price is its "
+            "whole value (minus nothing) and the rules are compared without any competition."
+        ]
