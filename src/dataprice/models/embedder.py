@@ -36,7 +36,7 @@ from dataprice.data.chunks import ChunkPlan, plan_chunks
 from dataprice.errors import DataError
 from dataprice.inputs import excerpt
 from dataprice.models.cache import cache_dir
-from dataprice.models.folder import content_id, folder_problem, read_config
+from dataprice.models.folder import architecture_problem, content_id, folder_problem, read_config
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 
@@ -94,15 +94,11 @@ def load_encoder_folder(folder: str, field: str = "buyer.embeddings.model.path")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from transformers import AutoModel, AutoTokenizer
-    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
     from transformers.utils import logging as hf_logging
 
-    model_type = read_config(Path(folder))["model_type"]
-    if model_type not in MODEL_MAPPING_NAMES:
-        raise DataError(
-            f"{field}: {folder}: architecture {model_type!r} is not one transformers can load without running "
-            "code from the folder; use an encoder such as bert, roberta, xlm-roberta, mpnet"
-        )
+    problem = architecture_problem(folder, "encoder")
+    if problem:
+        raise DataError(f"{field}: {problem}")
     hf_logging.disable_progress_bar()
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)

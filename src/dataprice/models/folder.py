@@ -106,6 +106,32 @@ def folder_problem(path: str, *, tokenizer: bool = True) -> str | None:
     return None
 
 
+#: What a model folder must be, by use: the transformers mapping of the architectures it
+#: loads without code from the folder, and examples for the message.
+KINDS = {
+    "causal": ("MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "a causal language model", "llama, qwen2, gpt2, ..."),
+    "encoder": ("MODEL_MAPPING_NAMES", "a model", "bert, roberta, xlm-roberta, mpnet, ..."),
+}
+
+
+def architecture_problem(path: str, kind: str) -> str | None:
+    """Whether transformers has a class for the folder's ``model_type`` as ``kind``
+    (``causal`` or ``encoder``) without running code from the folder (one line, without the
+    field), or None. Reads ``config.json`` and transformers' tables of names (no torch, no
+    weights); a GGUF file or a folder :func:`folder_problem` refuses is not looked at."""
+    if Path(path).suffix.lower() == ".gguf" or folder_problem(path, tokenizer=False):
+        return None
+    import importlib
+
+    table, what, examples = KINDS[kind]
+    names = getattr(importlib.import_module("transformers.models.auto.modeling_auto"), table)
+    model_type = read_config(Path(path))["model_type"]
+    if model_type in names:
+        return None
+    return (f"{_show(path)}: architecture {excerpt(model_type, 60)} is not {what} transformers can load "
+            f"without running code from the folder; use {examples}")
+
+
 def content_id(path: str) -> str:
     """``folder-<sha256>`` of a model's files (names and bytes, sorted by name; a GGUF
     file's bytes): equal files, equal id. Trained policies are cached under it."""
@@ -121,4 +147,4 @@ def content_id(path: str) -> str:
     return f"folder-{digest.hexdigest()}"
 
 
-__all__ = ["ModelFolder", "content_id", "folder_problem", "read_config"]
+__all__ = ["ModelFolder", "architecture_problem", "content_id", "folder_problem", "read_config"]

@@ -32,7 +32,12 @@ from typing import TYPE_CHECKING
 import torch
 
 from dataprice.errors import DataError
-from dataprice.models.folder import ModelFolder, content_id, folder_problem, read_config
+from dataprice.models.folder import (
+    ModelFolder,
+    architecture_problem,
+    content_id,
+    folder_problem,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - imported lazily at run time (transformers is slow to import)
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -171,14 +176,9 @@ def load_lm_folder(
         folder, gguf = str(p.parent), {"gguf_file": p.name}
         extra: dict = gguf
     else:
-        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-
-        model_type = read_config(p)["model_type"]
-        if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-            raise DataError(
-                f"{field}: {path}: architecture {model_type!r} is not a causal language model transformers "
-                "can load without running code from the folder; use a causal LM (llama, qwen2, gpt2, ...)"
-            )
+        problem = architecture_problem(path, "causal")
+        if problem:
+            raise DataError(f"{field}: {problem}")
         folder, gguf, extra = str(p), {}, {"use_safetensors": True}
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, **safe, **gguf)

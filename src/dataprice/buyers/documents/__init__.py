@@ -155,6 +155,17 @@ class DocumentsBuyer(CorpusBuyer):
     def embeds_texts(self) -> bool:
         return self.candidates_from == "retriever"
 
+    def problems_against(self, corpus: Any, scenario: Any) -> Iterable[str]:
+        """Besides the replayed scores and vector files: the query log (ids, repeats,
+        scores, prices), where prices come from and how sellers' costs go with them."""
+        yield from super().problems_against(corpus, scenario)
+        try:
+            log = self._log(corpus) if self.candidates_from == "query_log" else None
+            self.document_prices(corpus, log)
+            self.seller_costs(scenario, corpus.seller_names)
+        except DataError as exc:
+            yield str(exc)
+
     def uses_relevance(self) -> bool:
         return self.scored_by() == "retrieval" and self.candidates_from != "query_log"
 

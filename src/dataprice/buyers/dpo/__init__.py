@@ -111,6 +111,21 @@ class DPOBuyer(Buyer):
             yield (f"buyer.utility: 'generation' runs the composed model for every coalition; allowed for at most "
                    f"{MAX_GENERATION_SELLERS} sellers (got {n})")
 
+    def data_problems(self, scenario: Any) -> Iterable[str]:
+        """The model folder's architecture, and the preference files read (columns, blank
+        cells, owners against ``sellers.count``), without loading a model."""
+        if isinstance(self.model, ModelFolder):
+            from dataprice.models.folder import architecture_problem
+
+            problem = architecture_problem(self.model.path, "causal")
+            if problem:
+                yield f"buyer.model.path: {problem}"
+        if self.preferences.source == "files":
+            try:
+                build_preferences(self.preferences, scenario.sellers.count, scenario.seed)
+            except DataError as exc:
+                yield str(exc)
+
     @classmethod
     def small(cls, section: dict) -> dict:
         training = section.get("training")

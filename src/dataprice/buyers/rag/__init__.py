@@ -192,14 +192,26 @@ class CorpusBuyer(Buyer):
         )
 
     def data_problems(self, scenario: Any) -> Iterable[str]:
-        """Reads the user's corpus (no embedding): ids, owners against ``sellers.count``,
-        gold ids, and whether relevance is ambiguous; and, with ``chunk_tokens``, whether the
-        embedding model reads that many tokens (its tokenizer only)."""
+        """What reading the buyer's files finds, without embedding or scoring anything: the
+        models' architectures (config.json against transformers' tables); with
+        ``chunk_tokens``, whether the embedding model reads that many tokens (its tokenizer
+        only); the user's corpus (ids, owners against ``sellers.count``, gold ids, ambiguous
+        relevance); then the files read against it: replayed scores, vector files (ids and
+        dimensions)."""
+        from dataprice.models.folder import architecture_problem
+
+        for field, kind, model in (("buyer.reader.model.path", "causal", self.reader.model),
+                                   ("buyer.embeddings.model.path", "encoder", self.embeddings.model)):
+            used = self.scored_by() == "lm_reader" if kind == "causal" else self.embeds_texts()
+            if used and isinstance(model, ModelFolder):
+                problem = architecture_problem(model.path, kind)
+                if problem:
+                    yield f"{field}: {problem}"
         problem = self.chunk_problem()
         if problem:
             yield problem
-        if self.corpus.source != "files":
-            return
+        if self.corpus.source != "files" and not self.data_files():
+            return  # the built-in corpus, and no file to read against it
         from dataprice.buyers.rag.corpus import build_corpus
 
         try:
@@ -211,6 +223,22 @@ class CorpusBuyer(Buyer):
         problem = self.relevance_problem(corpus)
         if problem:
             yield problem
+            return
+        yield from self.problems_against(corpus, scenario)
+
+    def problems_against(self, corpus: Any, scenario: Any) -> Iterable[str]:
+        """The files read against the corpus (one line each): replayed scores, vector files."""
+        try:
+            if self.scored_by() == "replay" and self.replay_file and self.embeds_texts():
+                from dataprice.buyers.rag.game import ReplayScorer
+
+                ReplayScorer.from_file(self.replay_file, corpus)
+            if self.embeddings.from_files() and self.embeds_texts():
+                from dataprice.buyers.rag.corpus import file_vectors
+
+                file_vectors(corpus, self.embeddings)
+        except DataError as exc:
+            yield str(exc)
 
     def chunk_problem(self) -> str | None:
         """``chunk_tokens`` more than the embedding model reads at once (one line), or None."""

@@ -72,6 +72,22 @@ class Embedded:
     notes: list[str]
 
 
+def file_vectors(corpus: Corpus, spec) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """The documents' and questions' vectors from the user's files, in the corpus's order.
+
+    Raises:
+        DataError: a file that cannot be read, an id of the corpus it lacks, dimensions that
+            differ (one line naming the file).
+    """
+    from dataprice.data.embeddings import check_dimensions, load_vectors, vectors_for
+
+    docs = load_vectors(spec.documents, "document", id_column=spec.id_column, vector_column=spec.vector_column)
+    qs = load_vectors(spec.questions, "question", id_column=spec.id_column, vector_column=spec.vector_column)
+    check_dimensions(docs, qs)
+    return (vectors_for(docs, corpus.doc_ids, "document", "the corpus"),
+            vectors_for(qs, corpus.question_ids, "question", "the corpus"))
+
+
 def embed(corpus: Corpus, spec, progress: bool = False) -> Embedded:
     """Embeddings of the documents and of the questions, by an
     :class:`~dataprice.buyers.rag.EmbeddingSpec`: read from the user's vector files (no
@@ -87,14 +103,8 @@ def embed(corpus: Corpus, spec, progress: bool = False) -> Embedded:
         DataError: ``chunk_tokens`` more than the model reads, or an overlap not below it.
     """
     if spec.from_files():
-        from dataprice.data.embeddings import check_dimensions, load_vectors, vectors_for
-
-        docs = load_vectors(spec.documents, "document", id_column=spec.id_column, vector_column=spec.vector_column)
-        qs = load_vectors(spec.questions, "question", id_column=spec.id_column, vector_column=spec.vector_column)
-        check_dimensions(docs, qs)
-        source = "the corpus"
-        return Embedded(corpus, vectors_for(docs, corpus.doc_ids, "document", source),
-                        vectors_for(qs, corpus.question_ids, "question", source),
+        docs, qs = file_vectors(corpus, spec)
+        return Embedded(corpus, docs, qs,
                         [f"Documents and questions were not embedded here: their vectors come from "
                          f"{Path(spec.documents).name} and {Path(spec.questions).name}."])
     from dataprice.models.embedder import Embedder
