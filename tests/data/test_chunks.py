@@ -179,6 +179,10 @@ def test_a_long_document_is_found_when_chunked_and_missed_when_cut(folder, tmp_p
     grand = {m: v["value"].sum() for m, v in values.items()}  # exact Shapley sums to v(N)
     assert grand["chunked"] == pytest.approx(100.0)  # all three questions answered by top-1 retrieval
     assert grand["cut"] == pytest.approx(200 / 3)  # the cholera note lies past MiniLM's 256 tokens
+    paid = {m: pd.read_csv(tmp_path / m / "outcomes.csv").groupby(["rule", "seller"])["payment"].mean()
+            for m in ("chunked", "cut")}
+    assert paid["chunked"][("vcg", "clinic_a")] == pytest.approx(100 / 3)  # its document is found and bought
+    assert paid["cut"][("vcg", "clinic_a")] == 0.0 and paid["cut"][("shapley", "clinic_a")] == 0.0
     sellers = pd.read_csv(tmp_path / "chunked" / "sellers.csv")
     assert sellers.set_index("seller").loc["clinic_a", "chunks"] == 3
     report = (tmp_path / "chunked" / "report.md").read_text()

@@ -48,6 +48,24 @@ def test_bad_fields_are_named_with_what_is_allowed(patch, expected):
         assert line.strip(), "no blank lines"
 
 
+def test_a_value_of_no_allowed_form_is_one_line_naming_every_form():
+    message = _problems({**GOOD, "sellers": {"count": 3, "costs": "cheap"}})
+    assert message.splitlines() == [
+        "sellers.costs: 'cheap' is none of the forms allowed: a valid number; a valid list; "
+        "a valid dictionary or instance of CostDistribution; a valid dictionary"
+    ]
+    # a number of the right type but a wrong value says what is wrong with it, once
+    assert _problems({**GOOD, "sellers": {"count": 3, "costs": -1}}).splitlines() == [
+        "sellers.costs: Input should be greater than or equal to 0 (got -1)"
+    ]
+
+
+def test_one_number_is_every_sellers_cost():
+    scenario = parse_scenario({**GOOD, "sellers": {"count": 3, "costs": 0.25}})
+    assert scenario.sellers.draw_costs(0).tolist() == [0.25, 0.25, 0.25]
+    assert scenario.sellers.draw_costs(0, ["x", "y"]).tolist() == [0.25, 0.25]
+
+
 def test_every_problem_is_reported_at_once():
     message = _problems({**GOOD, "sellers": {"count": 0}, "valuation": [{"method": "magic"}]})
     assert len(message.splitlines()) == 2

@@ -57,14 +57,27 @@ def format_validation_error(error: ValidationError) -> list[str]:
     :data:`MAX_PROBLEMS` lines, each quoting at most a short excerpt of the input.
 
     For a union field, pydantic reports a type mismatch against every branch; a type error
-    is dropped when a more specific error lies below the same field.
+    is dropped when a more specific error lies below the same field, and the branches' type
+    errors at one field make one line naming every form allowed.
     """
     errors = error.errors()
     locs = [_format_location(e["loc"]) for e in errors]
     above = set().union(*map(_prefixes, locs)) if locs else set()
+    type_errors: dict[str, list[Any]] = {}
+    for e, loc in zip(errors, locs, strict=True):
+        if e["type"].endswith("_type") and loc not in above:
+            type_errors.setdefault(loc, []).append(e)
+    # a branch whose type fits but whose value does not (a negative number) says it best
+    matched = {loc for e, loc in zip(errors, locs, strict=True) if not e["type"].endswith("_type")}
     lines = []
     for e, loc in zip(errors, locs, strict=True):
-        if loc in above and e["type"].endswith("_type"):
+        if (loc in above or loc in matched) and e["type"].endswith("_type"):
+            continue
+        branches = type_errors.get(loc, [])
+        if len(branches) > 1 and e in branches:
+            if e is branches[0]:
+                forms = "; ".join(dict.fromkeys(b["msg"].removeprefix("Input should be ") for b in branches))
+                lines.append(f"{loc}: {excerpt(e.get('input'))} is none of the forms allowed: {forms}")
             continue
         if e["type"] == "union_tag_invalid":  # an unknown buyer task: name the field and the choices
             ctx = e.get("ctx", {})

@@ -89,8 +89,9 @@ class Copy(StrictModel):
 class Sellers(StrictModel):
     """The sellers: how many, their names and their true costs.
 
-    ``costs`` is a distribution, a list (one cost per seller, in the order of ``names``, or
-    of the sellers ``seller_0, seller_1, ...``), or a mapping from seller name to cost. When
+    ``costs`` is a distribution, one number (every seller's cost), a list (one cost per
+    seller, in the order of ``names``, or of the sellers ``seller_0, seller_1, ...``), or a
+    mapping from seller name to cost. When
     a buyer reads its sellers from a data file (the owners of a documents file), a list of
     different costs is refused unless ``names`` lists the owners: costs follow names, never
     the order in which owners first appear in a file.
@@ -99,7 +100,7 @@ class Sellers(StrictModel):
     count: Annotated[int, Field(ge=1, le=10_000)]
     names: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = None
     # a mapping is read as a distribution first (its keys are the distribution's fields), else by name
-    costs: list[NonNegativeFloat] | CostDistribution | dict[
+    costs: NonNegativeFloat | list[NonNegativeFloat] | CostDistribution | dict[
         Annotated[str, Field(min_length=1, max_length=200)], NonNegativeFloat
     ] = Field(default_factory=CostDistribution, union_mode="left_to_right")
     partition: Partition = Field(default_factory=Partition)
@@ -120,6 +121,8 @@ class Sellers(StrictModel):
         from dataprice.errors import DataError
 
         names = list(names) if names is not None else self.player_names()
+        if isinstance(self.costs, float | int):
+            return np.full(len(names), float(self.costs))
         if isinstance(self.costs, dict):
             missing = [name for name in names if name not in self.costs]
             if missing:
