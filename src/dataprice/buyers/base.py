@@ -64,6 +64,12 @@ class BuildContext:
     progress: bool = False
 
 
+def costs_given(sellers: Any) -> bool:
+    """Whether ``sellers.costs`` says something (anything but the default distribution; a
+    re-parsed scenario carries every default, so what was set cannot be told apart)."""
+    return bool(sellers.costs != type(sellers).model_fields["costs"].get_default(call_default_factory=True))
+
+
 @dataclass
 class BuiltTask:
     """A buyer's game over the sellers for one replicate.
@@ -144,7 +150,7 @@ class Buyer(StrictModel):
         once every file in :meth:`data_files` exists."""
         return ()
 
-    def seller_costs(self, scenario: Any, names: list[str]) -> NDArray[np.float64] | None:
+    def seller_costs(self, scenario: Any, names: list[str]) -> NDArray[np.float64] | None:  # noqa: ARG002
         """The sellers' true costs when the buyer's data gives them (per-item prices), in the
         order of ``names``; ``None``: the scenario's ``sellers.costs``."""
         return None

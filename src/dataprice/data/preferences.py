@@ -40,6 +40,7 @@ class PreferenceSet:
     owners: np.ndarray
     seller_names: list[str]
     kinds: list[str] = field(default_factory=list)  # original | flipped | duplicate
+    prices: np.ndarray | None = None  # each pair's list price (the file's price column), if any
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -60,10 +61,19 @@ class PreferenceSet:
             [self.prompts[i] for i in index], [self.chosen[i] for i in index],
             [self.rejected[i] for i in index], self.owners[index], self.seller_names,
             [self.kinds[i] for i in index] if self.kinds else [],
+            None if self.prices is None else self.prices[index],
         )
 
     def sizes(self) -> np.ndarray:
         return np.bincount(self.owners[self.owners >= 0], minlength=self.n_sellers)
+
+    def owner_prices(self) -> np.ndarray | None:
+        """Each owner's price for all its pairs: the sum of their list prices (``None``
+        without prices)."""
+        if self.prices is None:
+            return None
+        owned = self.owners >= 0
+        return np.bincount(self.owners[owned], weights=self.prices[owned], minlength=self.n_sellers)
 
     def fingerprint(self) -> str:
         """sha256 of the pairs (order matters): the cache key of a training run's data."""
@@ -81,8 +91,11 @@ class PreferenceSet:
         return table.reset_index()
 
 
-def load_preferences(path: str | Path, *, owner_column: str | None = "owner") -> PreferenceSet:
-    """Read preference pairs with prompt, chosen, rejected and an owner column.
+def load_preferences(path: str | Path, *, owner_column: str | None = "owner",
+                     price_column: str | None = "price") -> PreferenceSet:
+    """Read preference pairs with prompt, chosen, rejected and an owner column, and
+    optionally each pair's list price (``price_column``: a finite number ``>= 0`` on every
+    row, :attr:`PreferenceSet.prices`; not read without an owner column).
 
     The file is CSV, TSV, JSONL or JSON (see :mod:`dataprice.data.tables`). No field may be
     null or blank (answers keep their leading spaces), and chosen must differ from rejected.
@@ -93,7 +106,8 @@ def load_preferences(path: str | Path, *, owner_column: str | None = "owner") ->
         DataError: one line naming the file, and the line and column of the first bad value.
     """
     needed = ["prompt", "chosen", "rejected"] + ([owner_column] if owner_column else [])
-    records = read_records(path, "preference", required=needed)
+    priced = [price_column] if owner_column and price_column else []
+    records = read_records(path, "preference", required=needed, optional=priced)
     prompts = records.text("prompt", "every pair needs a prompt")
     chosen = records.text("chosen", "every pair needs a chosen answer")
     rejected = records.text("rejected", "every pair needs a rejected answer")
@@ -107,7 +121,13 @@ def load_preferences(path: str | Path, *, owner_column: str | None = "owner") ->
         owners = np.fromiter((index[o] for o in names), dtype=np.int64, count=len(names))
     else:
         sellers, owners = [], np.full(len(records), -1, dtype=np.int64)
-    return PreferenceSet(prompts, chosen, rejected, owners, sellers, ["original"] * len(records))
+    prices = None
+    if priced and records.has(priced[0]):
+        prices = records.numbers(priced[0])
+        if (prices < 0).any():
+            row = int(np.flatnonzero(prices < 0)[0])
+            raise records.error(row, priced[0], f"a price of {prices[row]:g}; prices must be >= 0")
+    return PreferenceSet(prompts, chosen, rejected, owners, sellers, ["original"] * len(records), prices)
 
 
 def medical_preferences(

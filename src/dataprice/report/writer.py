@@ -126,7 +126,7 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
     statement = Section("Per-seller statement")
     contribution = {"data_points", "noisy_label_fraction", "document_value", "noise_variance",
                     "documents", "chunks", "original", "duplicate", "corrupted", "candidate_queries",
-                    "pairs", "flipped", "heldout_accuracy_alone", "copy_of"}
+                    "pairs", "flipped", "heldout_accuracy_alone", "copy_of", "list_price", "mean_list_price"}
     cols = ["seller"] + [c for c in sellers.columns if c in contribution]
     cols += ["cost", "bid"]
     shown = sellers[cols].copy()

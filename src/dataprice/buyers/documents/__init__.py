@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
-from dataprice.buyers.base import BuildContext, BuiltTask, register_buyer
+from dataprice.buyers.base import BuildContext, BuiltTask, costs_given, register_buyer
 from dataprice.buyers.rag import CorpusBuyer
 from dataprice.errors import DataError
 from dataprice.specs import FilePath, PositiveFloat
@@ -64,12 +64,6 @@ def _query_log_cached(path: str, mtime: int, corpus):
         _LOGS.pop(next(iter(_LOGS)))
     _LOGS[(path, mtime)] = (corpus, log)
     return log
-
-
-def costs_given(sellers: Any) -> bool:
-    """Whether ``sellers.costs`` says something (anything but the default distribution; a
-    re-parsed scenario carries every default, so what was set cannot be told apart)."""
-    return sellers.costs != type(sellers).model_fields["costs"].get_default(call_default_factory=True)
 
 
 def owner_unit_prices(doc_prices: NDArray[np.float64], owners: NDArray[np.int64], n_owners: int) -> NDArray[np.float64]:

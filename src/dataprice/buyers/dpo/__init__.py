@@ -18,7 +18,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import pandas as pd
 from pydantic import Field, model_validator
 
-from dataprice.buyers.base import BuildContext, BuiltTask, Buyer, register_buyer
+from dataprice.buyers.base import BuildContext, BuiltTask, Buyer, costs_given, register_buyer
 from dataprice.errors import DataError
 from dataprice.models.folder import ModelFolder, folder_problem
 from dataprice.specs import Column, FilePath, Index, PositiveFloat, StrictModel, within
@@ -32,9 +32,11 @@ class PreferenceSpec(StrictModel):
 
     ``medical``: owner ``j`` holds ``sizes[j]`` pairs (default ``pairs_per_seller`` each);
     ``flipped_sellers`` prefer the wrong code, ``duplicate_sellers`` copy others' pairs.
-    ``files``: ``file`` holds the sold pairs (prompt, chosen, rejected, owner), ``heldout_file``
-    the buyer's evaluation pairs (prompt, chosen, rejected); relative paths are taken from the
-    scenario file's folder.
+    ``files``: ``file`` holds the sold pairs (prompt, chosen, rejected, owner, and optionally
+    price), ``heldout_file`` the buyer's evaluation pairs (prompt, chosen, rejected); relative
+    paths are taken from the scenario file's folder. With a ``price_column`` in ``file``, each
+    pair has its own list price and an owner's cost is the sum over its pairs (it sells them
+    together and makes one report for all); ``sellers.costs`` must then be left out.
     """
 
     source: Literal["medical", "files"] = "medical"
@@ -47,6 +49,7 @@ class PreferenceSpec(StrictModel):
     file: FilePath | None = None
     heldout_file: FilePath | None = None
     owner_column: Column = "owner"
+    price_column: Column = "price"
 
     @model_validator(mode="after")
     def _files_given(self) -> PreferenceSpec:
@@ -122,7 +125,8 @@ class DPOBuyer(Buyer):
                 yield f"buyer.model.path: {problem}"
         if self.preferences.source == "files":
             try:
-                build_preferences(self.preferences, scenario.sellers.count, scenario.seed)
+                sold, _ = build_preferences(self.preferences, scenario.sellers.count, scenario.seed)
+                self.seller_costs(scenario, sold.seller_names)
             except DataError as exc:
                 yield str(exc)
 
@@ -134,12 +138,37 @@ class DPOBuyer(Buyer):
     def data_files(self) -> dict[str, str]:
         return super().data_files() if self.preferences.source == "files" else {}
 
+    def seller_costs(self, scenario: Any, names: list[str]) -> Any:
+        """With priced pairs (a price column in the pairs file), each owner's cost is the sum
+        of its pairs' prices, in the order of ``names``; else ``None`` (``sellers.costs``).
+
+        Raises:
+            DataError: priced pairs and ``sellers.costs`` both given.
+        """
+        if self.preferences.source != "files":
+            return None
+        sold = self._sold()
+        prices = sold.owner_prices()
+        if prices is None:
+            return None
+        if costs_given(scenario.sellers):
+            raise DataError(
+                f"{self.preferences.file}: column {self.preferences.price_column!r} prices every pair, and an owner's "
+                "cost is the sum of its pairs' prices; remove sellers.costs, or remove the column"
+            )
+        index = {name: o for o, name in enumerate(sold.seller_names)}
+        return prices[[index[name] for name in names]]
+
+    def _sold(self):
+        from dataprice.data.preferences import load_preferences
+
+        return load_preferences(self.preferences.paths()[0], owner_column=self.preferences.owner_column,
+                                price_column=self.preferences.price_column)
+
     def seller_names(self, sellers: Any) -> list[str]:
         """The owners in the preference file (user pairs), else the scenario's names."""
         if self.preferences.source == "files":
-            from dataprice.data.preferences import load_preferences
-
-            return load_preferences(self.preferences.paths()[0], owner_column=self.preferences.owner_column).seller_names
+            return self._sold().seller_names
         return sellers.player_names()
 
     def build(self, context: BuildContext) -> BuiltTask:
@@ -175,6 +204,8 @@ class DPOBuyer(Buyer):
             game.context = DPOContext(base, tokenizer, sold, heldout, config, cache)
         contributions = sold.describe_sellers().drop(columns="seller").assign(seller=names)
         contributions["heldout_accuracy_alone"] = (margins > 0).mean(axis=1)
+        if sold.prices is not None:
+            contributions["list_price"] = sold.owner_prices()
         contributions["trainings_run"] = cache.trainings
         return BuiltTask(game, pd.DataFrame(contributions))
 
@@ -185,7 +216,7 @@ def build_preferences(spec: PreferenceSpec, n_sellers: int, seed: int):
 
     if spec.source == "files":
         sold_file, heldout_file = spec.paths()
-        sold = load_preferences(sold_file, owner_column=spec.owner_column)
+        sold = load_preferences(sold_file, owner_column=spec.owner_column, price_column=spec.price_column)
         if sold.n_sellers != n_sellers:
             raise DataError(
                 f"{sold_file}: {sold.n_sellers} distinct owners in column {spec.owner_column!r}, "
