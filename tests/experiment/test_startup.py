@@ -19,12 +19,12 @@ import yaml
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 HEAVY = ("torch", "transformers", "faiss", "sentence_transformers", "scipy.stats")
 
-PROBE = """
+PROBE = f"""
 import json, sys
 from dataprice.cli import main
 status = main(["run", sys.argv[1], "-q", "--out", sys.argv[2]])
-print(json.dumps({"status": status, "heavy": [m for m in %r if m in sys.modules]}))
-""" % (HEAVY,)
+print(json.dumps({{"status": status, "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}))
+"""
 
 
 def imported(scenario: Path, out: Path, cache: Path) -> list[str]:
