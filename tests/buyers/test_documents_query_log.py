@@ -396,3 +396,26 @@ def test_owners_with_several_candidates_in_one_query_against_brute_force():
         np.testing.assert_allclose(shapley, want_shapley, atol=1e-9)
         np.testing.assert_allclose(loo, want_loo, atol=1e-9)
         np.testing.assert_allclose(market.settle(bids, "myerson").payments, market.settle(bids, "vcg").payments)
+
+
+def test_a_document_listed_at_price_zero_is_sold_and_its_owner_selected(tmp_path):
+    """A free document (price 0, its owner's other document is priced 1) that the buyer
+    takes costs nothing (quantity 0: a price weight of 0 / 0.5), but its owner sold it: the
+    outcome, the report's tables and a reopened run all say selected."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "docs.csv").write_text(
+        "doc_id,owner,text,price\nd0,o0,zero,0\nd1,o1,one,0.5\nd2,o2,two,0.4\nd3,o0,three,1.0\n")
+    (data / "questions.csv").write_text("question_id,question\nq0,a?\nq1,b?\n")
+    (data / "log.csv").write_text("question_id,doc_id,score\nq0,d0,1.0\nq0,d1,0.2\nq1,d1,1.0\nq1,d2,0.3\n")
+    path = scenario_file(tmp_path, rules=["myerson", "vcg"], sellers={"count": 3})
+    _, built, costs, _ = built_market(path)
+    outcome = built.market.settle(costs, "myerson", costs)
+    assert outcome.quantities[0] == 0.0 and outcome.selected.tolist() == [True, True, False]
+    assert outcome.payments[0] == pytest.approx(3.0 * (1.0 - 0.2) + 0.5 * 0.0 + 0.5)  # v - (v' - p') = 3 - (0.6 - 0.5)
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--quiet", "--out", str(out)]) == 0
+    rows = pd.read_csv(out / "outcomes.csv")
+    assert rows.groupby("seller")["selected"].all().to_dict() == {"o0": True, "o1": True, "o2": False}
+    reopened = dp.open_report(out).outcomes_table()
+    assert reopened.groupby("seller")["selected"].all().to_dict() == {"o0": True, "o1": True, "o2": False}

@@ -92,6 +92,7 @@ def with_budget(settle: SettleFn, budget: float | None) -> SettleFn:
             payments=outcome.payments * (budget / total),
             value=outcome.value,
             costs=outcome.costs,
+            sold=outcome.sold,
         )
 
     return settle_with_budget

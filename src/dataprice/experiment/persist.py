@@ -91,6 +91,7 @@ def write_replicate(rep: ReplicateResult, folder: Path, *, seconds: bool = True)
                 "rule": rule, "round": t, "seller": np.arange(n, dtype=np.int64),
                 "bid": o.bids, "quantity": o.quantities, "payment": o.payments,
                 "cost": o.costs if o.costs is not None else np.full(n, np.nan),
+                "selected": o.selected,
             }))
             settlement_rows.append({"rule": rule, "round": t, "value": float(o.value), "costs_known": o.costs is not None})
     audit_rows = [
@@ -111,7 +112,7 @@ def write_replicate(rep: ReplicateResult, folder: Path, *, seconds: bool = True)
     (folder / "replicate.json").write_text(_dumps(meta))
     empty_outcomes = pd.DataFrame({"rule": pd.Series([], dtype=str), "round": pd.Series([], dtype=np.int64),
                                    "seller": pd.Series([], dtype=np.int64), "bid": [], "quantity": [],
-                                   "payment": [], "cost": []})
+                                   "payment": [], "cost": [], "selected": pd.Series([], dtype=bool)})
     _write_table(pd.concat(outcome_rows, ignore_index=True) if outcome_rows else empty_outcomes,
                  folder / "outcomes.parquet")
     _write_table(pd.DataFrame(settlement_rows, columns=["rule", "round", "value", "costs_known"]),
@@ -146,9 +147,11 @@ def read_replicate(read: Reader, prefix: str = "") -> ReplicateResult:
             shape = (n_rounds, len(rows) // max(n_rounds, 1))
             bids, quantities = _array(rows, "bid").reshape(shape), _array(rows, "quantity").reshape(shape)
             payments, costs = _array(rows, "payment").reshape(shape), _array(rows, "cost").reshape(shape)
+            # runs saved before outcomes kept "selected": a seller was selected where its quantity is positive
+            sold = rows["selected"].to_numpy(dtype=bool).reshape(shape) if "selected" in rows else quantities > 0
             outcomes[rule] = [
                 Outcome(rule=rule, bids=bids[t].copy(), quantities=quantities[t].copy(), payments=payments[t].copy(),
-                        value=float(value), costs=costs[t].copy() if known else None)
+                        value=float(value), costs=costs[t].copy() if known else None, sold=sold[t].copy())
                 for t, (value, known) in enumerate(zip(rounds["value"], rounds["costs_known"], strict=True))
             ]
         audits: dict[str, AuditResult] = {}

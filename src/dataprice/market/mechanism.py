@@ -15,7 +15,9 @@ class Outcome:
     ``quantities[j]`` is how much of seller ``j``'s data the buyer uses: 0 or 1 in the
     subset market, ``f_j(W) = sum_i w_ij^2`` in the continuous market; a seller's cost is
     ``c_j * quantities[j]``. ``utilities`` and ``welfare`` are at the true costs when they
-    were given (else NaN).
+    were given (else NaN). ``sold`` marks sellers the buyer bought from even where their
+    quantity is 0 (a per-query item listed at price 0 is sold, but costs nothing); ``None``:
+    a seller is selected when its quantity is positive.
     """
 
     rule: str
@@ -24,10 +26,12 @@ class Outcome:
     payments: NDArray[np.float64]
     value: float  # buyer's gross value v(S*) (or V(W))
     costs: NDArray[np.float64] | None = None
+    sold: NDArray[np.bool_] | None = None
 
     @property
     def selected(self) -> NDArray[np.bool_]:
-        return self.quantities > 0
+        positive = self.quantities > 0
+        return positive if self.sold is None else positive | self.sold
 
     @property
     def buyer_surplus(self) -> float:

@@ -165,6 +165,7 @@ class PerQueryMarket:
             payments=payments,
             value=float(self.value_won(allocation).sum()),
             costs=None if costs is None else np.asarray(costs, dtype=np.float64),
+            sold=np.bincount(owner, minlength=self.n_owners) > 0,  # also items listed at price 0
         )
 
     def settle(self, bids: NDArray[np.float64], rule: str, costs: NDArray[np.float64] | None = None) -> Outcome:
