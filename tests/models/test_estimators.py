@@ -60,3 +60,22 @@ def test_bad_settings_are_one_line(settings, parts):
     assert "\n" not in message
     for part in parts:
         assert part in message, message
+
+
+def test_small_runs_cap_a_chosen_estimators_size():
+    """``--small`` is a smoke test: a forest of 500 trees or an MLP of 2,000 iterations runs
+    at 10 trees and 50 iterations, 16 units a layer; other settings stay."""
+    from dataprice.scenario import parse_scenario
+    from dataprice.scenario.small import small_scenario
+
+    def small(estimator):
+        scenario = parse_scenario({"name": "t", "sellers": {"count": 3},
+                                   "buyer": {"task": "classifier", "estimator": estimator}})
+        return small_scenario(scenario).buyer.estimator
+
+    forest = small({"name": "random_forest", "params": {"n_estimators": 500, "max_depth": 4}})
+    assert forest.params == {"n_estimators": 10, "max_depth": 4}
+    mlp = small({"name": "mlp", "params": {"max_iter": 2000, "hidden_layer_sizes": [64, 8]}})
+    assert mlp.params == {"max_iter": 50, "hidden_layer_sizes": [16, 8]}
+    assert small({"name": "random_forest", "params": {"n_estimators": 5}}).params == {"n_estimators": 5}
+    assert small(None) is None

@@ -156,6 +156,27 @@ class EstimatorSpec(StrictModel):
         return {k: tuple(v) if isinstance(v, list) else v for k, v in checked.items()}
 
 
+#: ``--small`` (a smoke test) caps an estimator's size parameters at these values.
+SMALL_CAPS = {"n_estimators": 10, "max_iter": 50}
+
+
+def small_estimator(section: Any) -> Any:
+    """An estimator section (``{name, params}``) at smoke-test size: ``n_estimators`` and
+    ``max_iter`` capped (:data:`SMALL_CAPS`), hidden layers at 16 units; anything else, and a
+    section that is not a mapping, unchanged (the schema judges it)."""
+    if not isinstance(section, dict) or not isinstance(section.get("params"), dict):
+        return section
+    params = dict(section["params"])
+    for name, cap in SMALL_CAPS.items():
+        value = params.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > cap:
+            params[name] = cap
+    layers = params.get("hidden_layer_sizes")
+    if isinstance(layers, list) and all(isinstance(n, int) and not isinstance(n, bool) for n in layers):
+        params["hidden_layer_sizes"] = [min(n, 16) for n in layers]
+    return {**section, "params": params}
+
+
 def make_estimator(spec: EstimatorSpec, random_state: int) -> Any:
     """A fresh, unfitted scikit-learn estimator for ``spec`` (``random_state`` set where the
     estimator takes one)."""

@@ -18,7 +18,8 @@ def small_scenario(scenario: Scenario) -> Scenario:
     Reduced: at most 2 replicates and 5 rounds; Monte Carlo methods capped at
     :data:`SMALL_MAX_EVALUATIONS` evaluations; a 5-point audit grid; the buyer's own small
     version (:meth:`~dataprice.buyers.base.Buyer.small`: language-model buyers use the tiny
-    LM and one training epoch, federated training at most 5 rounds). Figures from a small
+    LM and one training epoch, federated training at most 5 rounds, a chosen scikit-learn
+    estimator with at most 10 trees or 50 iterations). Figures from a small
     run are not the scenario's, and its name ends in ``_small`` so reports say so.
     """
     data = scenario.model_dump(mode="json")

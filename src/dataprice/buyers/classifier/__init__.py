@@ -206,6 +206,13 @@ class ClassifierBuyer(ShardsBuyer):
             raise ValueError(f"{name} sets the project's own model; with an estimator, remove {name}")
         return self
 
+    @classmethod
+    def small(cls, section: dict) -> dict:
+        """A chosen estimator at smoke-test size (fewer trees and iterations, smaller layers)."""
+        from dataprice.models.estimators import small_estimator
+
+        return {**section, "estimator": small_estimator(section["estimator"])} if "estimator" in section else section
+
     def capabilities(self) -> frozenset[str]:
         if self.model == "logistic" and self.estimator is None:
             return self.offers
