@@ -259,15 +259,13 @@ class DocumentsBuyer(CorpusBuyer):
         price is the document's."""
         from dataprice.buyers.rag.corpus import embed, make_reader
         from dataprice.buyers.rag.game import ReplayScorer
-        from dataprice.buyers.rag.retrieval import SellerTopK
+        from dataprice.buyers.rag.retrieval import owner_candidates
 
         embedded = embed(corpus, self.embeddings, context.progress)
         corpus = embedded.corpus
-        best = SellerTopK(embedded.documents, corpus.owners, embedded.questions, corpus.n_sellers, 1)
         m = min(self.candidates, corpus.n_sellers)
-        similarity = best.scores[:, :, 0].astype(np.float64)
-        order = np.argsort(-similarity, axis=1, kind="stable")[:, :m]  # most similar owners first
-        doc = np.take_along_axis(best.doc_ids[:, :, 0], order, axis=1)
+        # most similar owners first (ties by owner index), each with its best document
+        _, doc = owner_candidates(embedded.documents, corpus.owners, embedded.questions, corpus.n_sellers, m)
         q_index = np.arange(corpus.n_questions)[:, None]
         if self.scored_by() == "retrieval":
             raw = corpus.relevance()[q_index, np.maximum(doc, 0)].astype(np.float64)
