@@ -64,3 +64,23 @@ def test_flat_search_pads_and_orders_ties():
     scores, ids = flat_search(docs, np.array([[1, 0]], dtype=np.float32), 5)
     assert ids.tolist() == [[0, 2, 1, -1, -1]]
     assert scores[0, :3].tolist() == [1.0, 1.0, 0.0] and np.isneginf(scores[0, 3:]).all()
+
+
+@pytest.mark.parametrize("relevance_from", ["auto", "gold", "answer"])
+def test_relevance_at_candidates_is_relevance(relevance_from):
+    """The candidates' relevance equals the full (questions x documents) table's, by
+    evidence passage (built-in corpus), gold id or answer."""
+    from dataclasses import replace
+
+    from dataprice.data.corpus import icd10_corpus
+
+    corpus = icd10_corpus(5, n_categories=40, n_questions=30, duplicate_sellers=[3], corrupted_sellers=[4], seed=1)
+    rng = np.random.default_rng(0)
+    answers = [None if q % 4 == 0 else corpus.texts[rng.integers(corpus.n_documents)].split()[1]
+               for q in range(corpus.n_questions)]
+    for variant in (corpus, replace(corpus, answers=answers, evidence=[], relevance_from=relevance_from)):
+        rows = rng.integers(-1, variant.n_documents, (variant.n_questions, 6))
+        full = variant.relevance()
+        want = np.where(rows >= 0, full[np.arange(variant.n_questions)[:, None], np.maximum(rows, 0)], False)
+        np.testing.assert_array_equal(variant.relevance_at(rows), want)
+        assert want.any()
