@@ -84,3 +84,23 @@ def test_relevance_at_candidates_is_relevance(relevance_from):
         want = np.where(rows >= 0, full[np.arange(variant.n_questions)[:, None], np.maximum(rows, 0)], False)
         np.testing.assert_array_equal(variant.relevance_at(rows), want)
         assert want.any()
+
+
+def test_candidates_do_not_depend_on_the_thread_count():
+    """On faiss's BLAS path (400 queries x 384 dims) the scores would depend on how many
+    threads split the product; searches run on one thread, and the setting is restored."""
+    import faiss
+
+    rng = np.random.default_rng(7)
+    docs, owners, queries = random_corpus(rng, 30, 600, 400, 384, duplicates=20)
+    before = faiss.omp_get_max_threads()
+    try:
+        found = []
+        for threads in (1, 2):
+            faiss.omp_set_num_threads(threads)
+            found.append(owner_candidates(docs, owners, queries, 30, 10))
+            assert faiss.omp_get_max_threads() == threads
+    finally:
+        faiss.omp_set_num_threads(before)
+    np.testing.assert_array_equal(found[0][0], found[1][0])
+    np.testing.assert_array_equal(found[0][1], found[1][1])

@@ -12,13 +12,33 @@
   operations, with no index rebuilt.
 
 Ties are broken by document index (lower first) everywhere, so merged and fresh searches
-agree exactly.
+agree exactly. Searches run on one thread, so scores do not depend on the machine's core
+count or the engine.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
+
+
+@contextmanager
+def _one_thread(faiss: Any) -> Iterator[None]:
+    """faiss searches on one thread, the thread count restored after. On its BLAS path (from
+    ``queries x dimension >= faiss.cvar.distance_compute_blas_threshold``) the float32 inner
+    products depend on how many threads split the matrix product, which would make near-ties,
+    hence candidates and payments, depend on the machine and the engine (Dask workers run
+    one thread each); one thread gives the same numbers everywhere."""
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def flat_search(
@@ -41,7 +61,8 @@ def flat_search(
     index.add(np.ascontiguousarray(doc_embeddings, dtype=np.float32))
     # ask for a few more than k so that ties at the boundary can be ordered by index
     extra = min(n_docs, k + 8)
-    found_scores, found_ids = index.search(np.ascontiguousarray(query_embeddings, dtype=np.float32), extra)
+    with _one_thread(faiss):
+        found_scores, found_ids = index.search(np.ascontiguousarray(query_embeddings, dtype=np.float32), extra)
     # per row: valid results by (-score, id), invalid ones (-1) last
     valid = found_ids >= 0
     order = np.lexsort((np.where(valid, found_ids, np.iinfo(np.int64).max),
