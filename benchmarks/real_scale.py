@@ -18,7 +18,7 @@ process per size, it times the project's own functions, the ones ``dataprice run
 * the run in process (:func:`~dataprice.experiment.run_scenario`) and the report
   (:func:`~dataprice.report.write_report`);
 
-with the process's peak resident memory after each stage (``ru_maxrss``: a running peak);
+with the process's peak resident memory after each stage (``VmHWM``: a running peak);
 then the whole ``dataprice run`` in a subprocess under ``/usr/bin/time -f %M`` (its peak RSS).
 
     python benchmarks/real_scale.py                          # 1,000 owners, 20,000 documents, 5,000 questions
@@ -116,6 +116,14 @@ audit:
 
 
 def _peak_mb() -> float:
+    """This process's peak resident memory, MiB: ``VmHWM`` (Linux; reset by exec), else
+    ``ru_maxrss`` (which Linux carries over from the parent across fork and exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
