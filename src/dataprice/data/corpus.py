@@ -149,22 +149,54 @@ class Corpus:
         rel = np.zeros((self.n_questions, self.n_documents), dtype=bool)
         index = self.rows_of()
         lowered = [t.lower() for t in self.texts]
-        evidence = self.evidence or [None] * self.n_questions
-        for q, (gold, answer) in enumerate(zip(self.gold_doc_ids, self.answers, strict=True)):
-            if self.relevance_from == "gold":
-                answer = None
-            elif self.relevance_from == "answer":
-                gold = None
-            needle = evidence[q] if self.relevance_from == "auto" else None
-            if needle:
-                needle = needle.lower()
-                rel[q] = [needle in t for t in lowered]
-            elif answer:
-                pattern = re.compile(r"(?<![\w.])" + re.escape(answer.lower()) + r"(?![\w])")
-                rel[q] = [bool(pattern.search(t)) for t in lowered]
-            elif gold is not None:
-                rel[q, index[gold]] = True
+        for q in range(self.n_questions):
+            kind, test = self._answered_by(q, index)
+            if kind == "text":
+                rel[q] = [test(t) for t in lowered]
+            elif kind == "rows":
+                rel[q, test] = True
         return rel
+
+    def relevance_at(self, rows: np.ndarray) -> np.ndarray:
+        """``rel[q, rows[q, k]]`` of :meth:`relevance` for each question ``q`` (a row of
+        ``rows``), ``False`` where ``rows`` is ``-1``: the same rule, applied only to the
+        documents asked about (``Q x k`` tests instead of ``Q x documents``)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.zeros(rows.shape, dtype=bool)
+        index = self.rows_of()
+        lowered: dict[int, str] = {}
+        for q in range(rows.shape[0]):
+            kind, test = self._answered_by(q, index)
+            asked = rows[q]
+            if kind == "text":
+                for k, row in enumerate(asked.tolist()):
+                    if row >= 0:
+                        text = lowered.get(row)
+                        if text is None:
+                            text = lowered[row] = self.texts[row].lower()
+                        out[q, k] = test(text)
+            elif kind == "rows":
+                out[q] = np.isin(asked, test) & (asked >= 0)
+        return out
+
+    def _answered_by(self, q: int, index: dict[str, list[int]]):
+        """How question ``q``'s relevant rows are told (see :meth:`relevance`): ``("text",
+        test(lowered text) -> bool)``, ``("rows", the gold document's rows)`` or ``("none", None)``."""
+        gold, answer = self.gold_doc_ids[q], self.answers[q]
+        if self.relevance_from == "gold":
+            answer = None
+        elif self.relevance_from == "answer":
+            gold = None
+        needle = self.evidence[q] if self.evidence and self.relevance_from == "auto" else None
+        if needle:
+            lowered_needle = needle.lower()
+            return "text", lambda text: lowered_needle in text
+        if answer:
+            pattern = re.compile(r"(?<![\w.])" + re.escape(answer.lower()) + r"(?![\w])")
+            return "text", lambda text: bool(pattern.search(text))
+        if gold is not None:
+            return "rows", index[gold]
+        return "none", None
 
     def ambiguous_question(self) -> int | None:
         """The first question with both a gold document and an answer (and no evidence

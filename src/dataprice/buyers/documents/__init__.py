@@ -42,10 +42,20 @@ class PerQueryValueGame(Game):
         super().__init__(len(player_names), player_names)
         self.values, self.owners = values, owners
 
+    #: numbers held at once per block of coalitions, ``(coalitions, queries, candidates)``
+    block_cells: ClassVar[int] = 1 << 22
+
     def value_function(self, coalitions):
-        padded = np.concatenate([coalitions, np.zeros((coalitions.shape[0], 1), dtype=bool)], axis=1)
-        member = padded[:, np.where(self.owners >= 0, self.owners, coalitions.shape[1])]  # (B, Q, m)
-        return np.where(member, self.values[None], 0.0).max(axis=2).sum(axis=1)
+        n_coalitions = coalitions.shape[0]
+        column = np.where(self.owners >= 0, self.owners, coalitions.shape[1])  # padding reads a False column
+        step = max(1, self.block_cells // max(self.values.size, 1))  # bounded memory, same numbers per row
+        out = np.empty(n_coalitions)
+        for start in range(0, n_coalitions, step):
+            rows = coalitions[start:start + step]
+            padded = np.concatenate([rows, np.zeros((rows.shape[0], 1), dtype=bool)], axis=1)
+            member = padded[:, column]  # (B, Q, m)
+            out[start:start + step] = np.where(member, self.values[None], 0.0).max(axis=2).sum(axis=1)
+        return out
 
 
 #: query logs read in this process: (path, mtime) -> (the corpus read against, the log)
@@ -264,18 +274,16 @@ class DocumentsBuyer(CorpusBuyer):
         price is the document's."""
         from dataprice.buyers.rag.corpus import embed, make_reader
         from dataprice.buyers.rag.game import ReplayScorer
-        from dataprice.buyers.rag.retrieval import SellerTopK
+        from dataprice.buyers.rag.retrieval import owner_candidates
 
         embedded = embed(corpus, self.embeddings, context.progress)
         corpus = embedded.corpus
-        best = SellerTopK(embedded.documents, corpus.owners, embedded.questions, corpus.n_sellers, 1)
         m = min(self.candidates, corpus.n_sellers)
-        similarity = best.scores[:, :, 0].astype(np.float64)
-        order = np.argsort(-similarity, axis=1, kind="stable")[:, :m]  # most similar owners first
-        doc = np.take_along_axis(best.doc_ids[:, :, 0], order, axis=1)
+        # most similar owners first (ties by owner index), each with its best document
+        _, doc = owner_candidates(embedded.documents, corpus.owners, embedded.questions, corpus.n_sellers, m)
         q_index = np.arange(corpus.n_questions)[:, None]
         if self.scored_by() == "retrieval":
-            raw = corpus.relevance()[q_index, np.maximum(doc, 0)].astype(np.float64)
+            raw = corpus.relevance_at(doc).astype(np.float64)  # the candidates' only, not Q x documents
         elif self.scored_by() == "replay":
             assert self.replay_file is not None  # the schema requires it for utility 'replay'
             raw = ReplayScorer.from_file(self.replay_file, corpus).scores[q_index, np.maximum(doc, 0)]
