@@ -49,6 +49,15 @@ def _start(scenario: Path, out: Path) -> subprocess.Popen:
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def _exists(where: Path, pattern: str) -> bool:
+    """Whether a file matching ``pattern`` is below ``where`` now. The run renames and
+    removes its temporary folders while we look: one that vanishes mid-walk is not there."""
+    try:
+        return any(where.rglob(pattern))
+    except FileNotFoundError:
+        return False
+
+
 def _kill_when(proc: subprocess.Popen, ready, timeout: float = 120.0) -> bool:
     """SIGKILL ``proc`` as soon as ``ready()`` is true; False if it finished first."""
     deadline = time.monotonic() + timeout
@@ -104,7 +113,7 @@ def _kill_and_resume(tmp_path: Path, n_kills: int, seed: int) -> dict:
             seen: list[float] = []
 
             def ready(where=where, pattern=pattern, seen=seen, delay=delay):
-                if not seen and any(where.rglob(pattern)):
+                if not seen and _exists(where, pattern):
                     seen.append(time.monotonic())
                 return bool(seen) and time.monotonic() - seen[0] >= delay * 0.05
 
