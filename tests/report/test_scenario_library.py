@@ -34,6 +34,7 @@ def test_every_scenario_runs_small_and_its_report_opens_without_errors(path, tmp
     out = write_report(run_scenario(scenario, progress=False), tmp_path / "report")
     for name in ("report.html", "report.md", "sellers.csv", "sellers.parquet", "mechanisms.csv", "scenario.yaml"):
         assert (out / name).is_file(), name
+    assert '<div class="banner" role="note">Smoke test:' in (out / "report.html").read_text()  # --small says so
     if NO_BROWSER:
         pytest.skip(f"ran and wrote the report; browser check skipped: {NO_BROWSER}")
     page = check_report(out / "report.html")

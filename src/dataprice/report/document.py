@@ -30,25 +30,54 @@ class Code:
 
 
 @dataclass
+class Banner:
+    """A notice that must be seen first (a smoke-test run): a framed box in HTML, a quote in
+    Markdown."""
+
+    text: str
+
+
+@dataclass
 class Section:
     title: str
     blocks: list = field(default_factory=list)  # str (paragraph) | Table | Image | Code
 
 
+def _whole(column: pd.Series) -> bool:
+    """Whether a float column holds only whole numbers (counts), so it prints without decimals."""
+    values = pd.to_numeric(column, errors="coerce") if column.dtype == object else column
+    if not pd.api.types.is_float_dtype(values):
+        return False
+    finite = values[pd.notna(values) & (values.abs() < 1e15)]
+    return len(finite) > 0 and len(finite) == int(values.notna().sum()) and bool((finite == finite.round()).all())
+
+
 def _format_frame(frame: pd.DataFrame, digits: int) -> pd.DataFrame:
-    def fmt(v):
+    """Cells as text: booleans yes/no, a column of whole numbers without decimals, other
+    numbers with ``digits`` decimals and thousands separators, never ``-0`` (a negative
+    number that rounds to zero prints as zero)."""
+
+    def fmt(v, places):
         if isinstance(v, bool):
             return "yes" if v else "no"
         if isinstance(v, float):
-            return "" if pd.isna(v) else f"{v:,.{digits}f}"
+            if pd.isna(v):
+                return ""
+            if round(v, places) == 0:
+                v = 0.0
+            return f"{v:,.{places}f}"
         return str(v)
 
-    return frame.map(fmt)
+    out = frame.copy()
+    for column in frame.columns:
+        places = 0 if _whole(frame[column]) else digits
+        out[column] = [fmt(v, places) for v in frame[column].tolist()]
+    return out
 
 
-def to_markdown(title: str, intro: list[str], sections: list[Section]) -> str:
+def to_markdown(title: str, intro: list, sections: list[Section]) -> str:
     out = [f"# {title}", ""]
-    out += [p + "\n" for p in intro]
+    out += [f"> {p.text}\n" if isinstance(p, Banner) else p + "\n" for p in intro]
     for section in sections:
         out += [f"## {section.title}", ""]
         for block in section.blocks:
@@ -80,10 +109,11 @@ th{background:#eef2f8}td:first-child,th:first-child{text-align:left}
 caption{caption-side:top;text-align:left;font-style:italic;padding-bottom:.3rem}
 img{max-width:100%;border:1px solid #e0e4ea;margin:.5rem 0}
 pre{background:#f5f7fa;padding:.8rem;overflow-x:auto;font-size:.82rem;border-radius:4px}
+.banner{border:2px solid #b8860b;background:#fff8e1;padding:.6rem .9rem;margin:1rem 0;font-weight:600}
 """
 
 
-def to_html(title: str, intro: list[str], sections: list[Section]) -> str:
+def to_html(title: str, intro: list, sections: list[Section]) -> str:
     esc = html.escape
     out = [
         "<!DOCTYPE html>",
@@ -92,7 +122,8 @@ def to_html(title: str, intro: list[str], sections: list[Section]) -> str:
         f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
     ]
-    out += [f"<p>{_inline(p)}</p>" for p in intro]
+    out += [f'<div class="banner" role="note">{_inline(p.text)}</div>' if isinstance(p, Banner)
+            else f"<p>{_inline(p)}</p>" for p in intro]
     for section in sections:
         out.append(f"<h2>{esc(section.title)}</h2>")
         for block in section.blocks:

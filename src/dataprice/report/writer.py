@@ -26,7 +26,7 @@ import pandas as pd
 from dataprice.experiment.persist import REPORT_FORMAT, SCHEMA, write_run
 from dataprice.experiment.results import RunResult
 from dataprice.report import plots
-from dataprice.report.document import Code, Image, Section, Table, to_html, to_markdown
+from dataprice.report.document import Banner, Code, Image, Section, Table, to_html, to_markdown
 from dataprice.safedir import write_directory
 from dataprice.scenario import scenario_to_yaml
 
@@ -83,7 +83,8 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
     mechanisms = run.mechanisms_table()
     rules, methods = run.rules, run.methods
     title = f"Compensation report: {s.name}"
-    intro = [s.description.strip()] if s.description.strip() else []
+    intro: list = [Banner(s.smoke_test)] if s.smoke_test else []
+    intro += [s.description.strip()] if s.description.strip() else []
     intro.append(
         f"{s.sellers.count} sellers sell data to {run.notes.get('buyer', s.buyer.task)}. "
         f"Seed {s.seed}, {s.replicates} replicate(s), {s.rounds} round(s); "
@@ -302,7 +303,8 @@ def write_comparison(run: RunResult, out_dir: str | Path) -> Path:
         _save_table(per_seed_metrics(run), tmp, "per_seed")
         s = run.scenario
         title = f"Mechanism comparison: {s.name}"
-        intro = [s.description.strip()] if s.description.strip() else []
+        intro: list = [Banner(s.smoke_test)] if s.smoke_test else []
+        intro += [s.description.strip()] if s.description.strip() else []
         intro.append(
             f"{s.sellers.count} sellers, buyer `{s.buyer.task}`, {len(run.replicates)} seeds, {s.rounds} rounds per seed, "
             f"sellers bid `{s.bidding.strategy}`; every payment rule runs on the same seeds and the same random draws."

@@ -249,6 +249,9 @@ class Scenario(StrictModel):
     rounds: Annotated[int, Field(ge=1, le=100_000)] = 1
     #: a folder under the one dataprice runs in (``--out`` on the command line takes any path)
     output_dir: Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(relative_folder)] | None = None
+    #: what ``--small`` reduced, when this is a smoke-test version of a scenario (set by
+    #: :func:`~dataprice.scenario.small.small_scenario`): every report of it says so on top
+    smoke_test: Annotated[str, Field(max_length=2000)] | None = None
     sellers: Sellers
     buyer: Buyer
     valuation: list[MethodSpec]
