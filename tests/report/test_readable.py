@@ -26,7 +26,7 @@ def test_counts_print_as_integers_and_negative_zero_as_zero():
         "selected": [True, False, True],
     })
     shown = _format_frame(frame, 3)
-    assert shown["data_points"].tolist() == ["49", "43", "1,200"]
+    assert shown["data points"].tolist() == ["49", "43", "1,200"]  # under its label
     assert shown["payment"].tolist() == ["0.000", "2.500", "-1.250"]
     assert shown["value"].tolist() == ["0", "", "3"]
     assert shown["selected"].tolist() == ["yes", "no", "yes"]
@@ -60,3 +60,19 @@ def test_a_small_run_is_labelled_a_smoke_test_and_says_the_sizes_it_ran(tmp_path
     assert (again / "report.md").read_text().splitlines()[2] == banner
     # the full-size scenario carries no label, so its reports have no banner
     assert load_scenario(SCENARIOS / "learning_sellers.yaml").smoke_test is None
+
+
+def test_tables_show_labels_and_the_glossary_names_the_csv_columns(tmp_path):
+    from dataprice.report.labels import glossary, label
+
+    assert label("value[exact_shapley]") == "value: exact Shapley"
+    assert label("payment[my_plugin_rule]") == "paid under my plugin rule"  # a plugin's rule, readable too
+    assert label("seller") == "seller"  # no label: shown as it is, and not in the glossary
+    assert glossary(["seller", "payment[vcg]", "payment[vcg]"]).values.tolist() == [["paid under VCG", "payment[vcg]"]]
+    out = tmp_path / "r"
+    assert main(["run", str(SCENARIOS / "single_winner.yaml"), "--small", "-q", "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    assert "| seller | document value | true cost | report | value: LOO |" in report
+    assert "value[" not in report.split("## Glossary")[0]
+    assert "| paid under Myerson | payment[myerson] |" in report.split("## Glossary")[1]
+    assert "payment[myerson]" in pd.read_csv(out / "sellers.csv").columns  # the files keep the machine names

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from dataprice.report.labels import labelled
+
 
 @dataclass
 class Table:
@@ -55,7 +57,8 @@ def _whole(column: pd.Series) -> bool:
 def _format_frame(frame: pd.DataFrame, digits: int) -> pd.DataFrame:
     """Cells as text: booleans yes/no, a column of whole numbers without decimals, other
     numbers with ``digits`` decimals and thousands separators, never ``-0`` (a negative
-    number that rounds to zero prints as zero)."""
+    number that rounds to zero prints as zero); columns under the labels a person reads
+    (:func:`dataprice.report.labels.label`)."""
 
     def fmt(v, places):
         if isinstance(v, bool):
@@ -72,7 +75,7 @@ def _format_frame(frame: pd.DataFrame, digits: int) -> pd.DataFrame:
     for column in frame.columns:
         places = 0 if _whole(frame[column]) else digits
         out[column] = [fmt(v, places) for v in frame[column].tolist()]
-    return out
+    return labelled(out)
 
 
 def to_markdown(title: str, intro: list, sections: list[Section]) -> str:

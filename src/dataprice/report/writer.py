@@ -27,6 +27,7 @@ from dataprice.experiment.persist import REPORT_FORMAT, SCHEMA, write_run
 from dataprice.experiment.results import RunResult
 from dataprice.report import plots
 from dataprice.report.document import Banner, Code, Image, Section, Table, to_html, to_markdown
+from dataprice.report.labels import glossary
 from dataprice.safedir import write_directory
 from dataprice.scenario import scenario_to_yaml
 
@@ -285,11 +286,23 @@ def write_report(run: RunResult, out_dir: str | Path) -> Path:
 
     def fill(tmp: Path) -> None:
         _write_common(run, tmp, "run")
-        title, intro, sections = build_sections(run, tmp)
-        (tmp / "report.md").write_text(to_markdown(title, intro, sections))
-        (tmp / "report.html").write_text(to_html(title, intro, sections))
+        _render(tmp, *build_sections(run, tmp))
 
     return write_atomically(out_dir, fill, "run")
+
+
+def _render(folder: Path, title: str, intro: list, sections: list[Section]) -> None:
+    """``report.md`` and ``report.html`` of the sections, with a glossary of the labels its
+    tables show (the CSV files' column names) before the last section."""
+    shown = [c for section in sections for block in section.blocks if isinstance(block, Table)
+             for c in block.frame.columns]
+    names = glossary(shown)
+    if not names.empty:
+        words = Section("Glossary", [Table(names, "The report's column labels and the columns of the CSV and "
+                                                  "Parquet files they show; amounts are in the buyer's unit of money.")])
+        sections = [*sections[:-1], words, sections[-1]]
+    (folder / "report.md").write_text(to_markdown(title, intro, sections))
+    (folder / "report.html").write_text(to_html(title, intro, sections))
 
 
 def write_comparison(run: RunResult, out_dir: str | Path) -> Path:
@@ -318,8 +331,7 @@ def write_comparison(run: RunResult, out_dir: str | Path) -> Path:
             "**rank_correlation**: Spearman correlation of payments between seeds."
         )
         sections = [summary, dynamics_section(run, tmp), reproduce_section(run, "compare")]
-        (tmp / "report.md").write_text(to_markdown(title, intro, sections))
-        (tmp / "report.html").write_text(to_html(title, intro, sections))
+        _render(tmp, title, intro, sections)
 
     return write_atomically(out_dir, fill, "compare")
 
