@@ -97,7 +97,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     scenario = _load_with_overrides(args, args.replicates)
     out = check_output_dir(scenario.resolved_output_dir(args.out), "report directory")  # before any work
     checkpoints = _checkpoint_dir(out)
-    result = run_scenario(scenario, progress=not args.quiet, checkpoint_dir=checkpoints)
+    result = run_scenario(scenario, progress=not (args.quiet or args.no_progress), checkpoint_dir=checkpoints)
     write_report(result, out)
     ReplicateCheckpoints(checkpoints, scenario).clear()  # the report is complete: nothing to resume
     if not args.quiet:
@@ -116,7 +116,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else scenario.resolved_output_dir().with_name(scenario.name + "_compare")
     out = check_output_dir(out, "report directory")  # before any work
     checkpoints = _checkpoint_dir(out)
-    result = run_scenario(scenario, progress=not args.quiet, checkpoint_dir=checkpoints)
+    result = run_scenario(scenario, progress=not (args.quiet or args.no_progress), checkpoint_dir=checkpoints)
     write_comparison(result, out)
     ReplicateCheckpoints(checkpoints, scenario).clear()
     if not args.quiet:
@@ -191,7 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("scenario", type=Path, help="scenario YAML file")
         command.add_argument("--out", type=Path, default=None, help=f"report directory (default: {out_default})")
         command.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
-        command.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary table")
+        command.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary table")
+        command.add_argument("--no-progress", action="store_true",
+                             help="no progress (the summary table is still printed); progress is a live bar on "
+                                  "a terminal and plain lines in a log")
         command.add_argument("--small", action="store_true",
                              help="a quick run at small size (fewer replicates, rounds and evaluations; tiny LM)")
         command.add_argument("--engine", choices=["serial", "loky", "dask", "ray"], default=None,

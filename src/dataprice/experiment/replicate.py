@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from dataprice import __version__
 from dataprice.agents.model import MarketModel, with_budget
@@ -26,6 +25,7 @@ from dataprice.experiment.results import ReplicateResult
 from dataprice.market.kinds import MARKET_KINDS
 from dataprice.market.mechanism import Outcome
 from dataprice.market.metrics import AuditResult, truthfulness_audit
+from dataprice.progress import progress as progress_display
 from dataprice.rng import Stream, child_rng, child_seed, child_sequence
 from dataprice.scenario import Scenario
 from dataprice.valuation.game import CachedGame, Game, TabulatedGame, tabulate
@@ -74,7 +74,7 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
     dynamics, transactions = [], []
     best_by_round: list[float] = []
     rules = scenario.market.payment_rules
-    for rule in tqdm(rules, desc="payment rules", leave=False, disable=not progress or scenario.rounds < 20):
+    for rule in progress_display(rules, desc="payment rules", leave=False, enabled=progress and scenario.rounds >= 20):
         strategies = [make_strategy(bidding.strategy, **bidding.strategy_params()) for _ in costs]
         model = MarketModel(
             env, rule, strategies, seed=stream, budget=scenario.market.budget, exit_after=bidding.exit_after

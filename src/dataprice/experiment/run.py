@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from dataprice import __version__
 from dataprice.engine import SerialEngine, make_engine
@@ -24,6 +23,7 @@ from dataprice.experiment.diagnostics import data_notes, diagnostics
 from dataprice.experiment.replicate import run_replicate
 from dataprice.experiment.results import ReplicateResult, RunResult
 from dataprice.market.rules import RULES
+from dataprice.progress import progress as progress_display
 from dataprice.scenario import Scenario
 from dataprice.valuation.store import CoalitionStore
 
@@ -85,7 +85,7 @@ def run_scenario(
     jobs = [_ReplicateJob(data, costs, tuple(names), r, progress and not parallel, plugins) for r in todo]
     try:
         if parallel:
-            with tqdm(total=len(jobs), desc="replicates", disable=not progress) as bar:
+            with progress_display(total=len(jobs), desc="replicates", enabled=progress) as bar:
                 futures = [engine.submit(_run_job, job) for job in jobs]
                 for future in futures:  # in replicate order; each saved as soon as it is folded
                     result = future.result()
@@ -94,7 +94,7 @@ def run_scenario(
                         checkpoints.save(result)
                     bar.update(1)
         else:
-            for r in tqdm(todo, desc="replicates", disable=not progress or len(todo) <= 1):
+            for r in progress_display(todo, desc="replicates", enabled=progress and len(todo) > 1):
                 result = run_replicate(scenario, costs, r, progress=progress, names=names)
                 done[result.replicate] = result
                 if checkpoints is not None:

@@ -289,14 +289,14 @@ class Embedder:
         return out
 
     def _encode(self, texts: list[str]) -> NDArray[np.float32]:
-        from tqdm.auto import tqdm
+        from dataprice.progress import progress as progress_display
 
         torch, tokenizer, model = _load_minilm() if self.folder is None else load_encoder_folder(self.folder, self.field)
         # batches of similar length waste little compute on padding
         order = np.argsort([len(t) for t in texts], kind="stable")
         texts = [texts[i] for i in order]
         chunks = []
-        bar = tqdm(total=len(texts), desc="embedding", unit="text", leave=False, disable=not self.progress)
+        bar = progress_display(total=len(texts), desc="embedding", unit="text", enabled=self.progress)
         with torch.inference_mode(), bar:
             for start in range(0, len(texts), self.batch_size):
                 batch = tokenizer(

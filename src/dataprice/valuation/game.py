@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from tqdm.auto import tqdm
 
 from dataprice._typing import CoalitionMatrix, Indices, Masks
+from dataprice.progress import progress as progress_display
 
 #: Largest number of players for which a game is tabulated exactly (2^22 ~ 4.2M values).
 MAX_TABULATION_PLAYERS = 22
@@ -395,7 +395,7 @@ def tabulate(
     batches = [np.arange(s, min(s + batch_size, total), dtype=np.int64) for s in starts]
     values = np.empty(total, dtype=np.float64)
     if map_batches is None:
-        for masks in tqdm(batches, desc="tabulating game", unit="batch", disable=not progress, leave=False):
+        for masks in progress_display(batches, desc="tabulating game", unit="batch", enabled=progress, leave=False):
             values[masks] = game(masks_to_coalitions(masks, n))
     else:
         results = map_batches(_BatchEvaluator(game), batches)

@@ -172,8 +172,6 @@ class DPOBuyer(Buyer):
         return sellers.player_names()
 
     def build(self, context: BuildContext) -> BuiltTask:
-        from tqdm.auto import tqdm
-
         from dataprice.buyers.dpo.game import (
             DPOContext,
             DPOGenerationGame,
@@ -182,6 +180,7 @@ class DPOBuyer(Buyer):
         )
         from dataprice.buyers.dpo.training import DPOConfig
         from dataprice.models.cache import PolicyCache
+        from dataprice.progress import progress as progress_display
 
         names = context.names
         sold, heldout = build_preferences(self.preferences, len(names), context.seed)
@@ -190,7 +189,8 @@ class DPOBuyer(Buyer):
         cache = PolicyCache(base_id)
         policies = [
             cache.policy(base, tokenizer, sold.of_owner(j), config)
-            for j in tqdm(range(sold.n_sellers), desc="DPO per owner", leave=False, disable=not context.progress)
+            for j in progress_display(range(sold.n_sellers), desc="DPO per owner", leave=False,
+                                      enabled=context.progress)
         ]
         scores = score_owners(base, tokenizer, policies, heldout, config)
         margins = scores.margins()

@@ -254,7 +254,7 @@ def retrain_coalitions(
     """
     import time
 
-    from tqdm.auto import tqdm
+    from dataprice.progress import progress as progress_display
 
     coalitions = np.asarray(coalitions, dtype=bool)
     ref_w = sequence_logprobs(base, tokenizer, heldout.prompts, heldout.chosen, max_prompt_tokens=config.max_prompt_tokens).double().numpy()
@@ -262,7 +262,7 @@ def retrain_coalitions(
     retrained = np.zeros(len(coalitions))
     before = cache.trainings
     started = time.perf_counter()
-    for i, row in enumerate(tqdm(coalitions, desc="retraining coalitions", disable=not progress)):
+    for i, row in enumerate(progress_display(coalitions, desc="retraining coalitions", enabled=progress)):
         if not row.any():
             continue
         policy = cache.policy(base, tokenizer, sold.of_owners(np.flatnonzero(row)), config)

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field
-from tqdm.auto import tqdm
 
+from dataprice.progress import progress as progress_display
 from dataprice.specs import PositiveFloat, within
 from dataprice.valuation.game import Game
 from dataprice.valuation.methods.base import MethodSpec, ValuationMethod
@@ -80,7 +80,7 @@ class SamplingLoop:
         self.criterion = criterion
         self.n_evaluations = n_evaluations
         self.started_at = time.monotonic()
-        self.bar = tqdm(desc=desc, unit="eval", disable=not progress, initial=n_evaluations, leave=False)
+        self.bar = progress_display(desc=desc, unit="eval", enabled=progress, initial=n_evaluations, leave=False)
 
     def state(self, moments) -> EstimationState:
         return EstimationState(
