@@ -35,6 +35,7 @@ def test_every_scenario_runs_small_and_its_report_opens_without_errors(path, tmp
     for name in ("report.html", "report.md", "sellers.csv", "sellers.parquet", "mechanisms.csv", "scenario.yaml"):
         assert (out / name).is_file(), name
     assert '<div class="banner" role="note">Smoke test:' in (out / "report.html").read_text()  # --small says so
+    assert "Which rule to use, on this run's figures." in (out / "report.md").read_text()
     if NO_BROWSER:
         pytest.skip(f"ran and wrote the report; browser check skipped: {NO_BROWSER}")
     page = check_report(out / "report.html")

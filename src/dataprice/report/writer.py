@@ -26,6 +26,7 @@ import pandas as pd
 from dataprice.experiment.persist import REPORT_FORMAT, SCHEMA, write_run
 from dataprice.experiment.results import RunResult
 from dataprice.report import plots
+from dataprice.report.advice import which_rule
 from dataprice.report.document import Banner, Code, Image, Section, Table, to_html, to_markdown
 from dataprice.report.labels import glossary
 from dataprice.safedir import write_directory
@@ -124,6 +125,7 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
         if row["ir_violations"] > 0:
             line += f"; {_count(row['ir_violations'], run)} paid less than their cost"
         summary.blocks.append(line + ".")
+    summary.blocks.append(which_rule(mechanisms))
 
     statement = Section("Per-seller statement")
     contribution = {"data_points", "noisy_label_fraction", "document_value", "noise_variance",
