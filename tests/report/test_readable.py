@@ -76,3 +76,24 @@ def test_tables_show_labels_and_the_glossary_names_the_csv_columns(tmp_path):
     assert "value[" not in report.split("## Glossary")[0]
     assert "| paid under Myerson | payment[myerson] |" in report.split("## Glossary")[1]
     assert "payment[myerson]" in pd.read_csv(out / "sellers.csv").columns  # the files keep the machine names
+
+
+def test_the_reproduce_section_lists_what_the_scenario_sets_and_folds_the_rest(tmp_path):
+    from dataprice.scenario import changed_fields, parse_scenario
+
+    scenario = parse_scenario({
+        "name": "t", "sellers": {"count": 3, "costs": [0.1, 0.2, 0.3]},
+        "buyer": {"task": "single_winner", "values": [1.0, 2.0, 3.0]},
+        "valuation": [{"method": "exact_shapley"}], "market": {"payment_rules": ["myerson"]},
+        "audit": {"grid_points": 7},
+    })
+    assert changed_fields(scenario) == [
+        ("name", "t"), ("sellers.count", "3"), ("sellers.costs", "[0.1, 0.2, 0.3]"), ("buyer.task", "single_winner"),
+        ("buyer.values", "[1.0, 2.0, 3.0]"), ("valuation", '[{"method": "exact_shapley"}]'),
+        ("market.payment_rules", '["myerson"]'), ("audit.grid_points", "7"),
+    ]  # defaults (seed, rounds, engine, ...) are not listed
+    out = tmp_path / "r"
+    assert main(["run", str(SCENARIOS / "single_winner.yaml"), "--small", "-q", "--out", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert "<td>sellers.count</td>" in page
+    assert "<details><summary>The resolved scenario, every default filled in (click to open)</summary><pre>" in page

@@ -29,6 +29,8 @@ class Image:
 class Code:
     text: str
     language: str = ""
+    #: HTML: folded under this summary line (``<details>``), opened with a click
+    collapsed: str | None = None
 
 
 @dataclass
@@ -145,7 +147,9 @@ def to_html(title: str, intro: list, sections: list[Section]) -> str:
                 data = base64.b64encode(block.path.read_bytes()).decode()
                 out.append(f'<img alt="{esc(block.alt)}" src="data:image/png;base64,{data}">')
             elif isinstance(block, Code):
-                out.append(f"<pre><code>{esc(block.text)}</code></pre>")
+                code = f"<pre><code>{esc(block.text)}</code></pre>"
+                out.append(f"<details><summary>{esc(block.collapsed)}</summary>{code}</details>"
+                           if block.collapsed else code)
     out.append("</body></html>")
     return "\n".join(out)
 

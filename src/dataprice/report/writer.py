@@ -30,7 +30,7 @@ from dataprice.report.advice import which_rule
 from dataprice.report.document import Banner, Code, Image, Section, Table, to_html, to_markdown
 from dataprice.report.labels import glossary
 from dataprice.safedir import write_directory
-from dataprice.scenario import scenario_to_yaml
+from dataprice.scenario import changed_fields, scenario_to_yaml
 
 
 def _count(mean: float, run: RunResult) -> str:
@@ -240,7 +240,11 @@ def aggregator_section(run: RunResult, directory: Path) -> Section:
 def reproduce_section(run: RunResult, command: str) -> Section:
     section = Section("Reproduce")
     section.blocks.append(f"Run `dataprice {command} scenario.yaml` in this directory; the resolved scenario is below.")
-    section.blocks.append(Code(scenario_to_yaml(run.scenario), "yaml"))
+    changed = changed_fields(run.scenario)
+    section.blocks.append(Table(pd.DataFrame(changed, columns=["field", "value"]),
+                                "What this scenario sets: every field that differs from its default."))
+    section.blocks.append(Code(scenario_to_yaml(run.scenario), "yaml",
+                               collapsed="The resolved scenario, every default filled in (click to open)"))
     return section
 
 

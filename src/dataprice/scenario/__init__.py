@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataprice.buyers  # noqa: F401 - registers the built-in buyers before any scenario is read
 from dataprice.scenario.load import (
     absolute_paths,
+    changed_fields,
     check_data_files,
     format_validation_error,
     load_scenario,
@@ -32,6 +33,6 @@ from dataprice.scenario.small import SMALL_MAX_EVALUATIONS, small_scenario
 
 __all__ = [
     "MAX_EXACT_SELLERS", "SMALL_MAX_EVALUATIONS", "Audit", "Bidding", "Engine", "Market", "Scenario", "Sellers",
-    "absolute_paths", "check_data_files", "format_validation_error", "load_scenario", "merge_overrides",
+    "absolute_paths", "changed_fields", "check_data_files", "format_validation_error", "load_scenario", "merge_overrides",
     "parse_scenario", "scenario_model", "scenario_to_yaml", "small_scenario",
 ]

@@ -9,10 +9,11 @@ so ``dataprice validate`` tells a user everything to fix in one go.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from dataprice.buyers.base import BUYERS
 from dataprice.errors import ScenarioError
@@ -182,6 +183,50 @@ def absolute_paths(data: dict, base: Path) -> dict:
     for dotted in (*cls.path_fields, *cls.model_path_fields):
         buyer = resolve(buyer, dotted.split("."))
     return {**data, "buyer": buyer}
+
+
+_REQUIRED = object()
+
+
+def _shown(value: Any) -> str:
+    """A field's value in one short line (JSON for lists and mappings)."""
+    def plain(v: Any) -> Any:  # a section in a list shows only what it sets
+        if isinstance(v, BaseModel):
+            return v.model_dump(mode="json", exclude_defaults=True)
+        if isinstance(v, list | tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        return v
+
+    value = plain(value)
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def changed_fields(model: BaseModel, base: Any = None, prefix: str = "") -> list[tuple[str, str]]:
+    """``(dotted field, value)`` of every field of ``model`` that differs from its default
+    (required fields always), walking into sections: what a scenario sets, read from the
+    resolved scenario alone (so a saved run says the same as the file it came from).
+
+    ``base``: the default of ``model`` itself when its parent's default gives one (its
+    fields are compared with that instance's, not with the class defaults)."""
+    out: list[tuple[str, str]] = []
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        if base is not None:
+            default = getattr(base, name, _REQUIRED)
+        elif field.is_required():
+            default = _REQUIRED
+        else:
+            default = field.get_default(call_default_factory=True)
+        if isinstance(value, BaseModel) and (default is _REQUIRED or type(default) is type(value)):
+            if default is _REQUIRED or value != default:
+                out += changed_fields(value, None if default is _REQUIRED else default, f"{prefix}{name}.")
+            continue
+        if default is _REQUIRED or value != default:
+            out.append((f"{prefix}{name}", _shown(value)))
+    return out
 
 
 def scenario_to_yaml(scenario: Scenario) -> str:
