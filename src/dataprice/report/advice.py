@@ -57,8 +57,8 @@ def which_rule(mechanisms: pd.DataFrame) -> str:
     gamed = [r for r in rules if audited and r not in truthful]
     if gamed and good:
         said += (" Under " + _names(gamed) + " a seller could gain by misreporting (up to "
-                 + ", ".join(f"{float(table.loc[r, 'max_misreport_gain']):,.3f}" for r in gamed) + "), so their "
-                 "payments reward the report as much as the data.")
+                 + ", ".join(f"{float(table.loc[r, 'max_misreport_gain']):,.3f}" for r in gamed) + "): what a "
+                 "seller gets there depends on how it reports, not only on its data.")
     return said
 
 
