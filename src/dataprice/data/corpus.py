@@ -143,8 +143,9 @@ class Corpus:
         word; else, with only a gold id, when it is the gold document. ``"gold"``: only the
         gold document answers; ``"answer"``: a document answers when it contains the answer
         as a whole word. In a chunked corpus, rows are chunks: every chunk of the gold
-        document counts as it, and an evidence passage or answer must be in the chunk. (A user corpus whose questions carry both a gold id and an answer
-        must say which: :meth:`ambiguous_question`.)
+        document counts as it, and an evidence passage or answer must be in the chunk. (A
+        user corpus whose questions carry both a gold id and an answer must say which:
+        :meth:`ambiguous_question`.)
         """
         rel = np.zeros((self.n_questions, self.n_documents), dtype=bool)
         index = self.rows_of()
@@ -276,10 +277,7 @@ def load_corpus(
     doc_ids = docs.unique(id_column, "document id")
     owners = docs.text(owner_column, "every document needs an owner (a seller)")
     texts = docs.text(text_column, "every document needs a text")
-    prices = docs.numbers(price_column) if docs.has(price_column) else None
-    if prices is not None and (prices < 0).any():
-        row = int(np.flatnonzero(prices < 0)[0])
-        raise docs.error(row, price_column, f"a price of {prices[row]:g}; prices must be >= 0")
+    prices = docs.prices(price_column) if docs.has(price_column) else None
     qs = read_records(
         questions, "questions", required=[question_id_column, question_column], optional=[gold_column, answer_column]
     )

@@ -121,12 +121,7 @@ def load_preferences(path: str | Path, *, owner_column: str | None = "owner",
         owners = np.fromiter((index[o] for o in names), dtype=np.int64, count=len(names))
     else:
         sellers, owners = [], np.full(len(records), -1, dtype=np.int64)
-    prices = None
-    if priced and records.has(priced[0]):
-        prices = records.numbers(priced[0])
-        if (prices < 0).any():
-            row = int(np.flatnonzero(prices < 0)[0])
-            raise records.error(row, priced[0], f"a price of {prices[row]:g}; prices must be >= 0")
+    prices = records.prices(priced[0]) if priced and records.has(priced[0]) else None
     return PreferenceSet(prompts, chosen, rejected, owners, sellers, ["original"] * len(records), prices)
 
 

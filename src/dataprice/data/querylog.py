@@ -104,12 +104,10 @@ def load_query_log(path: str | Path, corpus: Corpus) -> QueryLog:
         order = np.lexsort((order, rows))
     doc_prices = None
     if records.has(PRICE):
-        prices = records.numbers(PRICE)
+        prices = records.prices(PRICE)
         doc_prices = np.full(corpus.n_documents, np.nan)
         priced_at: dict[int, int] = {}
         for i, (d, price) in enumerate(zip(cols.tolist(), prices.tolist(), strict=True)):
-            if price < 0:
-                raise records.error(i, PRICE, f"a price of {price:g}; prices must be >= 0")
             first = priced_at.setdefault(d, i)
             if first != i and prices[first] != price:
                 raise records.error(

@@ -153,6 +153,16 @@ class Records:
             out[row] = number
         return out
 
+    def prices(self, column: str) -> np.ndarray:
+        """A required column of prices: finite numbers ``>= 0`` (one line naming the first
+        negative one)."""
+        out = self.numbers(column)
+        negative = np.flatnonzero(out < 0)
+        if negative.size:
+            row = int(negative[0])
+            raise self.error(row, column, f"a price of {out[row]:g}; prices must be >= 0")
+        return out
+
 
 def _columns_found(found: Sequence[str]) -> str:
     shown = ", ".join(excerpt(c, 40) if not c.isprintable() or len(c) > 40 else c for c in found[:LISTED_COLUMNS])
