@@ -22,7 +22,8 @@ class Stream(IntEnum):
     to every payment rule). Below a replicate's seed: ``DATA`` (a buyer's data: split,
     subsample, corpus, pairs, task), ``PARTITION``, ``LABEL_NOISE``, ``COPIES``,
     ``COVERAGE``, ``METHODS + k`` (the k-th valuation method), ``(VALUE_SHOCKS, round)``,
-    ``AUDIT_SAMPLE``, ``FEDRANDOM + round`` (FedRandom's rule), ``ESTIMATOR`` (the
+    ``AUDIT_SAMPLE``, ``FEDRANDOM + round`` (FedRandom's rule),
+    ``RESAMPLING`` (bootstrap draws of the evaluation set), ``ESTIMATOR`` (the
 ``random_state`` of a scikit-learn estimator, the same for every coalition). Monte Carlo batches use
     ``(method seed, batch)`` and agents ``(bidding stream, round, seller)``.
     """
@@ -39,6 +40,7 @@ class Stream(IntEnum):
     VALUE_SHOCKS = 4000
     BIDDING = 5000
     AUDIT_SAMPLE = 6000
+    RESAMPLING = 7000
     FEDRANDOM = 10_000
 
 

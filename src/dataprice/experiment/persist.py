@@ -10,7 +10,8 @@ A saved replicate is a folder of plain files, read back into exactly the
   ``settlements.parquet``: one row per rule and round (the buyer's value);
 * ``audits.parquet``: the truthfulness audit per rule and seller;
 * ``sellers.parquet``, ``dynamics.parquet``, ``transactions.parquet``: the replicate's
-  tables as they are.
+  tables as they are; ``resamples.parquet``: bootstrap draws of values and payments
+  (:mod:`.resampling`), when the buyer's value averages over an evaluation set.
 
 A saved run (``run/`` inside a report directory) is ``run.json`` (seller names, true costs,
 provenance, the report kind, what the report says about the buyer and the rules), one such
@@ -35,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from dataprice.errors import DataError
+from dataprice.experiment.resampling import empty_draws
 from dataprice.experiment.results import ReplicateResult, RunResult
 from dataprice.inputs import load_yaml
 from dataprice.market.mechanism import Outcome
@@ -108,6 +110,9 @@ def write_replicate(rep: ReplicateResult, folder: Path, *, seconds: bool = True)
         "notes": list(rep.notes),
         "findings": list(rep.findings),
         "values": {key: result.to_dict() for key, result in rep.values.items()},
+        "grand_value": float(rep.grand_value),
+        "critical": {rule: [float(c) for c in critical] for rule, critical in rep.critical.items()},
+        "evaluation_points": int(rep.evaluation_points),
     }
     (folder / "replicate.json").write_text(_dumps(meta))
     empty_outcomes = pd.DataFrame({"rule": pd.Series([], dtype=str), "round": pd.Series([], dtype=np.int64),
@@ -122,6 +127,8 @@ def write_replicate(rep: ReplicateResult, folder: Path, *, seconds: bool = True)
     _write_table(rep.sellers, folder / "sellers.parquet")
     _write_table(rep.dynamics, folder / "dynamics.parquet")
     _write_table(rep.transactions, folder / "transactions.parquet")
+    if rep.evaluation_points:
+        _write_table(rep.resamples, folder / "resamples.parquet")
 
 
 def _array(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -176,6 +183,11 @@ def read_replicate(read: Reader, prefix: str = "") -> ReplicateResult:
             seconds=float(meta["seconds"]),
             notes=[str(line) for line in meta.get("notes") or []],
             findings=[str(line) for line in meta.get("findings") or []],
+            # runs saved before statements and intervals have none of these
+            grand_value=float(meta.get("grand_value", float("nan"))),
+            critical={str(rule): np.asarray(c, dtype=np.float64) for rule, c in (meta.get("critical") or {}).items()},
+            resamples=table("resamples.parquet") if meta.get("evaluation_points") else empty_draws(),
+            evaluation_points=int(meta.get("evaluation_points") or 0),
         )
     except DataError:
         raise

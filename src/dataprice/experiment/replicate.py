@@ -21,15 +21,18 @@ from dataprice.agents.strategies import make_strategy
 from dataprice.buyers.base import BuildContext
 from dataprice.errors import DataError
 from dataprice.experiment.environment import audit_sample, build_environment, make_market
+from dataprice.experiment.resampling import empty_draws, resample_replicate
 from dataprice.experiment.results import ReplicateResult
 from dataprice.market.kinds import MARKET_KINDS
 from dataprice.market.mechanism import Outcome
 from dataprice.market.metrics import AuditResult, truthfulness_audit
+from dataprice.market.rules.myerson import critical_reports
 from dataprice.progress import progress as progress_display
 from dataprice.rng import Stream, child_rng, child_seed, child_sequence
 from dataprice.scenario import Scenario
 from dataprice.valuation.game import CachedGame, Game, TabulatedGame, tabulate
 from dataprice.valuation.methods import METHODS
+from dataprice.valuation.resampling import PointCache, is_pointwise
 from dataprice.valuation.result import ValuationResult
 from dataprice.valuation.store import CoalitionStore
 
@@ -47,11 +50,14 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
     names = names if names is not None else scenario.buyer.seller_names(scenario.sellers)
     built = scenario.buyer.build(BuildContext(scenario, seed, costs, names, progress))
     game = built.game
+    # a buyer that averages over an evaluation set keeps each coalition's per-point scores,
+    # so the intervals below resample that set without training anything again
+    points = PointCache(game) if scenario.uncertainty.resamples and is_pointwise(game) else None
     kind = MARKET_KINDS.get(scenario.market_kind)
     needs_table = kind is not None and kind.needs_table(scenario.market.allocation)
     needs_table |= any(METHODS[m.method].needs_tabulation for m in scenario.valuation)
     store = CoalitionStore(scenario.engine.coalition_cache_path) if scenario.engine.coalition_cache else None
-    counted = CachedGame(game, store=store, key=game_key(scenario, seed) if store is not None else None)
+    counted = CachedGame(points if points is not None else game, store=store, key=game_key(scenario, seed) if store is not None else None)
     valued: Game = tabulate(counted, progress=progress) if needs_table else counted
     check_finite(valued, scenario)
 
@@ -101,6 +107,11 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
                 n_linear=scenario.audit.grid_points,
                 sellers=sample,
             )
+    critical = critical_by_rule(scenario, market, outcomes)
+    draws = empty_draws()
+    if points is not None:
+        draws = resample_replicate(scenario, seed, built, points, isinstance(valued, TabulatedGame), outcomes,
+                                   costs, names, progress=progress)
     return ReplicateResult(
         replicate=replicate,
         seed=seed,
@@ -115,7 +126,25 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
         seconds=time.monotonic() - started,
         notes=built.data_notes(),
         findings=list(built.findings),
+        grand_value=float(valued.grand_value()),
+        critical=critical,
+        resamples=draws,
+        evaluation_points=points.n_points if points is not None else 0,
     )
+
+
+def critical_by_rule(scenario: Scenario, market, outcomes: dict[str, list[Outcome]]) -> dict[str, np.ndarray]:
+    """Each seller's critical report at each rule's last-round reports (what a statement
+    explains Myerson and VCG with): in a static subset market, else nothing."""
+    if scenario.market.value_noise:
+        return {}
+    found = {}
+    for rule, settled in outcomes.items():
+        critical = critical_reports(market, settled[-1].bids)
+        if critical is None:
+            return {}
+        found[rule] = critical
+    return found
 
 
 def check_finite(game: Game, scenario: Scenario) -> None:

@@ -19,6 +19,12 @@ from dataprice.scenario import Scenario
 from dataprice.valuation.result import ValuationResult
 
 
+def _no_draws() -> pd.DataFrame:
+    from dataprice.experiment.resampling import empty_draws
+
+    return empty_draws()
+
+
 @dataclass
 class ReplicateResult:
     """Everything one replicate produced."""
@@ -36,6 +42,12 @@ class ReplicateResult:
     seconds: float
     notes: list[str] = field(default_factory=list)  # how the buyer read its data (BuiltTask.notes)
     findings: list[str] = field(default_factory=list)  # what to read with care (BuiltTask.findings)
+    grand_value: float = float("nan")  # v(N), the buyer's value of every seller's data
+    #: rule -> each seller's critical report at the last round's reports (static subset markets)
+    critical: dict[str, np.ndarray] = field(default_factory=dict)
+    #: bootstrap draws of values and payments (:mod:`dataprice.experiment.resampling`)
+    resamples: pd.DataFrame = field(default_factory=lambda: _no_draws())
+    evaluation_points: int = 0  # size of the evaluation set the draws resample (0: none)
 
     @property
     def best_welfare(self) -> float:

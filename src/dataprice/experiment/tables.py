@@ -95,12 +95,16 @@ def sellers_table(run: RunResult) -> pd.DataFrame:
             table[f"value_sd[{method}]"] = per[names].std(axis=0, ddof=1).to_numpy()
         se = values[values["method"] == method].groupby("seller", sort=False)["stderr"].mean()
         table[f"value_se[{method}]"] = se.reindex(names).to_numpy()
+    bounds = intervals_table(run)
+    for method in run.methods:
+        _add_interval(table, bounds, "value", method)
     for rule in run.rules:
         sub = outcomes[outcomes["rule"] == rule]
         grouped = sub.groupby("seller", sort=False)
         table[f"selected[{rule}]"] = grouped["selected"].mean().reindex(names).to_numpy()
         table[f"payment[{rule}]"] = grouped["payment"].mean().reindex(names).to_numpy()
         table[f"utility[{rule}]"] = grouped["utility"].mean().reindex(names).to_numpy()
+        _add_interval(table, bounds, "payment", rule)
         if run.scenario.audit.enabled:
             gains = np.array([rep.audits[rule].gain for rep in run.replicates])
             audited = (~np.isnan(gains)).sum(axis=0)
@@ -108,6 +112,23 @@ def sellers_table(run: RunResult) -> pd.DataFrame:
                 audited > 0, np.nansum(gains, axis=0) / np.maximum(audited, 1), np.nan
             )  # mean over the replicates that audited the seller
     return table
+
+
+def intervals_table(run: RunResult) -> pd.DataFrame:
+    """Percentile intervals of values and payments over the bootstrap draws of the
+    evaluation set, pooled over replicates (:func:`dataprice.experiment.resampling.intervals`)."""
+    from dataprice.experiment.resampling import intervals
+
+    return intervals([rep.resamples for rep in run.replicates], len(run.player_names),
+                     run.scenario.uncertainty.level)
+
+
+def _add_interval(table: pd.DataFrame, bounds: pd.DataFrame, quantity: str, name: str) -> None:
+    """``<quantity>_lo[name]`` and ``<quantity>_hi[name]`` columns, when that was resampled."""
+    rows = bounds[(bounds["quantity"] == quantity) & (bounds["name"] == name)].sort_values("seller")
+    if len(rows) == len(table):
+        table[f"{quantity}_lo[{name}]"] = rows["lo"].to_numpy()
+        table[f"{quantity}_hi[{name}]"] = rows["hi"].to_numpy()
 
 
 def mechanisms_table(run: RunResult) -> pd.DataFrame:

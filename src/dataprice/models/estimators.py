@@ -198,9 +198,17 @@ def estimator_accuracy(
     ``knn`` with fewer training points than ``n_neighbors`` uses all of them. Convergence
     warnings are silenced: the scenario chose the iteration budget.
     """
+    return float(np.mean(estimator_correct(spec, random_state, X_train, y_train, X_val, y_val)))
+
+
+def estimator_correct(
+    spec: EstimatorSpec, random_state: int, X_train: NDArray[np.float64], y_train: NDArray[np.int64],
+    X_val: NDArray[np.float64], y_val: NDArray[np.int64],
+) -> NDArray[np.bool_]:
+    """Whether each validation point is classified right (:func:`estimator_accuracy` is its mean)."""
     classes = np.unique(y_train)
     if classes.size == 1:
-        return float(np.mean(y_val == classes[0]))
+        return np.asarray(y_val == classes[0])
     estimator = make_estimator(spec, random_state)
     if spec.name == "knn":
         estimator.set_params(n_neighbors=min(estimator.get_params()["n_neighbors"], len(y_train)))
@@ -209,7 +217,7 @@ def estimator_accuracy(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         estimator.fit(X_train, y_train)
-    return float(np.mean(estimator.predict(X_val) == y_val))
+    return np.asarray(estimator.predict(X_val) == y_val)
 
 
-__all__ = ["ESTIMATORS", "Estimator", "EstimatorSpec", "estimator_accuracy", "make_estimator"]
+__all__ = ["ESTIMATORS", "Estimator", "EstimatorSpec", "estimator_accuracy", "estimator_correct", "make_estimator"]

@@ -79,9 +79,18 @@ def logistic_regression_accuracy(
 ) -> float:
     """Validation accuracy of L2 logistic regression (scikit-learn, ``C = regularization``,
     lbfgs, deterministic) trained on ``(X, y)``; data of a single class predicts that class."""
+    return float(np.mean(logistic_regression_correct(X, y, X_val, y_val, regularization=regularization)))
+
+
+def logistic_regression_correct(
+    X: NDArray[np.float64], y: NDArray[np.int64], X_val: NDArray[np.float64], y_val: NDArray[np.int64],
+    *, regularization: float = 1.0,
+) -> NDArray[np.bool_]:
+    """Whether each validation point is classified right by the model of
+    :func:`logistic_regression_accuracy` (its accuracy is the mean of this vector)."""
     classes = np.unique(y)
     if classes.size == 1:
-        return float(np.mean(y_val == classes[0]))
+        return np.asarray(y_val == classes[0])
     clf = LogisticRegression(C=regularization, max_iter=500)
     clf.fit(X, y)
-    return float(np.mean(clf.predict(X_val) == y_val))
+    return np.asarray(clf.predict(X_val) == y_val)

@@ -27,12 +27,14 @@ from dataprice.scenario.schema import (
     Market,
     Scenario,
     Sellers,
+    Uncertainty,
     scenario_model,
 )
 from dataprice.scenario.small import SMALL_MAX_EVALUATIONS, small_scenario
 
 __all__ = [
     "MAX_EXACT_SELLERS", "SMALL_MAX_EVALUATIONS", "Audit", "Bidding", "Engine", "Market", "Scenario", "Sellers",
+    "Uncertainty",
     "absolute_paths", "changed_fields", "check_data_files", "format_validation_error", "load_scenario", "merge_overrides",
     "parse_scenario", "scenario_model", "scenario_to_yaml", "small_scenario",
 ]

@@ -208,6 +208,19 @@ class Audit(StrictModel):
     sample: Annotated[int, within(1, 100_000)] | None = None
 
 
+class Uncertainty(StrictModel):
+    """Intervals from resampling the buyer's evaluation set (validation points, questions,
+    held-out pairs): each replicate values the sellers and settles the last round again on
+    ``resamples`` bootstrap draws of that set (no retraining: the per-point scores are kept),
+    and the report gives the percentile interval at ``level`` of the draws pooled over
+    replicates (so it also spans the replicates' data splits and training seeds). Buyers whose
+    value is not an average over an evaluation set get no such interval (the report says so).
+    ``resamples: 0`` turns it off."""
+
+    resamples: Annotated[int, Field(ge=0, le=10_000)] = 100
+    level: Annotated[float, Field(ge=0.5, le=0.999)] = 0.95
+
+
 class Engine(StrictModel):
     """Where replicates run: here, local processes (loky), Dask (a local cluster, or the
     scheduler at ``address``) or Ray (a local instance, or the cluster at ``address``;
@@ -258,6 +271,7 @@ class Scenario(StrictModel):
     market: Market = Field(default_factory=Market)
     bidding: Bidding = Field(default_factory=Bidding)
     audit: Audit = Field(default_factory=Audit)
+    uncertainty: Uncertainty = Field(default_factory=Uncertainty)
     engine: Engine = Field(default_factory=Engine)
 
     @property

@@ -9,6 +9,8 @@ from dataprice.valuation.methods import METHODS, MonteCarloSpec
 
 #: Monte Carlo budget per method in a small run.
 SMALL_MAX_EVALUATIONS = 300
+#: Bootstrap draws of the evaluation set in a small run (intervals are rough at this size).
+SMALL_RESAMPLES = 20
 
 
 def small_scenario(scenario: Scenario) -> Scenario:
@@ -16,7 +18,7 @@ def small_scenario(scenario: Scenario) -> Scenario:
 
     Kept: sellers, buyer data, methods, rules and seed, so the report has every section.
     Reduced: at most 2 replicates and 5 rounds; Monte Carlo methods capped at
-    :data:`SMALL_MAX_EVALUATIONS` evaluations; a 5-point audit grid; the buyer's own small
+    :data:`SMALL_MAX_EVALUATIONS` evaluations; a 5-point audit grid; :data:`SMALL_RESAMPLES` resamples for the intervals; the buyer's own small
     version (:meth:`~dataprice.buyers.base.Buyer.small`: language-model buyers use the tiny
     LM and one training epoch, federated training at most 5 rounds, a chosen scikit-learn
     estimator with at most 10 trees or 50 iterations). Figures from a small run are not the
@@ -36,12 +38,15 @@ def small_scenario(scenario: Scenario) -> Scenario:
             spec["stderr"] = None
             capped.append(spec["method"])
     data["audit"]["grid_points"] = min(data["audit"]["grid_points"], 5)
+    data["uncertainty"]["resamples"] = min(data["uncertainty"]["resamples"], SMALL_RESAMPLES)
     data["buyer"] = BUYERS[data["buyer"]["task"]].small(data["buyer"])
     data["output_dir"] = None
     sizes = [_count(data["replicates"], scenario.replicates, "replicate"), _count(data["rounds"], scenario.rounds, "round")]
     if capped:
         sizes.append(f"Monte Carlo methods ({', '.join(dict.fromkeys(capped))}) at most {SMALL_MAX_EVALUATIONS} evaluations")
     sizes.append(f"an audit grid of {data['audit']['grid_points']} points")
+    if data["uncertainty"]["resamples"] < scenario.uncertainty.resamples:
+        sizes.append(f"{data['uncertainty']['resamples']} resamples of the evaluation set for the intervals")
     if data["buyer"] != scenario.model_dump(mode="json")["buyer"]:
         sizes.append("the buyer's smoke-test version (tiny LM, one epoch, fewer training rounds or trees)")
     data["smoke_test"] = (f"Smoke test: `{scenario.name}` ran at the size `--small` gives it: {'; '.join(sizes)}. "

@@ -24,8 +24,8 @@ from numpy.typing import NDArray
 from dataprice._typing import CoalitionMatrix
 from dataprice.buyers.classifier.unlearning import UnlearningGame
 from dataprice.data.shards import SellerShards
-from dataprice.models.estimators import EstimatorSpec, estimator_accuracy
-from dataprice.models.softmax import logistic_regression_accuracy
+from dataprice.models.estimators import EstimatorSpec, estimator_correct
+from dataprice.models.softmax import logistic_regression_correct
 from dataprice.valuation.game import Game
 
 ClassifierModel = Literal["logistic", "knn"]
@@ -83,33 +83,60 @@ class ClassifierGame(Game):
     def empty_quality(self) -> float:
         return 0.0 if self.model == "knn" and self.estimator is None else 1.0 / self.shards.n_classes
 
-    def value_function(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
-        if self.estimator is not None:
-            quality = np.array([self._estimator_accuracy(row) for row in coalitions])
-        elif self.model == "knn":
-            quality = self._soft_knn(coalitions)
+    @property
+    def n_points(self) -> int:
+        """Validation points the quality averages over (the evaluation set a bootstrap resamples)."""
+        return int(self.shards.y_val.shape[0])
+
+    @property
+    def point_scale(self) -> int:
+        """Point scores are in units of ``1 / point_scale`` so that sums stay whole numbers:
+        the ``K`` neighbours of soft KNN, else the number of classes (a right prediction
+        scores ``n_classes`` and the empty coalition's uniform guess scores 1 at every point,
+        so ``quality(empty) = 1 / n_classes`` exactly)."""
+        return self.k_neighbors if self.estimator is None and self.model == "knn" else int(self.shards.n_classes)
+
+    def point_values(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
+        """``float[m, n_val]``: each validation point's score for each coalition, in units of
+        ``1 / point_scale``: ``n_classes`` where it is classified right, else 0 (soft KNN: how
+        many of its ``K`` nearest points of the coalition share its label)."""
+        coalitions = np.asarray(coalitions, dtype=bool)
+        if self.estimator is None and self.model == "knn":
+            return self._soft_knn_hits(coalitions)
+        correct = self._estimator_correct if self.estimator is not None else self._logistic_correct
+        scores = np.ones((coalitions.shape[0], self.n_points))  # no data: the uniform guess
+        for k, row in enumerate(coalitions):
+            if row[self.shards.owners].any():
+                scores[k] = correct(row) * float(self.point_scale)
+        return scores
+
+    def from_points(self, points: NDArray[np.float64], weights: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
+        """``kappa * (quality - quality(empty))``, quality the (weighted) mean score over
+        points divided by :attr:`point_scale` (sums of whole numbers: exact, so the values are
+        the same floats as the accuracy computed directly)."""
+        if weights is None:
+            quality = points.sum(axis=-1) / (self.point_scale * points.shape[-1])
         else:
-            quality = np.array([self._logistic_accuracy(row) for row in coalitions])
+            quality = points @ weights / self.point_scale
         return self.value_per_quality * (quality - self.empty_quality)
 
+    def value_function(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
+        return self.from_points(self.point_values(coalitions))
+
     # -- logistic regression ---------------------------------------------------------------
-    def _logistic_accuracy(self, members: NDArray[np.bool_]) -> float:
+    def _logistic_correct(self, members: NDArray[np.bool_]) -> NDArray[np.bool_]:
         s = self.shards
         points = members[s.owners]
-        if not points.any():
-            return self.empty_quality
-        return logistic_regression_accuracy(
+        return logistic_regression_correct(
             s.X_train[points], s.y_train[points], s.X_val, s.y_val, regularization=self.regularization
         )
 
     # -- a scikit-learn estimator ------------------------------------------------------------------
-    def _estimator_accuracy(self, members: NDArray[np.bool_]) -> float:
+    def _estimator_correct(self, members: NDArray[np.bool_]) -> NDArray[np.bool_]:
         s = self.shards
         points = members[s.owners]
-        if not points.any():
-            return self.empty_quality
         assert self.estimator is not None
-        return estimator_accuracy(
+        return estimator_correct(
             self.estimator, self.random_state, s.X_train[points], s.y_train[points], s.X_val, s.y_val
         )
 
@@ -126,14 +153,16 @@ class ClassifierGame(Game):
         """``(y_train, y_val, owners)`` (KNN-Shapley's closed form reads them)."""
         return self.shards.y_train, self.shards.y_val, self.shards.owners
 
-    def _soft_knn(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
+    def _soft_knn_hits(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
+        """``float[B, Q]``: how many of each validation point's ``K`` nearest coalition points
+        share its label (the soft KNN utility is their sum over ``K * Q``)."""
         s = self.shards
         order = self.neighbor_order()
         membership = coalitions[:, s.owners]  # (B, N) points available to each coalition
-        total = np.zeros(coalitions.shape[0])
+        hits = np.zeros((coalitions.shape[0], order.shape[0]))
         for q in range(order.shape[0]):
             present = membership[:, order[q]]
             taken = present & (np.cumsum(present, axis=1) <= self.k_neighbors)
             correct = s.y_train[order[q]] == s.y_val[q]
-            total += (taken & correct).sum(axis=1)
-        return total / (self.k_neighbors * order.shape[0])
+            hits[:, q] = (taken & correct).sum(axis=1)
+        return hits

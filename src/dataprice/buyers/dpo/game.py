@@ -127,9 +127,25 @@ class DPOShapleyGame(Game):
     def coalition_margins(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
         return composition_weights(coalitions, self.sizes) @ self.margins
 
-    def value_function(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
-        quality = preference_utility(self.coalition_margins(coalitions), self.utility)
+    @property
+    def n_points(self) -> int:
+        """Held-out preference pairs the value averages over (what a bootstrap resamples)."""
+        return int(self.margins.shape[1])
+
+    def point_values(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
+        """``float[m, P]``: each held-out pair's utility (:func:`preference_utility` before the mean)."""
+        margins = self.coalition_margins(coalitions)
+        if self.utility == "accuracy":
+            return (margins > 0) + 0.5 * (margins == 0)
+        return -np.logaddexp(0.0, -margins)
+
+    def from_points(self, points: NDArray[np.float64], weights: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
+        """``kappa [U - U(0)]`` with ``U`` the (weighted) mean over pairs."""
+        quality = points.mean(axis=-1) if weights is None else points @ weights
         return self.value_per_quality * (quality - self.baseline)
+
+    def value_function(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
+        return self.from_points(self.point_values(coalitions))
 
 
 class ComposedPolicy:

@@ -199,6 +199,19 @@ class RAGGame(Game):
             ]
         )
 
+    @property
+    def n_points(self) -> int:
+        """Questions the value averages over (the evaluation set a bootstrap resamples)."""
+        return int(self.topk.scores.shape[0])
+
+    def point_values(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
+        """``float[m, Q]``: each question's score (:meth:`question_scores`)."""
+        return self.question_scores(coalitions)
+
+    def from_points(self, points: NDArray[np.float64], weights: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
+        """``kappa *`` the (weighted) mean score over questions."""
+        return self.value_per_quality * (points.mean(axis=1) if weights is None else points @ weights)
+
     def value_function(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
         # the empty coalition retrieves nothing; every scorer gives it 0
-        return self.value_per_quality * self.question_scores(coalitions).mean(axis=1)
+        return self.from_points(self.question_scores(coalitions))

@@ -27,23 +27,39 @@ def subset(market, bids: NDArray[np.float64], alloc) -> NDArray[np.float64]:
     members = alloc.members
     if members.size == 0:
         return payments
-    if market.is_exact:
-        table = market.game
-        rule = market.allocation
-        with_j = rule.best_welfare_with_own_bid_excluded(table, bids, market.reserve)
-        without_j = rule.best_welfare_without(table, bids, market.reserve)
-        critical = with_j - without_j
-        if market.reserve is not None:
-            critical = np.minimum(critical, market.reserve)
-        payments[members] = critical[members]
-        return payments
-    if isinstance(market.allocation, GreedyAllocation):
-        critical, _ = market.allocation.critical_bids(market.game, bids, market.reserve)
+    critical = critical_reports(market, bids)
+    if critical is not None:
         payments[members] = critical[members]
         return payments
     for j in members:
         payments[j] = critical_bid(market, bids, j)
     return payments
+
+
+def critical_reports(market, bids: NDArray[np.float64]) -> NDArray[np.float64] | None:
+    """Each seller's critical report in a subset market: the highest report at which it is
+    selected, the others' reports fixed (capped at the reserve).
+
+    Exact allocation: ``A_j - W_{-j}(b)`` for every seller, with ``A_j = max_{S ∋ j} v(S) -
+    b(S \\ {j})``; a value at or below 0 means the seller is not selected at any report.
+    Greedy allocation: the selected sellers' critical bids from one pass over the greedy run,
+    NaN for the others. ``None`` for other allocation rules and market kinds (Myerson then
+    bisects, :func:`critical_bid`).
+    """
+    if getattr(market, "kind", None) != "subset":
+        return None
+    bids = np.asarray(bids, dtype=np.float64)
+    if market.is_exact:
+        table, rule = market.game, market.allocation
+        critical = (rule.best_welfare_with_own_bid_excluded(table, bids, market.reserve)
+                    - rule.best_welfare_without(table, bids, market.reserve))
+        if market.reserve is not None:
+            critical = np.minimum(critical, market.reserve)
+        return critical
+    if isinstance(market.allocation, GreedyAllocation):
+        critical, without = market.allocation.critical_bids(market.game, bids, market.reserve)
+        return np.where(np.isnan(without), np.nan, critical)  # W_{-j} is NaN for the unselected
+    return None
 
 
 def critical_bid(market, bids: NDArray[np.float64], j: int, *, rtol: float = 1e-9) -> float:

@@ -53,6 +53,29 @@ def semivalues_from_table(
     return phi
 
 
+def marginals_by_size(table: TabulatedGame) -> NDArray[np.float64]:
+    """``float[n, n]``: ``D[i, s]``, player ``i``'s mean marginal contribution
+    ``v(S + i) - v(S)`` over the coalitions ``S ∌ i`` of size ``s``.
+
+    The Shapley value is their plain mean over sizes, ``phi_i = (1/n) sum_s D[i, s]``: each
+    position in a random order is equally likely and, given the position, the predecessors
+    are a uniformly drawn coalition of that size. A statement shows this breakdown.
+    """
+    from scipy.special import comb
+
+    n = table.n_players
+    masks = np.arange(2**n, dtype=np.int64)
+    sizes = popcount(masks)
+    counts = comb(n - 1, np.arange(n), exact=False)
+    out = np.empty((n, n))
+    for i in range(n):
+        bit = np.int64(1) << i
+        without = masks[(masks & bit) == 0]
+        marginal = table.values[without | bit] - table.values[without]
+        out[i] = np.bincount(sizes[without], weights=marginal, minlength=n)[:n] / counts
+    return out
+
+
 class ExactShapleySpec(MethodSpec):
     method: Literal["exact_shapley"]
 
@@ -78,8 +101,9 @@ class _ExactSemivalue(ValuationMethod):
         table = game if isinstance(game, TabulatedGame) else tabulate(game, progress=self.progress)
         spent = 0 if isinstance(game, TabulatedGame) else game.n_evaluations - before
         phi = semivalues_from_table(table, type(self).coefficient)
+        extra = {"by_size": marginals_by_size(table).tolist()} if self.name == "exact_shapley" else {}
         self._result = ValuationResult.exact(
-            phi, table.player_names, self.name, n_evaluations=spent or 2**table.n_players
+            phi, table.player_names, self.name, n_evaluations=spent or 2**table.n_players, **extra
         )
         return self
 
