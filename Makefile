@@ -23,13 +23,18 @@ demo: $(STAMP)
 	$(BIN)/dataprice run $(DEMO)
 
 # Debian's Chromium and chromedriver for the report's browser test (skipped, with the
-# reason, when they cannot be installed).
+# reason, when they cannot be installed), and poppler-utils for pdfinfo, which counts the
+# pages of the printed statements (without it the test reads the PDF's page objects).
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo "sudo -n apt-get")
 browser:
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; else \
 	  echo "installing chromium and chromium-driver (Debian packages) for the browser test"; \
 	  ($(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq chromium chromium-driver >/dev/null) \
 	  || echo "warning: could not install chromium; the browser checks will be skipped"; fi
+	@if command -v pdfinfo >/dev/null; then :; else \
+	  echo "installing poppler-utils (Debian package, for pdfinfo) for the browser test"; \
+	  ($(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq poppler-utils >/dev/null) \
+	  || echo "warning: could not install poppler-utils; PDF pages will be counted without pdfinfo"; fi
 
 typecheck: $(STAMP)
 	$(BIN)/python -m mypy
