@@ -96,9 +96,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     scenario = _load_with_overrides(args, args.replicates)
     out = check_output_dir(scenario.resolved_output_dir(args.out), "report directory")  # before any work
+    if args.statements == "pdf":
+        from dataprice.report.writer import require_browser
+
+        require_browser()  # before any work, too
     checkpoints = _checkpoint_dir(out)
     result = run_scenario(scenario, progress=not (args.quiet or args.no_progress), checkpoint_dir=checkpoints)
-    write_report(result, out)
+    write_report(result, out, statements=args.statements)
     ReplicateCheckpoints(checkpoints, scenario).clear()  # the report is complete: nothing to resume
     if not args.quiet:
         print(result.mechanisms_table().to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
@@ -133,7 +137,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     if args.out is not None:
         check_output_dir(args.out, "report directory")  # before reading the saved run
-    out = rebuild_report(args.directory, args.out)
+    out = rebuild_report(args.directory, args.out, statements=args.statements)
     print(f"report rebuilt at {out / 'report.html'}")
     return 0
 
@@ -208,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = runner_command("run", "run a scenario and write its compensation report", "the scenario's output_dir")
     run.add_argument("--replicates", type=int, default=None, help="override the number of replicates")
+    statements_help = ("'pdf': also print each seller's statement to statements/<seller>.pdf, one A4 page each "
+                       "(needs Debian's chromium and chromium-driver); every report has them in report.html")
+    run.add_argument("--statements", choices=["html", "pdf"], default="html", help=statements_help)
     run.set_defaults(func=_cmd_run)
 
     compare = runner_command(
@@ -219,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="rebuild a report directory from the results saved in it")
     report.add_argument("directory", type=Path, help="a report directory written by dataprice run or compare")
     report.add_argument("--out", type=Path, default=None, help="write the rebuilt report here (default: in place)")
+    report.add_argument("--statements", choices=["html", "pdf"], default="html", help=statements_help)
     report.set_defaults(func=_cmd_report)
 
     diff = sub.add_parser("diff", help="which seller's payment changed between two reports, and why")

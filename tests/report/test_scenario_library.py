@@ -13,7 +13,9 @@ import pytest
 
 from dataprice.experiment import run_scenario
 from dataprice.report import write_report
-from dataprice.report.browser import browser_available, check_report
+from dataprice.report.browser import browser_available, check_report, pdf_pages
+from dataprice.report.statements import MAX_STATEMENTS
+from dataprice.report.writer import load_results, rebuild_report
 from dataprice.scenario import load_scenario, small_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,8 +42,15 @@ def test_every_scenario_runs_small_and_its_report_opens_without_errors(path, tmp
         pytest.skip(f"ran and wrote the report; browser check skipped: {NO_BROWSER}")
     page = check_report(out / "report.html")
     assert page.ok, page
-    assert {"Summary", "Per-seller statement", "Valuation methods", "Reproduce"} <= set(page.headings)
+    assert {"Summary", "Per-seller figures", "Statements", "Valuation methods", "Reproduce"} <= set(page.headings)
     assert page.tables >= 3 and page.images >= 2
+    assert page.wide_tables == [], f"tables wider than an A4 page: {page.wide_tables}"
+    sellers = len(load_results(out)[0].seller_names)
+    assert page.statements == min(sellers, MAX_STATEMENTS)  # one statement per seller
+    # `--statements pdf`: each seller's statement printed alone is one A4 page
+    pdfs = sorted((rebuild_report(out, tmp_path / "with_pdf", statements="pdf") / "statements").glob("*.pdf"))
+    assert len(pdfs) == page.statements
+    assert [pdf_pages(p) for p in pdfs] == [1] * len(pdfs), [p.name for p in pdfs if pdf_pages(p) != 1]
 
 
 @pytest.mark.skipif(NO_BROWSER is not None, reason=str(NO_BROWSER))

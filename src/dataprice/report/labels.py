@@ -61,6 +61,9 @@ _KINDS = {
     "value": "value: {}", "value_se": "value: {}, Monte Carlo s.e.", "value_sd": "value: {}, sd over replicates",
     "payment": "paid under {}", "payment_sd": "paid under {}, sd over replicates", "utility": "utility under {}",
     "misreport_gain": "gain from misreporting under {}",
+    "value_lo": "value: {}, interval low", "value_hi": "value: {}, interval high",
+    "payment_lo": "paid under {}, interval low", "payment_hi": "paid under {}, interval high",
+    "selected": "share of settlements selected under {}",
 }
 
 

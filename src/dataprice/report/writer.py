@@ -29,6 +29,7 @@ from dataprice.report import plots
 from dataprice.report.advice import which_rule
 from dataprice.report.document import Banner, Code, Image, Section, Table, to_html, to_markdown
 from dataprice.report.labels import glossary
+from dataprice.report.statements import statements_section
 from dataprice.safedir import write_directory
 from dataprice.scenario import changed_fields, scenario_to_yaml
 
@@ -62,14 +63,18 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
     return frame[name] if name in frame.columns else pd.Series(np.nan, index=frame.index)
 
 
-def _with_uncertainty(value: float, se: float, sd: float, replicates: int) -> str:
-    """``12.3 ± 0.4 (sd 1.1)``: the value, its Monte Carlo standard error, its spread over replicates."""
+def _with_uncertainty(value: float, se: float, sd: float, replicates: int, lo: float = np.nan,
+                      hi: float = np.nan) -> str:
+    """``12.3 ± 0.4 [10.1, 14.0]``: the value, its Monte Carlo standard error and its interval
+    from resampling the evaluation set (or, without one, ``(sd 1.1)``: its spread over replicates)."""
     if pd.isna(value):
         return ""
     text = f"{value:,.3f}"
     if pd.notna(se) and se > 0:
         text += f" ± {se:,.3f}"
-    if replicates > 1 and pd.notna(sd):
+    if pd.notna(lo) and pd.notna(hi):
+        text += f" [{lo:,.2f}, {hi:,.2f}]"
+    elif replicates > 1 and pd.notna(sd):
         text += f" (sd {sd:,.3f})"
     return text
 
@@ -127,7 +132,7 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
         summary.blocks.append(line + ".")
     summary.blocks.append(which_rule(mechanisms))
 
-    statement = Section("Per-seller statement")
+    statement = Section("Per-seller figures")
     contribution = {"data_points", "noisy_label_fraction", "document_value", "noise_variance",
                     "documents", "chunks", "original", "duplicate", "corrupted", "candidate_queries",
                     "pairs", "flipped", "heldout_accuracy_alone", "copy_of", "list_price", "mean_list_price"}
@@ -136,16 +141,36 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
     shown = sellers[cols].copy()
     for m in methods:
         shown[f"value[{m}]"] = [
-            _with_uncertainty(v, se, sd, len(run.replicates))
-            for v, se, sd in zip(sellers[f"value[{m}]"], _column(sellers, f"value_se[{m}]"),
-                                 _column(sellers, f"value_sd[{m}]"), strict=True)
+            _with_uncertainty(v, se, sd, len(run.replicates), lo, hi)
+            for v, se, sd, lo, hi in zip(sellers[f"value[{m}]"], _column(sellers, f"value_se[{m}]"),
+                                         _column(sellers, f"value_sd[{m}]"), _column(sellers, f"value_lo[{m}]"),
+                                         _column(sellers, f"value_hi[{m}]"), strict=True)
         ]
-    caption = "Contribution, cost, report and value under each method. ± is the Monte Carlo standard error"
+    resampled = any(f"value_lo[{m}]" in sellers.columns for m in methods)
+    caption = ("Contribution, cost, report and value under each method, over all sellers. ± is the Monte Carlo "
+               "standard error (exact methods have none)")
+    if resampled:
+        caption += (f"; [lo, hi] the {s.uncertainty.level:.0%} interval from resampling the buyer's evaluation set "
+                    f"({s.uncertainty.resamples} draws per replicate, pooled over replicates)")
     if len(run.replicates) > 1:
-        caption += f"; sd is the spread of the value over the {len(run.replicates)} replicates (data draw, training)"
-    statement.blocks.append(Table(shown, caption + "; exact methods have no ±."))
-    pay_cols = ["seller"] + [f"payment[{r}]" for r in rules] + [f"utility[{r}]" for r in rules]
-    statement.blocks.append(Table(sellers[pay_cols], "Payment and utility (payment minus cost of what was used) under each rule."))
+        caption += (f"; sd (where there is no interval) is the spread over the {len(run.replicates)} replicates "
+                    "(data draw, training)")
+    statement.blocks.append(Table(shown, caption + "."))
+    pays = sellers[["seller"]].copy()
+    for r in rules:
+        pays[f"payment[{r}]"] = [
+            _with_uncertainty(v, np.nan, np.nan, 1, lo, hi)
+            for v, lo, hi in zip(sellers[f"payment[{r}]"], _column(sellers, f"payment_lo[{r}]"),
+                                 _column(sellers, f"payment_hi[{r}]"), strict=True)
+        ]
+    for r in rules:
+        pays[f"utility[{r}]"] = sellers[f"utility[{r}]"]
+    basis = ("Payments are settled on the sellers selected: a Shapley payment is the Shapley value in the game "
+             "among the selected sellers, not the value over all sellers in the table above. "
+             if "shapley" in rules and s.market.shapley_scope == "selected" else "")
+    statement.blocks.append(Table(pays, basis + "Payment and utility (payment minus cost of what was used) under each "
+                                  "rule" + ("; [lo, hi] the last round's payment over the resampled evaluation sets"
+                                            if any(f"payment_lo[{r}]" in sellers.columns for r in rules) else "") + "."))
     if s.audit.enabled:
         gain_cols = ["seller"] + [f"misreport_gain[{r}]" for r in rules]
         audit = sellers[gain_cols]
@@ -187,6 +212,8 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
         sections.append(dynamics_section(run, directory))
     if "aggregators" in run.tables:
         sections.append(aggregator_section(run, directory))
+    head, pages = statements_section(run)
+    sections += [head, *pages]
     sections.append(reproduce_section(run, "run"))
     return title, intro, sections
 
@@ -279,22 +306,81 @@ def load_results(directory: str | Path) -> tuple[RunResult, str]:
     return read_run(directory)
 
 
-def rebuild_report(directory: str | Path, out_dir: str | Path | None = None) -> Path:
+def rebuild_report(directory: str | Path, out_dir: str | Path | None = None, *, statements: str | None = None) -> Path:
     """Write the report again from the run saved in ``directory`` (to ``out_dir``, default
-    in place), with this version's report code."""
+    in place), with this version's report code (``statements="pdf"``: see :func:`write_report`)."""
     run, kind = load_results(directory)
     target = Path(out_dir) if out_dir is not None else Path(directory)
-    return (write_comparison if kind == "compare" else write_report)(run, target)
+    if kind == "compare":
+        return write_comparison(run, target)
+    return write_report(run, target, statements=statements)
 
 
-def write_report(run: RunResult, out_dir: str | Path) -> Path:
-    """Write the report for ``run`` to ``out_dir`` (replacing it only when complete)."""
+def write_report(run: RunResult, out_dir: str | Path, *, statements: str | None = None) -> Path:
+    """Write the report for ``run`` to ``out_dir`` (replacing it only when complete).
+
+    ``statements="pdf"`` also prints each seller's statement to ``statements/<seller>.pdf``
+    (one A4 page each) with headless Chromium; without a browser that fails with one line,
+    before anything is replaced.
+    """
 
     def fill(tmp: Path) -> None:
         _write_common(run, tmp, "run")
-        _render(tmp, *build_sections(run, tmp))
+        title, intro, sections = build_sections(run, tmp)
+        _render(tmp, title, intro, sections)
+        if statements == "pdf":
+            write_statement_pdfs(run, tmp, [x for x in sections if x.kind == "statement"])
 
+    if statements not in (None, "html", "pdf"):
+        raise ValueError(f"statements: 'html' or 'pdf', got {statements!r}")
+    if statements == "pdf":
+        require_browser()
     return write_atomically(out_dir, fill, "run")
+
+
+def require_browser() -> None:
+    """Refuse, with one line, when PDF statements cannot be printed here."""
+    from dataprice.errors import OutputError
+    from dataprice.report.browser import browser_available
+
+    missing = browser_available()
+    if missing:
+        raise OutputError(f"--statements pdf needs headless Chromium: {missing}")
+
+
+def write_statement_pdfs(run: RunResult, folder: Path, statements: list[Section]) -> list[Path]:
+    """``statements/<seller>.pdf``: each statement alone on a page (its own HTML printed by
+    Chromium, then removed), under the report's title and, for a smoke test, its banner."""
+    from dataprice.report.browser import print_pdfs
+
+    out = folder / "statements"
+    out.mkdir()
+    s = run.scenario
+    intro: list = [Banner(s.smoke_test)] if s.smoke_test else []
+    intro.append(f"Seed {s.seed}. The full report, with every seller and the method behind each figure, is "
+                 "`report.html` in the same folder.")
+    pages: list[tuple[Path, Path]] = []
+    taken: set[str] = set()
+    for section in statements:
+        stem = _file_stem(section.title.removeprefix("Statement: "), taken)
+        html = out / f"{stem}.html"
+        alone = Section(section.title, section.blocks, kind="statement alone", level=section.level)
+        html.write_text(to_html(f"Compensation report: {s.name}", intro, [alone]))
+        pages.append((html, out / f"{stem}.pdf"))
+    written = print_pdfs(pages)
+    for html, _ in pages:
+        html.unlink()
+    return written
+
+
+def _file_stem(name: str, taken: set[str]) -> str:
+    """A file name for a seller: letters, digits, ``.-_`` kept, the rest ``_``; unique."""
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:80].strip("_.") or "seller"
+    candidate, k = stem, 2
+    while candidate.lower() in taken:
+        candidate, k = f"{stem}_{k}", k + 1
+    taken.add(candidate.lower())
+    return candidate
 
 
 def _render(folder: Path, title: str, intro: list, sections: list[Section]) -> None:
