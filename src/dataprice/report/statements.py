@@ -62,7 +62,11 @@ class _Facts:
     """What the statements read from the run, computed once for every seller."""
 
     sellers: pd.DataFrame
-    critical: dict[str, np.ndarray]  # rule -> mean critical report over replicates
+    #: rule -> each seller's mean critical report over the replicates where it was selected
+    #: at the last round (``critical_won``) and where it was not (``critical_lost``)
+    critical_won: dict[str, np.ndarray]
+    critical_lost: dict[str, np.ndarray]
+    paid_won: dict[str, np.ndarray]  # rule -> mean payment over the settlements where the seller was selected
     bought_value: dict[str, np.ndarray]  # rule -> mean v(S*) over settlements where the seller was selected
     selected_names: dict[str, list[str]]  # rule -> sellers selected in at least half the settlements
     by_size: np.ndarray | None  # exact Shapley's mean marginal contribution by coalition size
@@ -70,32 +74,35 @@ class _Facts:
     resampled: bool
 
 
+def _mean_where(rows: list[np.ndarray], masks: list[np.ndarray]) -> np.ndarray:
+    """Per column, the mean of ``rows`` over the rows whose mask is set (NaN where none is)."""
+    values, keep = np.array(rows, dtype=np.float64), np.array(masks, dtype=bool) & ~np.isnan(np.array(rows, dtype=np.float64))
+    count = keep.sum(axis=0)
+    total = np.where(keep, values, 0.0).sum(axis=0)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
 def _facts(run: RunResult) -> _Facts:
     sellers = run.sellers_table()
     n = len(run.player_names)
-    critical: dict[str, np.ndarray] = {}
+    won: dict[str, np.ndarray] = {}
+    lost: dict[str, np.ndarray] = {}
     for rule in run.rules:
-        found = [rep.critical[rule] for rep in run.replicates if rule in rep.critical]
-        if found:
-            with warnings.catch_warnings():  # a seller with no critical report in any replicate stays NaN
-                warnings.simplefilter("ignore", RuntimeWarning)
-                critical[rule] = np.nanmean(np.array(found, dtype=np.float64), axis=0)
+        reps = [rep for rep in run.replicates if rule in rep.critical]
+        if reps:
+            found = [rep.critical[rule] for rep in reps]
+            last = [rep.outcomes[rule][-1].selected for rep in reps]
+            won[rule] = _mean_where(found, last)
+            lost[rule] = _mean_where(found, [~x for x in last])
+    paid: dict[str, np.ndarray] = {}
     bought: dict[str, np.ndarray] = {}
     chosen: dict[str, list[str]] = {}
     for rule in run.rules:
-        total, count = np.zeros(n), np.zeros(n)
-        share = np.zeros(n)
-        settlements = 0
-        for rep in run.replicates:
-            for outcome in rep.outcomes[rule]:
-                picked = outcome.selected
-                total += np.where(picked, outcome.value, 0.0)
-                count += picked
-                share += picked
-                settlements += 1
-        with np.errstate(invalid="ignore", divide="ignore"):
-            bought[rule] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-        share /= max(settlements, 1)
+        settled = [outcome for rep in run.replicates for outcome in rep.outcomes[rule]]
+        picked = [outcome.selected for outcome in settled]
+        bought[rule] = _mean_where([np.full(n, outcome.value) for outcome in settled], picked)
+        paid[rule] = _mean_where([outcome.payments for outcome in settled], picked)
+        share = np.mean(np.array(picked, dtype=np.float64), axis=0)
         chosen[rule] = [run.player_names[k] for k in np.argsort(-share, kind="stable") if share[k] >= 0.5]
     by_size = None
     shapley = next((m.key for m in run.scenario.valuation if m.method == "exact_shapley"), None)
@@ -104,7 +111,7 @@ def _facts(run: RunResult) -> _Facts:
         if all(t is not None for t in tables):
             by_size = np.mean(np.array(tables, dtype=np.float64), axis=0)
     resampled = any(len(rep.resamples) for rep in run.replicates)
-    return _Facts(sellers, critical, bought, chosen, by_size, run.scenario.uncertainty.level, resampled)
+    return _Facts(sellers, won, lost, paid, bought, chosen, by_size, run.scenario.uncertainty.level, resampled)
 
 
 def _names(names: list[str], limit: int = 8) -> str:
@@ -128,19 +135,25 @@ def why(run: RunResult, facts: _Facts, j: int, rule: str) -> str:
     s = run.scenario
     row = facts.sellers.iloc[j]
     name = name_of(rule)
-    pay, report = float(row[f"payment[{rule}]"]), float(row["bid"])
+    report = float(row["bid"])
     share = float(row[f"selected[{rule}]"])
-    critical = facts.critical.get(rule, np.full(len(facts.sellers), np.nan))[j]
+    nothing = np.full(len(facts.sellers), np.nan)
     others = [x for x in facts.selected_names[rule] if x != row["seller"]]
-    sometimes = f" (selected in {share:.0%} of the settlements; figures are means over them all)" if 0 < share < 1 else ""
+    pay = float(facts.paid_won[rule][j]) if share > 0 else float(row[f"payment[{rule}]"])
+    sometimes = (f" when selected (in {share:.0%} of the settlements; {_money(float(row[f'payment[{rule}]']))} "
+                 "on average over all)" if 0 < share < 1 else "")
+    if share == 0:
+        critical = facts.critical_lost.get(rule, nothing)[j]
+    else:
+        critical = facts.critical_won.get(rule, nothing)[j]
     if share == 0:
         main = _main_value(run)
         value = float(row[f"value[{main}]"])
         line = (f"**{name}: not selected.** You reported {_money(report)}; your value ({name_of(main)}) is "
                 f"{_money(value)}. ")
         if np.isfinite(critical):
-            line += ("At the others' reports you would not have been selected at any report, even 0: the sellers "
-                     "chosen already give the buyer what your data adds. " if critical <= 1e-9 else
+            line += ("At the others' reports you would not have been selected at any report, even 0: your data "
+                     "does not raise the buyer's value beyond what the sellers chosen give it. " if critical <= 1e-9 else
                      f"You would have been selected at a report up to {_money(critical)}. ")
         return line + f"The buyer took {_names(others)} instead."
     if rule == "myerson" and np.isfinite(critical):
