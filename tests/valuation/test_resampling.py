@@ -85,6 +85,10 @@ def test_a_point_cache_gives_the_games_own_values_and_resampled_games_without_re
     one_point = np.eye(30)[3]
     assert np.allclose(cache.reweighted(one_point)(everyone), game.point_values(everyone)[:, 3])
     assert cache.computed == computed  # answered from memory
+    weights = bootstrap_weights(30, 5, rng)
+    for b, draw in enumerate(cache.resampled(weights)):  # all draws at once, one memo
+        assert np.allclose(draw(everyone), cache.reweighted(weights[b])(everyone))
+    assert cache.computed == computed
 
 
 def test_bootstrap_weights_are_resampling_counts():

@@ -23,12 +23,15 @@ from dataprice.market.mechanism import Outcome
 from dataprice.progress import progress as progress_display
 from dataprice.rng import Stream, child_rng, child_seed
 from dataprice.scenario import Scenario
-from dataprice.valuation.game import CachedGame, Game, TabulatedGame
+from dataprice.valuation.game import Game, TabulatedGame
 from dataprice.valuation.methods import METHODS
 from dataprice.valuation.resampling import PointCache, bootstrap_weights, percentile_interval
 from dataprice.valuation.result import ValuationResult
 
 COLUMNS = ["quantity", "name", "draw", "seller", "amount"]
+
+#: Most numbers held at once for the value tables of all draws (8 bytes each: 160 MB).
+TABLE_VALUES = 20_000_000
 
 
 def empty_draws() -> pd.DataFrame:
@@ -50,7 +53,21 @@ def resample_replicate(
     """
     draws = scenario.uncertainty.resamples
     weights = bootstrap_weights(points.n_points, draws, child_rng(seed, Stream.RESAMPLING))
+    # tabulable games: every draw's table from the per-point table (all draws in one product
+    # when that fits in TABLE_VALUES numbers); others: one memo shared by the draws
     table = points.table_points() if tabulated else None
+    tables = None
+    if table is not None and table.shape[0] * draws <= TABLE_VALUES:
+        tables = points.tabulated(table, weights.T).T
+    games = None if tabulated else points.resampled(weights)
+
+    def game_of(b: int) -> Game:
+        if tables is not None:
+            return TabulatedGame(tables[b], names)
+        if table is not None:
+            return TabulatedGame(points.tabulated(table, weights[b]), names)
+        assert games is not None
+        return games[b]
     n = points.n_players
     keys: list[tuple[str, str, int]] = []
     amounts: list[np.ndarray] = []
@@ -60,11 +77,7 @@ def resample_replicate(
         amounts.append(np.asarray(found, dtype=np.float64))
 
     for b in progress_display(range(draws), desc="resampling the evaluation set", leave=False, enabled=progress):
-        game: Game
-        if table is not None:
-            game = TabulatedGame(points.tabulated(table, weights[b]), names)
-        else:
-            game = CachedGame(points.reweighted(weights[b]))
+        game = game_of(b)
         values: dict[str, ValuationResult] = {}
         for k, spec in enumerate(scenario.valuation):
             cls = METHODS[spec.method]

@@ -24,7 +24,6 @@ Everything is read from the saved run: a statement recomputes nothing.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np

@@ -40,7 +40,9 @@ class PointwiseGame(Protocol):
     """A game whose value is an affine function of a mean over ``n_points`` evaluation points.
 
     Contract: ``value_function(c) == from_points(point_values(c))`` exactly (same floats), and
-    ``from_points(p, w)`` is the value when point ``i`` has weight ``w_i`` (``sum w = 1``).
+    ``from_points(p, w)`` is the value when point ``i`` has weight ``w_i`` (``sum w = 1``);
+    ``w`` may also be ``float[n_points, B]``, giving ``float[m, B]``: the values under ``B``
+    weightings at once.
     """
 
     n_points: int
@@ -113,6 +115,13 @@ class PointCache(Game):
         """The game on the evaluation set where point ``i`` has weight ``weights[i]``."""
         return _Reweighted(self, np.asarray(weights, dtype=np.float64))
 
+    def resampled(self, weights: NDArray[np.float64]) -> list[Game]:
+        """One game per row of ``weights`` (``float[B, n_points]``), sharing one memo: a
+        coalition's values in all ``B`` games are computed together (one product with the
+        weight matrix), so each game's evaluation is a lookup."""
+        draws = _DrawValues(self, np.asarray(weights, dtype=np.float64))
+        return [_Draw(draws, b) for b in range(draws.weights.shape[0])]
+
     def table_points(self) -> NDArray[np.float64]:
         """``float[2^n, n_points]``: every coalition's scores, row ``mask`` (tabulable games)."""
         masks = np.arange(2**self.n_players, dtype=np.int64)
@@ -130,6 +139,33 @@ class _Reweighted(Game):
 
     def value_function(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
         return self.cache.game.from_points(self.cache.points(coalitions), self.weights)  # type: ignore[attr-defined]
+
+
+class _DrawValues:
+    """Each coalition's value in every resampled game, computed once per coalition."""
+
+    def __init__(self, cache: PointCache, weights: NDArray[np.float64]) -> None:
+        self.cache, self.weights = cache, weights
+        self._values: dict[int | bytes, NDArray[np.float64]] = {}
+
+    def values(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
+        """``float[m, B]``."""
+        keys = self.cache._keys(coalitions)
+        missing = {key: row for row, key in enumerate(keys) if key not in self._values}
+        if missing:
+            rows = np.fromiter(missing.values(), dtype=np.int64, count=len(missing))
+            fresh = self.cache.game.from_points(self.cache.points(coalitions[rows]), self.weights.T)  # type: ignore[attr-defined]
+            self._values.update(zip(missing, np.atleast_2d(fresh), strict=True))
+        return np.array([self._values[key] for key in keys]).reshape(len(keys), -1)
+
+
+class _Draw(Game):
+    def __init__(self, draws: _DrawValues, b: int) -> None:
+        super().__init__(draws.cache.n_players, draws.cache.player_names)
+        self.draws, self.b = draws, b
+
+    def value_function(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
+        return self.draws.values(coalitions)[:, self.b]
 
 
 def bootstrap_weights(n_points: int, resamples: int, rng: np.random.Generator) -> NDArray[np.float64]:
