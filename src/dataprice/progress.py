@@ -6,10 +6,15 @@ so it returns a :class:`LineProgress` instead: the same interface (iteration, ``
 ``close``, a context manager), writing one plain line now and then, e.g.
 ``replicates: 2/4 (12 s)``: at most one every :data:`EVERY` seconds, and a last line when a
 top-level bar (``leave=True``) ends. Nothing is written when ``enabled`` is false.
+
+:func:`announce` is for single long events (loading a model): one plain line when it starts,
+e.g. ``loading all-MiniLM-L6-v2 (safetensors, 91 MB) from /path ...``, and one when it ends,
+``... loaded in 4.2 s``, the same text on a terminal and in a log.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -84,4 +89,33 @@ def progress(iterable: Iterable | None = None, *, total: float | None = None, de
     return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, leave=leave, disable=not enabled)
 
 
-__all__ = ["EVERY", "LineProgress", "progress"]
+def _say(line: str, stream: IO[str]) -> None:
+    if _terminal(stream):  # above any live bar, which tqdm redraws below the line
+        tqdm.write(line, file=stream)
+    else:
+        print(line, file=stream, flush=True)
+
+
+@contextlib.contextmanager
+def announce(what: str, *, enabled: bool, done: str = "loaded", file: IO[str] | None = None) -> Iterator[None]:
+    """Say on stderr (or ``file``) that ``what`` starts, as ``"<what> ..."``, and when it has
+    ended, as ``"... <done> in 4.2 s"``: two plain lines, no bar and no escape codes, on a
+    terminal or in a log. Nothing when not ``enabled``, and no end line when the block raises
+    (its error says what happened).
+
+    Example::
+
+        with announce(f"loading SmolLM2-135M (GGUF, 98 MB) from {path}", enabled=progress):
+            model = load(path)
+    """
+    if not enabled:
+        yield
+        return
+    stream = file if file is not None else sys.stderr
+    _say(f"{what} ...", stream)
+    started = time.monotonic()
+    yield
+    _say(f"... {done} in {time.monotonic() - started:.1f} s", stream)
+
+
+__all__ = ["EVERY", "LineProgress", "announce", "progress"]

@@ -37,6 +37,7 @@ from dataprice.errors import DataError
 from dataprice.inputs import excerpt
 from dataprice.models.cache import cache_dir
 from dataprice.models.folder import architecture_problem, content_id, folder_problem, read_config
+from dataprice.models.loading import loaded_once, weights_size
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 
@@ -50,6 +51,8 @@ def minilm_folder() -> Path:
 
 @lru_cache(maxsize=1)
 def _load_minilm():
+    """``(torch, tokenizer, model)`` of all-MiniLM-L6-v2, once per process (announced, when
+    asked, by :meth:`Embedder._model`)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import torch
@@ -74,13 +77,21 @@ def pooling_of(folder: str | Path) -> str:
     return "cls" if isinstance(config, dict) and config.get("pooling_mode_cls_token") is True else "mean"
 
 
-@lru_cache(maxsize=2)
-def load_encoder_folder(folder: str, field: str = "buyer.embeddings.model.path"):
+def _minilm_loaded() -> bool:
+    """Whether :func:`_load_minilm` has loaded the model already (so it will not again)."""
+    info = getattr(_load_minilm, "cache_info", None)  # None: a stand-in (tests)
+    return info is not None and info().currsize > 0
+
+
+@loaded_once(maxsize=2)
+def load_encoder_folder(folder: str, field: str = "buyer.embeddings.model.path", *, progress: bool = False):
     """``(torch, tokenizer, model)`` of a user's sentence-embedding folder, once per process.
 
     Loads ``config.json``, the safetensors weights and the tokenizer of ``folder`` with
     ``AutoModel``/``AutoTokenizer`` (``local_files_only=True``, ``trust_remote_code=False``,
-    ``use_safetensors=True``; ``HF_HUB_OFFLINE=1`` unless set).
+    ``use_safetensors=True``; ``HF_HUB_OFFLINE=1`` unless set). With ``progress`` the load is
+    announced on stderr (a line when it starts, one with the seconds it took); a folder
+    already loaded is returned silently.
 
     Raises:
         DataError: one line naming ``field`` and the folder: missing or incomplete, an
@@ -99,12 +110,16 @@ def load_encoder_folder(folder: str, field: str = "buyer.embeddings.model.path")
     problem = architecture_problem(folder, "encoder")
     if problem:
         raise DataError(f"{field}: {problem}")
+    from dataprice.progress import announce
+
     hf_logging.disable_progress_bar()
+    what = f"loading the embedding model {Path(folder).name} (safetensors, {weights_size(folder)}) from {folder}"
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
-        model = AutoModel.from_pretrained(
-            folder, use_safetensors=True, local_files_only=True, trust_remote_code=False
-        ).eval()
+        with announce(what, enabled=progress):
+            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+            model = AutoModel.from_pretrained(
+                folder, use_safetensors=True, local_files_only=True, trust_remote_code=False
+            ).eval()
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{field}: {folder}: cannot be loaded as an embedding model ({first[:200]})") from None
@@ -174,7 +189,8 @@ class Embedder:
         max_length: tokens read per text, special tokens included; ``None``: the model's
             own limit (:meth:`limit`; MiniLM was trained with 256).
         cache: read and write the on-disk cache.
-        progress: show a progress bar (texts embedded) on stderr while encoding.
+        progress: show a progress bar (texts embedded) on stderr while encoding, after
+            announcing the model's load (its first in the process) on stderr.
     """
 
     dimension = 384
@@ -288,10 +304,22 @@ class Embedder:
             os.replace(tmp, path)
         return out
 
+    def _model(self):
+        """``(torch, tokenizer, model)``, loaded once per process; with :attr:`progress` a
+        first load is announced on stderr."""
+        if self.folder is not None:
+            return load_encoder_folder(self.folder, self.field, progress=self.progress)
+        from dataprice.progress import announce
+
+        folder = minilm_folder()
+        what = f"loading {MODEL_NAME} (safetensors, {weights_size(folder)}) from {folder}"
+        with announce(what, enabled=self.progress and not _minilm_loaded()):
+            return _load_minilm()
+
     def _encode(self, texts: list[str]) -> NDArray[np.float32]:
         from dataprice.progress import progress as progress_display
 
-        torch, tokenizer, model = _load_minilm() if self.folder is None else load_encoder_folder(self.folder, self.field)
+        torch, tokenizer, model = self._model()
         # batches of similar length waste little compute on padding
         order = np.argsort([len(t) for t in texts], kind="stable")
         texts = [texts[i] for i in order]

@@ -21,7 +21,6 @@ for prompt ``p`` and completion ``c`` tokenised separately and joined (teacher f
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib.util
 import io
 import os
@@ -38,6 +37,8 @@ from dataprice.models.folder import (
     content_id,
     folder_problem,
 )
+from dataprice.models.loading import loaded_once, weights_size
+from dataprice.progress import announce
 
 if TYPE_CHECKING:  # pragma: no cover - imported lazily at run time (transformers is slow to import)
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -96,17 +97,21 @@ def smollm2_folder() -> Path:
     return folder
 
 
-@functools.lru_cache(maxsize=4)
-def load_smollm2(*, dtype: torch.dtype = torch.float32) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+@loaded_once(maxsize=4)
+def load_smollm2(
+    *, dtype: torch.dtype = torch.float32, progress: bool = False
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load SmolLM2-135M-Instruct from the local GGUF file (no network), once per process.
 
     The GGUF weights (Q4_1) are dequantised to ``dtype`` by transformers, which takes about
-    15 s on a CPU; the result is cached with :func:`functools.lru_cache`, so callers share
-    one model per ``dtype``. ``HF_HUB_OFFLINE=1`` is set if the variable is unset, and every
-    load passes ``local_files_only=True``.
+    15 s on a CPU; the result is cached (:func:`~dataprice.models.loading.loaded_once`), so
+    callers share one model per ``dtype``. ``HF_HUB_OFFLINE=1`` is set if the variable is
+    unset, and every load passes ``local_files_only=True``.
 
     Args:
         dtype: Torch dtype of the dequantised weights.
+        progress: Announce the load on stderr (a line when it starts, one with the seconds
+            it took); a model already loaded is returned silently.
 
     Returns:
         ``(model, tokenizer)`` with the model in eval mode.
@@ -118,16 +123,25 @@ def load_smollm2(*, dtype: torch.dtype = torch.float32) -> tuple[PreTrainedModel
     folder = smollm2_folder()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = _quiet_load(lambda: AutoTokenizer.from_pretrained(
-        str(folder), gguf_file=SMOLLM2_GGUF, local_files_only=True
-    ))
-    # transformers draws the GGUF de-quantisation progress bar with tqdm directly, past its
-    # own progress-bar switch: _quiet_load keeps it out of users' terminals and logs
-    model = _quiet_load(lambda: AutoModelForCausalLM.from_pretrained(
-        str(folder), gguf_file=SMOLLM2_GGUF, dtype=dtype, local_files_only=True
-    ))
+    gguf = folder / SMOLLM2_GGUF
+    what = (f"loading SmolLM2-135M-Instruct (GGUF Q4_1, {weights_size(gguf)}, dequantised to "
+            f"{_dtype_name(dtype)}) from {gguf}")
+    with announce(what, enabled=progress):
+        tokenizer = _quiet_load(lambda: AutoTokenizer.from_pretrained(
+            str(folder), gguf_file=SMOLLM2_GGUF, local_files_only=True
+        ))
+        # transformers draws the GGUF de-quantisation progress bar with tqdm directly, past its
+        # own progress-bar switch: _quiet_load keeps it out of users' terminals and logs (the
+        # announcement says what is loading instead)
+        model = _quiet_load(lambda: AutoModelForCausalLM.from_pretrained(
+            str(folder), gguf_file=SMOLLM2_GGUF, dtype=dtype, local_files_only=True
+        ))
     model.eval()
     return model, tokenizer
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 def _quiet_load(load):
@@ -139,9 +153,9 @@ def _quiet_load(load):
         return load()
 
 
-@functools.lru_cache(maxsize=2)
+@loaded_once(maxsize=2)
 def load_lm_folder(
-    path: str, *, field: str = "model.path", dtype: torch.dtype = torch.float32
+    path: str, *, field: str = "model.path", dtype: torch.dtype = torch.float32, progress: bool = False
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM from a local Hugging Face folder or GGUF file, once per process.
 
@@ -156,6 +170,8 @@ def load_lm_folder(
         path: The folder or ``.gguf`` file (absolute, as the scenario loader makes it).
         field: The scenario field that names it, for messages.
         dtype: Torch dtype of the weights.
+        progress: Announce the load on stderr (a line when it starts, one with the seconds
+            it took); a model already loaded is returned silently.
 
     Returns:
         ``(model, tokenizer)`` with the model in eval mode.
@@ -175,14 +191,17 @@ def load_lm_folder(
     if p.suffix.lower() == ".gguf":
         folder, gguf = str(p.parent), {"gguf_file": p.name}
         extra: dict = gguf
+        what = f"loading the causal LM {p.name} (GGUF, {weights_size(p)}, dequantised to {_dtype_name(dtype)}) from {p}"
     else:
         problem = architecture_problem(path, "causal")
         if problem:
             raise DataError(f"{field}: {problem}")
         folder, gguf, extra = str(p), {}, {"use_safetensors": True}
+        what = f"loading the causal LM {p.name} (safetensors, {weights_size(p)}) from {p}"
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, **safe, **gguf)
-        model = _quiet_load(lambda: AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **safe, **extra))
+        with announce(what, enabled=progress):
+            tokenizer = AutoTokenizer.from_pretrained(folder, **safe, **gguf)
+            model = _quiet_load(lambda: AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **safe, **extra))
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{field}: {path}: cannot be loaded as a causal LM ({first[:200]})") from None
@@ -197,16 +216,20 @@ TINY_ID = "tiny-causal-lm-512x64x2-seed0"
 SMOLLM2_ID = "smollm2-135m-instruct-q4_1"
 
 
-def causal_lm(choice: str | ModelFolder, *, field: str = "model") -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
+def causal_lm(
+    choice: str | ModelFolder, *, field: str = "model", progress: bool = False
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
     """``(model, tokenizer, model id)`` of a scenario's ``model``: a preset name
     (``smollm2``: :func:`load_smollm2`; ``tiny``: :func:`tiny_causal_lm`) or a
     :class:`~dataprice.models.folder.ModelFolder` (:func:`load_lm_folder`). The id names the
-    weights (the preset, or a sha256 of the folder's files) for caches."""
+    weights (the preset, or a sha256 of the folder's files) for caches. With ``progress``,
+    a model's first load is announced on stderr (the tiny preset, built in well under a
+    second, is not)."""
     if isinstance(choice, ModelFolder):
-        model, tokenizer = load_lm_folder(choice.path, field=f"{field}.path")
+        model, tokenizer = load_lm_folder(choice.path, field=f"{field}.path", progress=progress)
         return model, tokenizer, content_id(choice.path)
     if choice == "smollm2":
-        model, tokenizer = load_smollm2()
+        model, tokenizer = load_smollm2(progress=progress)
         return model, tokenizer, SMOLLM2_ID
     model, tokenizer = tiny_causal_lm()
     return model, tokenizer, TINY_ID

@@ -288,7 +288,7 @@ class DocumentsBuyer(CorpusBuyer):
             assert self.replay_file is not None  # the schema requires it for utility 'replay'
             raw = ReplayScorer.from_file(self.replay_file, corpus).scores[q_index, np.maximum(doc, 0)]
         else:
-            reader = make_reader(self.reader)
+            reader = make_reader(self.reader, progress=context.progress)
             items = [
                 (corpus.texts[d], corpus.questions[q], corpus.answers[q])
                 for q in range(corpus.n_questions) for d in doc[q]

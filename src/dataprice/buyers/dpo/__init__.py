@@ -184,7 +184,7 @@ class DPOBuyer(Buyer):
 
         names = context.names
         sold, heldout = build_preferences(self.preferences, len(names), context.seed)
-        base, tokenizer, base_id = dpo_base_model(self.model)
+        base, tokenizer, base_id = dpo_base_model(self.model, progress=context.progress)
         config = DPOConfig(**self.training.model_dump(), seed=context.seed % (2**31))
         cache = PolicyCache(base_id)
         policies = [
@@ -230,10 +230,10 @@ def build_preferences(spec: PreferenceSpec, n_sellers: int, seed: int):
     )
 
 
-def dpo_base_model(model: str | ModelFolder):
+def dpo_base_model(model: str | ModelFolder, *, progress: bool = False):
     """``(model, tokenizer, cache id)`` of the DPO base/reference model: a preset, or the
     user's folder loaded from disk (the id is a sha256 of its files, so policies trained on
-    one folder are never reused for another)."""
+    one folder are never reused for another); ``progress`` announces a long load."""
     from dataprice.models.lm import causal_lm
 
-    return causal_lm(model, field="buyer.model")
+    return causal_lm(model, field="buyer.model", progress=progress)

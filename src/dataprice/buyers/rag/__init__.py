@@ -358,7 +358,7 @@ class RAGBuyer(CorpusBuyer):
             assert self.replay_file is not None  # the schema requires it for utility 'replay'
             scorer = ReplayScorer.from_file(self.replay_file, corpus, aggregate=self.replay_aggregate)
         else:
-            reader = make_reader(self.reader)
+            reader = make_reader(self.reader, progress=context.progress)
             scorer = ReaderScorer(reader, corpus)
             notes = lambda: [*embedded.notes, *reader.notes()]  # noqa: E731 - read once the reader has read
         game = RAGGame(topk, scorer, value_per_quality=self.value_per_quality, player_names=context.names)

