@@ -134,6 +134,7 @@ def why(run: RunResult, facts: _Facts, j: int, rule: str) -> str:
     s = run.scenario
     row = facts.sellers.iloc[j]
     name = name_of(rule)
+    name = name[:1].upper() + name[1:]  # it starts a sentence
     report = float(row["bid"])
     share = float(row[f"selected[{rule}]"])
     nothing = np.full(len(facts.sellers), np.nan)
@@ -224,7 +225,8 @@ def statement(run: RunResult, facts: _Facts, j: int) -> Section:
         lines.setdefault(key, []).append(name_of(rule) if rest else "")
     for text, rules in lines.items():
         named = [r for r in rules if r]
-        section.blocks.append(f"**{', '.join(named)}: not selected.** {text}" if named else text)
+        said = ", ".join(named)
+        section.blocks.append(f"**{said[:1].upper() + said[1:]}: not selected.** {text}" if named else text)
     if facts.by_size is not None:
         sizes = facts.by_size[j]
         n = sizes.shape[0]
