@@ -31,8 +31,8 @@ from dataprice._typing import CoalitionMatrix
 from dataprice.valuation.game import Game, coalitions_to_masks, masks_to_coalitions
 
 #: Per-point scores a :class:`PointCache` keeps in memory before it stops remembering new
-#: coalitions (8 bytes each: 400 MB). Past it, resampled games recompute those coalitions.
-MAX_CACHED_SCORES = 50_000_000
+#: coalitions (8 bytes each: 160 MB). Past it, resampled games recompute those coalitions.
+MAX_CACHED_SCORES = 20_000_000
 
 
 @runtime_checkable
