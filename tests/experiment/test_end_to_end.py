@@ -232,6 +232,9 @@ def test_compare_reports_share_the_format_and_rebuild(tmp_path):
     assert main(["report", str(out), "--out", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / "comparison.csv").read_bytes() == (out / "comparison.csv").read_bytes()
     assert "Mechanism comparison" in (tmp_path / "again" / "report.md").read_text()
+    # a comparison explains no single settlement: no statements to print, said in one line
+    assert main(["report", str(out), "--out", str(tmp_path / "pdf"), "--statements", "pdf"]) != 0
+    assert not (tmp_path / "pdf").exists()
 
 
 def test_game_key_follows_the_content_of_user_data_files(tmp_path):

@@ -312,6 +312,11 @@ def rebuild_report(directory: str | Path, out_dir: str | Path | None = None, *, 
     run, kind = load_results(directory)
     target = Path(out_dir) if out_dir is not None else Path(directory)
     if kind == "compare":
+        if statements == "pdf":
+            from dataprice.errors import OutputError
+
+            raise OutputError(f"--statements pdf: {directory} is a comparison report, which has no seller statements "
+                              "(run the scenario with `dataprice run` for those)")
         return write_comparison(run, target)
     return write_report(run, target, statements=statements)
 
