@@ -15,7 +15,12 @@ from dataprice.experiment import run_scenario
 from dataprice.report import write_report
 from dataprice.report.browser import browser_available, check_report, pdf_pages
 from dataprice.report.statements import MAX_STATEMENTS
-from dataprice.report.writer import build_sections, load_results, rebuild_report, write_statement_pdfs
+from dataprice.report.writer import (
+    build_sections,
+    load_results,
+    rebuild_report,
+    write_statement_pdfs,
+)
 from dataprice.scenario import load_scenario, small_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
