@@ -11,7 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dataprice.report.labels import labelled
+from dataprice.report.labels import labelled, name_of
+
+#: Columns whose cells name a payment rule or a valuation method.
+NAMED = ("rule", "method")
 
 
 @dataclass
@@ -127,6 +130,8 @@ def _format_frame(frame: pd.DataFrame, digits: int) -> pd.DataFrame:
     for column in frame.columns:
         places = 0 if _whole(frame[column]) else digits
         out[column] = [fmt(v, places) for v in frame[column].tolist()]
+        if column in NAMED:  # a rule or method as a person writes it (loo -> LOO)
+            out[column] = [name_of(v) for v in out[column]]
     return labelled(out)
 
 
