@@ -215,12 +215,13 @@ def statement(run: RunResult, facts: _Facts, j: int) -> Section:
         "Means over replicates and rounds; selected: share of the settlements. "
         + (f"Interval: {facts.level:.0%} percentile interval over {s.uncertainty.resamples} resamples of the buyer's "
            "evaluation set per replicate (payments: the last round's)." if facts.resampled else
-           "No resampling interval: this buyer's value is not an average over an evaluation set.")
+           "No resampling interval: this buyer's value is not an average over an evaluation set, or resampling "
+           "was turned off.")
     )
     lines: dict[str, list[str]] = {}  # the same explanation under several rules is said once
     for rule in run.rules:
         text = why(run, facts, j, rule)
-        head, _, rest = text.partition(": not selected.** ")
+        _, _, rest = text.partition(": not selected.** ")
         key = rest if rest else text
         lines.setdefault(key, []).append(name_of(rule) if rest else "")
     for text, rules in lines.items():
