@@ -138,3 +138,16 @@ def test_statements_pdf_without_a_browser_is_one_line_and_no_report(user_scenari
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--statements pdf needs headless Chromium" in err[0]
     assert not out.exists()
+
+
+def test_with_a_budget_the_myerson_line_does_not_claim_the_critical_report(user_scenario):
+    """A budget scales payments down pro rata, below the critical report: the statement then
+    gives the rule's own note instead of 'paid X, your critical report'."""
+    scenario = load_scenario(user_scenario, {"market": {"budget": 1.0}, "uncertainty": {"resamples": 0}})
+    run = run_scenario(scenario, progress=False)
+    assert all(not rep.critical for rep in run.replicates)
+    facts = _facts(run)
+    chosen = run.replicates[0].outcomes["myerson"][-1].selected
+    j = int(np.flatnonzero(chosen)[0])
+    line = why(run, facts, j, "myerson")
+    assert "critical report" not in line and "critical bid" in line  # the rule's note

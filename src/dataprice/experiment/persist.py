@@ -110,7 +110,6 @@ def write_replicate(rep: ReplicateResult, folder: Path, *, seconds: bool = True)
         "notes": list(rep.notes),
         "findings": list(rep.findings),
         "values": {key: result.to_dict() for key, result in rep.values.items()},
-        "grand_value": float(rep.grand_value),
         "critical": {rule: [float(c) for c in critical] for rule, critical in rep.critical.items()},
         "evaluation_points": int(rep.evaluation_points),
     }
@@ -184,7 +183,6 @@ def read_replicate(read: Reader, prefix: str = "") -> ReplicateResult:
             notes=[str(line) for line in meta.get("notes") or []],
             findings=[str(line) for line in meta.get("findings") or []],
             # runs saved before statements and intervals have none of these
-            grand_value=float(meta.get("grand_value", float("nan"))),
             critical={str(rule): np.asarray(c, dtype=np.float64) for rule, c in (meta.get("critical") or {}).items()},
             resamples=table("resamples.parquet") if meta.get("evaluation_points") else empty_draws(),
             evaluation_points=int(meta.get("evaluation_points") or 0),

@@ -126,7 +126,6 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
         seconds=time.monotonic() - started,
         notes=built.data_notes(),
         findings=list(built.findings),
-        grand_value=float(valued.grand_value()),
         critical=critical,
         resamples=draws,
         evaluation_points=points.n_points if points is not None else 0,
@@ -135,8 +134,9 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
 
 def critical_by_rule(scenario: Scenario, market, outcomes: dict[str, list[Outcome]]) -> dict[str, np.ndarray]:
     """Each seller's critical report at each rule's last-round reports (what a statement
-    explains Myerson and VCG with): in a static subset market, else nothing."""
-    if scenario.market.value_noise:
+    explains Myerson and VCG with): in a static subset market with no budget (a budget
+    scales payments below the critical report), else nothing."""
+    if scenario.market.value_noise or scenario.market.budget is not None:
         return {}
     found = {}
     for rule, settled in outcomes.items():

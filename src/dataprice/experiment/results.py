@@ -42,7 +42,6 @@ class ReplicateResult:
     seconds: float
     notes: list[str] = field(default_factory=list)  # how the buyer read its data (BuiltTask.notes)
     findings: list[str] = field(default_factory=list)  # what to read with care (BuiltTask.findings)
-    grand_value: float = float("nan")  # v(N), the buyer's value of every seller's data
     #: rule -> each seller's critical report at the last round's reports (static subset markets)
     critical: dict[str, np.ndarray] = field(default_factory=dict)
     #: bootstrap draws of values and payments (:mod:`dataprice.experiment.resampling`)
