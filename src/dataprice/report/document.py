@@ -280,15 +280,18 @@ def _cell(text: str) -> str:
     return f"<td{wrap}>{html.escape(text)}</td>"
 
 
-def _slug(title: str, taken: set[str]) -> str:
-    """An ``id`` for a section from its title, unique in the page (``-2``, ``-3``... on repeats)."""
-    base = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "section"
-    slug, n = base, 1
-    while slug in taken:
+def unique_name(text: str, taken: set[str], *, keep: str = "a-z0-9", sep: str = "-", fallback: str = "section") -> str:
+    """``text`` as a name of the characters ``keep`` (a regex class; ``a-z0-9`` also lower-cases
+    it), every other run of characters one ``sep``, unique in ``taken`` compared without case
+    (``-2``, ``-3``... on repeats), and added to it: a section's HTML ``id``, a statement's file."""
+    source = text.lower() if keep == "a-z0-9" else text
+    base = re.sub(f"[^{keep}]+", sep, source).strip(sep + ".") or fallback
+    name, n = base, 1
+    while name.lower() in taken:
         n += 1
-        slug = f"{base}-{n}"
-    taken.add(slug)
-    return slug
+        name = f"{base}{sep}{n}"
+    taken.add(name.lower())
+    return name
 
 
 def to_html(title: str, intro: list, sections: list[Section]) -> str:
@@ -307,7 +310,7 @@ def to_html(title: str, intro: list, sections: list[Section]) -> str:
     ids: set[str] = set()
     for section in sections:
         kind = f' class="{esc(section.kind)}"' if section.kind else ""
-        out.append(f'<section{kind} id="{_slug(section.title, ids)}">')
+        out.append(f'<section{kind} id="{unique_name(section.title, ids)}">')
         out.append(f"<h{section.level}>{esc(section.title)}</h{section.level}>")
         for block in section.blocks:
             if isinstance(block, str):

@@ -27,9 +27,18 @@ from dataprice.experiment.persist import REPORT_FORMAT, SCHEMA, write_run
 from dataprice.experiment.results import RunResult
 from dataprice.report import plots
 from dataprice.report.advice import which_rule
-from dataprice.report.document import Banner, Code, Image, Section, Table, to_html, to_markdown
+from dataprice.report.document import (
+    Banner,
+    Code,
+    Image,
+    Section,
+    Table,
+    to_html,
+    to_markdown,
+    unique_name,
+)
 from dataprice.report.labels import glossary
-from dataprice.report.statements import statements_section
+from dataprice.report.statements import CONTRIBUTION, statements_section
 from dataprice.safedir import write_directory
 from dataprice.scenario import changed_fields, scenario_to_yaml
 
@@ -133,10 +142,7 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
     summary.blocks.append(which_rule(mechanisms))
 
     statement = Section("Per-seller figures")
-    contribution = {"data_points", "noisy_label_fraction", "document_value", "noise_variance",
-                    "documents", "chunks", "original", "duplicate", "corrupted", "candidate_queries",
-                    "pairs", "flipped", "heldout_accuracy_alone", "copy_of", "list_price", "mean_list_price"}
-    cols = ["seller"] + [c for c in sellers.columns if c in contribution]
+    cols = ["seller"] + [c for c in sellers.columns if c in CONTRIBUTION]
     cols += ["cost", "bid"]
     shown = sellers[cols].copy()
     for m in methods:
@@ -367,7 +373,9 @@ def write_statement_pdfs(run: RunResult, folder: Path, statements: list[Section]
     pages: list[tuple[Path, Path]] = []
     taken: set[str] = set()
     for section in statements:
-        stem = _file_stem(section.title.removeprefix("Statement: "), taken)
+        # a file name per seller: ASCII letters, digits, - and _ kept, unique even on a case-blind disk
+        stem = unique_name(section.title.removeprefix("Statement: ")[:80], taken, keep=r"A-Za-z0-9_-", sep="_",
+                           fallback="seller")
         html = out / f"{stem}.html"
         alone = Section(section.title, section.blocks, kind="statement alone", level=section.level)
         html.write_text(to_html(f"Compensation report: {s.name}", intro, [alone]))
@@ -376,16 +384,6 @@ def write_statement_pdfs(run: RunResult, folder: Path, statements: list[Section]
     for html, _ in pages:
         html.unlink()
     return written
-
-
-def _file_stem(name: str, taken: set[str]) -> str:
-    """A file name for a seller: letters, digits, ``.-_`` kept, the rest ``_``; unique."""
-    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:80].strip("_.") or "seller"
-    candidate, k = stem, 2
-    while candidate.lower() in taken:
-        candidate, k = f"{stem}_{k}", k + 1
-    taken.add(candidate.lower())
-    return candidate
 
 
 def _render(folder: Path, title: str, intro: list, sections: list[Section]) -> None:

@@ -50,6 +50,15 @@ def masks_to_coalitions(masks: Masks | Sequence[int], n_players: int) -> Coaliti
     return (masks & bits) != 0
 
 
+def coalition_keys(coalitions: CoalitionMatrix) -> list[int | bytes]:
+    """A hashable key per row, for memos: the bitmask for at most 62 players, else the
+    packed bits."""
+    coalitions = np.asarray(coalitions, dtype=bool)
+    if coalitions.shape[1] <= 62:
+        return coalitions_to_masks(coalitions).tolist()
+    return [row.tobytes() for row in np.packbits(coalitions, axis=1)]
+
+
 def popcount(masks: Masks) -> NDArray[np.int64]:
     """Number of members of each coalition given as bitmasks."""
     masks = np.asarray(masks, dtype=np.uint64)
@@ -223,10 +232,7 @@ class CachedGame(Game):
         return values
 
     def _keys(self, coalitions: CoalitionMatrix) -> list[int | bytes]:
-        if self.n_players <= 62:
-            return coalitions_to_masks(coalitions).tolist()
-        packed = np.packbits(coalitions, axis=1)
-        return [row.tobytes() for row in packed]
+        return coalition_keys(coalitions)
 
     def _insert(self, key: int | bytes, value: float) -> None:
         """Put a value in the current generation, turning it into the previous one if full."""

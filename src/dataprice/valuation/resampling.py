@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dataprice._typing import CoalitionMatrix
-from dataprice.valuation.game import Game, coalitions_to_masks, masks_to_coalitions
+from dataprice.valuation.game import Game, coalition_keys, masks_to_coalitions
 
 #: Per-point scores a :class:`PointCache` keeps in memory before it stops remembering new
 #: coalitions (8 bytes each: 160 MB). Past it, resampled games recompute those coalitions.
@@ -80,15 +80,10 @@ class PointCache(Game):
         self._scores: dict[int | bytes, NDArray[np.float64]] = {}
         self.computed = 0
 
-    def _keys(self, coalitions: CoalitionMatrix) -> list[int | bytes]:
-        if self.n_players <= 62:
-            return coalitions_to_masks(coalitions).tolist()
-        return [row.tobytes() for row in np.packbits(coalitions, axis=1)]
-
     def points(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
         """``float[m, n_points]`` for the rows of ``coalitions`` (computed once each)."""
         coalitions = np.asarray(coalitions, dtype=bool)
-        keys = self._keys(coalitions)
+        keys = coalition_keys(coalitions)
         missing: dict[int | bytes, int] = {}
         for row, key in enumerate(keys):
             if key not in self._scores and key not in missing:
@@ -150,7 +145,7 @@ class _DrawValues:
 
     def values(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
         """``float[m, B]``."""
-        keys = self.cache._keys(coalitions)
+        keys = coalition_keys(coalitions)
         missing = {key: row for row, key in enumerate(keys) if key not in self._values}
         if missing:
             rows = np.fromiter(missing.values(), dtype=np.int64, count=len(missing))
