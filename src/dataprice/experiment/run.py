@@ -25,6 +25,7 @@ from dataprice.experiment.results import ReplicateResult, RunResult
 from dataprice.market.rules import RULES
 from dataprice.progress import progress as progress_display
 from dataprice.scenario import Scenario
+from dataprice.threads import one_blas_thread
 from dataprice.valuation.store import CoalitionStore
 
 
@@ -93,12 +94,13 @@ def run_scenario(
                     if checkpoints is not None:
                         checkpoints.save(result)
                     bar.update(1)
-        else:
-            for r in progress_display(todo, desc="replicates", enabled=progress and len(todo) > 1):
-                result = run_replicate(scenario, costs, r, progress=progress, names=names)
-                done[result.replicate] = result
-                if checkpoints is not None:
-                    checkpoints.save(result)
+        else:  # the serial engine: this process does the work, on one BLAS thread (dataprice.threads)
+            with one_blas_thread():
+                for r in progress_display(todo, desc="replicates", enabled=progress and len(todo) > 1):
+                    result = run_replicate(scenario, costs, r, progress=progress, names=names)
+                    done[result.replicate] = result
+                    if checkpoints is not None:
+                        checkpoints.save(result)
         used = engine.describe() if parallel else {**SerialEngine().describe(), "requested": engine.name}
     finally:
         if own_engine:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from dataprice.valuation import folds
 from dataprice.valuation.game import Game, TabulatedGame, coalitions_to_masks, masks_to_coalitions
 
 _TIE = 1e-12
@@ -97,26 +98,37 @@ class ExactAllocation:
     def best_welfare_without(
         self, table: TabulatedGame, bids: NDArray[np.float64], reserve: float | None = None
     ) -> NDArray[np.float64]:
-        """``W_{-j}(b) = max_{S ∌ j} v(S) - b(S)`` for every seller ``j``."""
-        welfare = self.welfare_table(table, bids, reserve)
-        masks = np.arange(welfare.shape[0], dtype=np.int64)
-        return np.array(
-            [welfare[(masks & (1 << j)) == 0].max() for j in range(table.n_players)]
-        )
+        """``W_{-j}(b) = max_{S ∌ j} v(S) - b(S)`` for every seller ``j`` (one fold)."""
+        return self.welfare_extremes(table, bids, reserve)[1]
 
     def best_welfare_with_own_bid_excluded(
         self, table: TabulatedGame, bids: NDArray[np.float64], reserve: float | None = None
     ) -> NDArray[np.float64]:
         """``A_j = max_{S ∋ j} v(S) - b(S \\ {j})``: j's best coalition ignoring its own report."""
+        return self.welfare_extremes(table, bids, reserve)[0]
+
+    def welfare_extremes(
+        self, table: TabulatedGame, bids: NDArray[np.float64], reserve: float | None = None
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """``(A_j, W_{-j})`` for every seller from one fold of the welfare table
+        (:func:`dataprice.valuation.folds.maxima`): ``W_{-j}`` is the best welfare without
+        ``j`` and ``A_j = b_j + max_{S ∋ j} [v(S) - b(S)]``, the best with ``j`` when its own
+        report is not counted. A seller above the reserve is barred from every coalition of
+        the welfare table, so its ``A_j`` (over coalitions feasible for the others) is read
+        from a table with its own report set to 0, one pass per such seller.
+        """
         bids = np.asarray(bids, dtype=np.float64)
-        masks = np.arange(2**table.n_players, dtype=np.int64)
-        out = np.empty(table.n_players)
-        for j in range(table.n_players):
+        welfare = self.welfare_table(table, bids, reserve)
+        best_with, best_without = folds.maxima(welfare)
+        with_own_excluded = best_with + bids
+        barred = np.flatnonzero(bids > reserve) if reserve is not None else np.zeros(0, dtype=np.int64)
+        for j in barred:
             others = bids.copy()
             others[j] = 0.0
-            welfare = self.welfare_table(table, others, reserve)
-            out[j] = welfare[(masks & (1 << j)) != 0].max()
-        return out
+            half = 1 << int(j)
+            rows = self.welfare_table(table, others, reserve).reshape(-1, 2, half)
+            with_own_excluded[j] = rows[:, 1, :].max()
+        return with_own_excluded, best_without
 
 
 @dataclass(frozen=True)

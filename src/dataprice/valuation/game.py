@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 
 from dataprice._typing import CoalitionMatrix, Indices, Masks
 from dataprice.progress import progress as progress_display
+from dataprice.valuation.folds import member_masks
 
 #: Largest number of players for which a game is tabulated exactly (2^22 ~ 4.2M values).
 MAX_TABULATION_PLAYERS = 22
@@ -328,9 +329,7 @@ class TabulatedGame(Game):
         k = order.shape[0]
         if k == 0:
             raise ValueError("cannot restrict a game to no players")
-        sub_masks = np.arange(2**k, dtype=np.int64)
-        sub_bits = masks_to_coalitions(sub_masks, k)
-        full_masks = sub_bits.astype(np.int64) @ np.left_shift(np.int64(1), order)
+        full_masks = member_masks(order)
         names = [self.player_names[p] for p in order]
         return TabulatedGame(self.values[full_masks], names)
 

@@ -51,8 +51,8 @@ def critical_reports(market, bids: NDArray[np.float64]) -> NDArray[np.float64] |
     bids = np.asarray(bids, dtype=np.float64)
     if market.is_exact:
         table, rule = market.game, market.allocation
-        critical = (rule.best_welfare_with_own_bid_excluded(table, bids, market.reserve)
-                    - rule.best_welfare_without(table, bids, market.reserve))
+        with_own_excluded, without = rule.welfare_extremes(table, bids, market.reserve)
+        critical = with_own_excluded - without
         if market.reserve is not None:
             critical = np.minimum(critical, market.reserve)
         return critical

@@ -21,7 +21,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from dataprice.specs import Index
-from dataprice.valuation.game import Game, TabulatedGame, masks_to_coalitions, tabulate
+from dataprice.valuation import folds
+from dataprice.valuation.game import Game, TabulatedGame, tabulate
 from dataprice.valuation.methods._montecarlo import MonteCarloSpec
 from dataprice.valuation.methods.base import MethodSpec, ValuationMethod, register_method
 from dataprice.valuation.methods.exact import semivalues_from_table, shapley_coefficient
@@ -94,9 +95,7 @@ class ExactAsymmetricShapley(ValuationMethod):
         phi = np.zeros(game.n_players)
         base = np.int64(0)
         for members in groups:
-            k = members.size
-            sub_masks = np.arange(2**k, dtype=np.int64)
-            full = base | (masks_to_coalitions(sub_masks, k).astype(np.int64) @ (np.int64(1) << members))
+            full = base | folds.member_masks(members)
             phi[members] = semivalues_from_table(TabulatedGame(table.values[full]), shapley_coefficient)
             base = base | np.bitwise_or.reduce(np.int64(1) << members)
         self._result = ValuationResult.exact(
