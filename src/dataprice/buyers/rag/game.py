@@ -49,6 +49,31 @@ def _gather(table: NDArray, retrieved: NDArray[np.int64], fill) -> NDArray:
     return padded[q_index, idx]
 
 
+class _CandidateTable:
+    """A scorer's per-(question, document) table read at ranked positions instead of documents.
+
+    ``ranked[q, 1 + j] = table[q, candidates[q, j]]`` (``fill`` where the candidate is
+    ``-1``) and ``ranked[q, 0] = fill``, flattened, so position ``p`` of question ``q``
+    (``-1``: nothing retrieved) is entry ``q (L + 1) + 1 + p``. For positions ``p`` of
+    :meth:`SellerTopK.positions` the gathered values are exactly
+    ``_gather(table, retrieved, fill)`` for the documents ``retrieved = candidates[q, p]``,
+    in the same ``(B, Q, k)`` layout, so the scorer's reduction over them gives the same
+    floats, bit for bit; only the ``Q x documents`` table is neither copied nor indexed per
+    batch.
+    """
+
+    def __init__(self, table: NDArray, candidates: NDArray[np.int64], fill, score) -> None:
+        ranked = _gather(table, candidates[None], fill)[0]
+        q_count, length = ranked.shape
+        self.ranked = np.concatenate([np.full((q_count, 1), fill, dtype=ranked.dtype), ranked], axis=1).ravel()
+        self.offsets = (np.arange(q_count, dtype=np.intp) * (length + 1) + 1)[:, None]
+        self.score = score
+
+    def __call__(self, positions: NDArray[np.intp]) -> NDArray[np.float64]:
+        """``positions``: ``int[B, Q, k]`` ranked positions (``-1`` = none) -> ``float[B, Q]``."""
+        return self.score(np.take(self.ranked, positions + self.offsets))
+
+
 class RetrievalScorer:
     """``hit@k`` or ``mrr@k`` against the corpus's relevance matrix."""
 
@@ -57,8 +82,18 @@ class RetrievalScorer:
         self.metric = metric
 
     def __call__(self, retrieved: NDArray[np.int64]) -> NDArray[np.float64]:
-        rel = _gather(self.relevance, retrieved, False)  # (B, Q, k)
-        found = np.asarray(rel.any(axis=2))
+        return self._score(_gather(self.relevance, retrieved, False))
+
+    def on_candidates(self, candidates: NDArray[np.int64]) -> _CandidateTable:
+        """The same scores from ranked positions into ``candidates`` (``(Q, L)`` documents)."""
+        return _CandidateTable(self.relevance, candidates, False, self._score)
+
+    def _score(self, rel: NDArray[np.bool_]) -> NDArray[np.float64]:
+        """``rel[b, q, i]``: whether the ``i``-th retrieved document answers; ``hit = any_i rel``,
+        ``mrr = 1 / (1 + first i with rel)`` (0 when none)."""
+        found = rel[..., 0].copy()  # any over the k slots; a loop over slots beats a reduce over so few
+        for i in range(1, rel.shape[2]):
+            found |= rel[..., i]
         if self.metric == "hit":
             return found.astype(np.float64)
         first = np.argmax(rel, axis=2)
@@ -117,8 +152,20 @@ class ReplayScorer:
 
     def __call__(self, retrieved: NDArray[np.int64]) -> NDArray[np.float64]:
         if self.aggregate == "top1":
-            return _gather(self.scores, retrieved[..., :1], 0.0)[..., 0]
-        values = _gather(self.scores, retrieved, np.nan)
+            return self._score(_gather(self.scores, retrieved[..., :1], 0.0))
+        return self._score(_gather(self.scores, retrieved, np.nan))
+
+    def on_candidates(self, candidates: NDArray[np.int64]) -> _CandidateTable:
+        """The same scores from ranked positions into ``candidates`` (``(Q, L)`` documents)."""
+        return _CandidateTable(self.scores, candidates, 0.0 if self.aggregate == "top1" else np.nan, self._score)
+
+    def _score(self, values: NDArray[np.float64]) -> NDArray[np.float64]:
+        """``values[b, q, i]``: the ``i``-th retrieved document's score (``top1``: 0 when none,
+        otherwise NaN when none). ``top1``: ``values[..., 0]``; ``max``:
+        ``max_i values`` (0 when none); ``mean``: ``sum_i values / count`` over the documents
+        retrieved, summed by ``np.nansum`` (0 when none)."""
+        if self.aggregate == "top1":
+            return values[..., 0]
         if self.aggregate == "mean":
             count = np.sum(~np.isnan(values), axis=2)
             out = np.where(count > 0, np.nansum(values, axis=2) / np.maximum(count, 1), 0.0)
@@ -172,7 +219,11 @@ class ReaderScorer:
 class RAGGame(Game):
     """``v(S) = kappa * mean_q score(q, top-k of S's documents)`` (0 for the empty coalition).
 
-    Coalitions are evaluated in chunks of ``batch_size`` through the vectorised merge.
+    Coalitions are evaluated in chunks of ``batch_size``: :meth:`SellerTopK.positions` finds
+    each coalition's top-k among the ranked candidates, for the whole chunk at once. A scorer
+    with ``on_candidates`` (retrieval, replay) then reads its table at those positions; any
+    other (the LM reader) is given the documents (:meth:`SellerTopK.retrieve`). Both give
+    the same floats.
     """
 
     def __init__(
@@ -189,12 +240,20 @@ class RAGGame(Game):
         self.scorer = scorer
         self.value_per_quality = float(value_per_quality)
         self.batch_size = batch_size
+        on_candidates = getattr(scorer, "on_candidates", None)
+        self._by_position = None if on_candidates is None else on_candidates(topk.ranked_docs)
+
+    def _chunk_scores(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
+        """``float[B, Q]`` for one chunk of coalitions."""
+        if self._by_position is not None:
+            return self._by_position(self.topk.positions(coalitions))
+        return self.scorer(self.topk.retrieve(coalitions))
 
     def question_scores(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
         """``float[B, Q]``: each question's score for each coalition."""
         return np.concatenate(
             [
-                self.scorer(self.topk.retrieve(coalitions[s : s + self.batch_size]))
+                self._chunk_scores(coalitions[s : s + self.batch_size])
                 for s in range(0, coalitions.shape[0], self.batch_size)
             ]
         )

@@ -1,4 +1,4 @@
-"""Dense retrieval for the RAG buyers: faiss search and per-seller top-k lists merged per coalition.
+"""Dense retrieval for the RAG buyers: faiss search, per-seller top-k lists, a coalition's top-k.
 
 * :func:`flat_search` is exact inner-product search with faiss (on unit-norm embeddings from
   :class:`~dataprice.models.embedder.Embedder`, the cosine similarity).
@@ -7,13 +7,14 @@
   with the number of owners times queries.
 * :class:`SellerTopK` precomputes, for every question and seller, the seller's own top-k
   documents (one faiss inner-product index per seller). The top-k of a coalition is a
-  subset of the union of its members' top-k lists, so it is a *merge* of those lists:
-  :meth:`SellerTopK.retrieve` does it for a whole batch of coalitions at once with array
+  subset of the union of its members' top-k lists: with that union ranked once per
+  question, it is the first k candidates in rank order whose seller is in the coalition.
+  :meth:`SellerTopK.retrieve` finds them for a whole batch of coalitions at once with array
   operations, with no index rebuilt.
 
-Ties are broken by document index (lower first) everywhere, so merged and fresh searches
-agree exactly. Searches run on one thread, so scores do not depend on the machine's core
-count or the engine.
+Ties are broken by document index (lower first) everywhere, so a coalition's top-k and a
+fresh search over its documents agree exactly. Searches run on one thread, so scores do not
+depend on the machine's core count or the engine.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from dataprice.threads import one_blas_thread
 
 
 @contextmanager
@@ -39,6 +42,23 @@ def _one_thread(faiss: Any) -> Iterator[None]:
         yield
     finally:
         faiss.omp_set_num_threads(before)
+
+
+#: Ranked positions a dense bit mask covers per question: sums of distinct powers of two
+#: below ``2**52`` are exact in float64, so one BLAS product gives every coalition's mask.
+_WORD = 52
+
+
+def _member_sums(coalitions: NDArray[np.bool_], per_seller: NDArray[np.float64]) -> NDArray[np.uint64]:
+    """``sum_s coalitions[b, s] * per_seller[s, c]`` as ``uint64[b, C]``, exact: the columns
+    hold non-negative integers whose sum over all sellers is below ``2**53`` (disjoint bit
+    masks below ``2**_WORD``, or counts of ranked candidates), so every partial sum is an
+    exact integer, whatever order BLAS adds them in. On one BLAS thread: the product is
+    small, and a second thread on a busy machine made it 20 to 80 times slower
+    (``b = 400..512`` coalitions, 16 sellers, 200 questions)."""
+    with one_blas_thread():
+        product = coalitions.astype(np.float64) @ per_seller
+    return product.astype(np.uint64)
 
 
 def flat_search(
@@ -141,14 +161,26 @@ def owner_candidates(
 
 
 class SellerTopK:
-    """Per-question, per-seller top-k lists, and their merge for batches of coalitions.
+    """Per-question, per-seller top-k lists, and the top-k of batches of coalitions.
+
+    Each question's candidates (the union of all sellers' top-k lists) are ranked once, by
+    score (descending, compared in float64), then document index (ascending); padding
+    (``-1``, score ``-inf``) ranks after every document. The top-k of a coalition ``S`` is
+    then the first ``k`` candidates in rank order whose seller is in ``S``:
+
+        ``R_S(q) = (c_q[j_1], ..., c_q[j_k])``, ``j_1 < ... < j_k`` the first ``k`` positions
+        ``j`` with ``owner_q[j] in S``,
+
+    padded with ``-1`` when fewer exist. This is exactly the top-k of a fresh search over
+    ``S``'s documents: a coalition's top-k is a subset of its members' top-k lists.
 
     Attributes:
         scores: ``(Q, n, k)`` similarity of each seller's k best documents per question.
         doc_ids: ``(Q, n, k)`` their global document indices (``-1`` padding).
-        ranks: ``(Q, n, k)`` rank of each candidate among all of a question's candidates
-            (by score, then document index; padding ranks last), so a merge is a selection
-            of the k smallest ranks available to the coalition.
+        ranked_docs: ``(Q, L)`` each question's candidates in rank order (``-1``: padding);
+            ``L <= n k`` drops the padding that ranks after every document of every
+            question (it could only ever be retrieved as ``-1``).
+        ranked_owners: ``(Q, L)`` the seller of each ranked candidate.
     """
 
     def __init__(
@@ -171,18 +203,149 @@ class SellerTopK:
             self.scores[:, seller] = s
             self.doc_ids[:, seller] = np.where(local >= 0, members[np.maximum(local, 0)], -1)
         flat_scores = self.scores.reshape(n_q, -1)
-        flat_ids = np.where(self.doc_ids.reshape(n_q, -1) >= 0, self.doc_ids.reshape(n_q, -1), np.iinfo(np.int64).max)
-        order = np.lexsort((flat_ids, -flat_scores.astype(np.float64)), axis=1)
-        ranks = np.empty_like(order)
-        np.put_along_axis(ranks, order, np.arange(order.shape[1])[None, :], axis=1)
-        self.ranks = ranks.reshape(n_q, n_sellers, k).astype(np.int32)
+        flat_ids = self.doc_ids.reshape(n_q, -1)
+        sort_ids = np.where(flat_ids >= 0, flat_ids, np.iinfo(np.int64).max)
+        order = np.lexsort((sort_ids, -flat_scores.astype(np.float64)), axis=1)
+        ranked_docs = np.take_along_axis(flat_ids, order, axis=1)
+        real = np.flatnonzero((ranked_docs >= 0).any(axis=0))
+        length = int(real[-1]) + 1 if real.size else 0
+        self.ranked_docs = np.ascontiguousarray(ranked_docs[:, :length])
+        self.ranked_owners = np.ascontiguousarray(order[:, :length] // self.k).astype(np.intp)
+        # bit j of masks[s, q]: the candidate at rank j < _WORD of question q is seller s's;
+        # then, past _WORD ranks, later[s, q]: how many of the candidates at ranks >= _WORD are
+        masks = np.zeros((n_sellers, n_q), dtype=np.float64)
+        questions = np.arange(n_q)
+        for j in range(min(length, _WORD)):
+            masks[self.ranked_owners[:, j], questions] += float(2**j)
+        later = np.zeros((n_sellers, n_q), dtype=np.float64)
+        if length > _WORD:
+            np.add.at(later, (self.ranked_owners[:, _WORD:], questions[:, None]), 1.0)
+        self._per_seller = np.concatenate([masks, later], axis=1) if length > _WORD else masks
+        # rank of each seller's candidates, (Q, n, k), for the pairs of small coalitions past _WORD
+        seller_ranks = np.empty((n_q, n_sellers * self.k), dtype=np.int32)
+        np.put_along_axis(seller_ranks, order, np.arange(order.shape[1], dtype=np.int32)[None, :], axis=1)
+        self._seller_ranks = seller_ranks.reshape(n_q, n_sellers, self.k)
+        # the documents by position after a first -1, flattened: position p of question q
+        # (-1: none) is entry q (L + 1) + 1 + p
+        self._docs_or_none = np.concatenate([np.full((n_q, 1), -1, dtype=np.int64), self.ranked_docs], axis=1).ravel()
+        self._offsets = (np.arange(n_q, dtype=np.intp) * (length + 1) + 1)[:, None]
 
     @property
     def n_questions(self) -> int:
         return self.scores.shape[0]
 
+    def positions(self, coalitions: NDArray[np.bool_], *, block: int = 1 << 20) -> NDArray[np.intp]:
+        """Rank positions of every coalition's top-k, best first: ``ranked_docs[q, p]`` is
+        the document retrieved (``-1`` where the coalition has fewer than k documents).
+
+        Coalitions are taken in blocks of about ``block`` (coalition, question, slot)
+        entries, so memory is ``O(block)`` besides the result.
+
+        Args:
+            coalitions: ``bool[B, n]``.
+
+        Returns:
+            ``intp[B, Q, k]``, C-contiguous.
+        """
+        coalitions = np.asarray(coalitions, dtype=bool)
+        b = coalitions.shape[0]
+        q_count, k = self.n_questions, self.k
+        out = np.full((b, q_count, k), -1, dtype=np.intp)
+        rows = max(1, block // max(q_count * k, 1))
+        for start in range(0, b, rows):
+            self._scan(coalitions[start : start + rows], out[start : start + rows], block)
+        return out
+
+    def _scan(self, coalitions: NDArray[np.bool_], out: NDArray[np.intp], block: int) -> None:
+        """Fill ``out`` (``(b, Q, k)``, all ``-1``, ``b Q k <= block`` unless ``b = 1``) with
+        the positions of the first ``k`` candidates whose owner is in the coalition.
+
+        The first ``_WORD`` ranks by bit masks: ``mask[b, q] = sum_{s in S_b} masks[s, q]``
+        (one matrix product; owners' masks are disjoint, so the sum is their union) holds a
+        bit per present candidate; slot ``i`` is the lowest set bit left after clearing
+        ``i`` of them. The rest, only for (coalition, question) pairs with fewer than ``k``
+        candidates among those ranks and some among the later ones (their number is
+        ``sum_{s in S_b} later[s, q]``, in the same product), by :meth:`_members_later` for
+        coalitions of at most ``sqrt(n)`` sellers, else :meth:`_count_later`.
+        """
+        length = self.ranked_docs.shape[1]
+        if length == 0 or coalitions.shape[0] == 0:
+            return
+        k = self.k
+        sums = _member_sums(coalitions, self._per_seller)  # (b, Q) bit masks, then (b, Q) later counts
+        q_count = self.n_questions
+        bits = sums[:, :q_count]
+        one = np.uint64(1)
+        for slot in range(k):
+            if not bits.any():
+                break
+            rest = bits & (bits - one)  # the lowest set bit cleared (0 stays 0)
+            lowest = (bits ^ rest).astype(np.float64)  # 2^j, exact, or 0
+            # the float64 2^j has exponent field 1023 + j, and 0 has 0: j, or -1 for none
+            np.maximum((lowest.view(np.int64) >> 52) - 1023, -1, out=out[:, :, slot])
+            bits = rest
+        if length <= _WORD:
+            return
+        short = (out[:, :, k - 1] < 0) & (sums[:, q_count:] > 0)
+        sizes = np.count_nonzero(coalitions, axis=1)
+        small = sizes * sizes <= self.n_sellers
+        pair_b, pair_q = np.nonzero(short & small[:, None])
+        self._members_later(coalitions, sizes, out, pair_b, pair_q, block)
+        pair_b, pair_q = np.nonzero(short & ~small[:, None])
+        self._count_later(coalitions, sums[:, q_count:].astype(np.intp), out, pair_b, pair_q, block)
+
+    def _members_later(self, coalitions: NDArray[np.bool_], sizes: NDArray[np.intp], out: NDArray[np.intp],
+                       short_b: NDArray[np.intp], short_q: NDArray[np.intp], block: int) -> None:
+        """The pairs' top-k past the first ``_WORD`` ranks from their members' own candidates:
+        of the ``|S| k`` ranks of the members' candidates of question ``q``, those in
+        ``[_WORD, L)``, ascending, fill the slots left after the first ``_WORD`` ranks' (the
+        coalition's top-k is in its members' lists). ``O(|S| k)`` per pair, in chunks of at
+        most ``block`` ranks, so for small coalitions."""
+        if short_b.size == 0:
+            return
+        k, length = self.k, self.ranked_docs.shape[1]
+        rows, row_of = np.unique(short_b, return_inverse=True)
+        width = int(sizes[rows].max())
+        members = np.argsort(~coalitions[rows], axis=1, kind="stable")[:, :width]  # members first
+        is_member = np.arange(width)[None, :] < sizes[rows][:, None]
+        per_chunk = max(1, block // max(width * k, 1))
+        for start in range(0, short_b.size, per_chunk):
+            b, q, r = (a[start : start + per_chunk] for a in (short_b, short_q, row_of))
+            ranks = self._seller_ranks[q[:, None], members[r]]  # (A, width, k)
+            usable = is_member[r][:, :, None] & (ranks >= _WORD) & (ranks < length)
+            ranks = np.sort(np.where(usable, ranks, length).reshape(len(b), -1), axis=1)[:, :k]
+            filled = np.count_nonzero(out[b, q] >= 0, axis=1)
+            for i in range(k):
+                slot = filled + i
+                ok = (slot < k) & (ranks[:, i] < length)
+                out[b[ok], q[ok], slot[ok]] = ranks[ok, i]
+
+    def _count_later(self, coalitions: NDArray[np.bool_], later: NDArray[np.intp], out: NDArray[np.intp],
+                     short_b: NDArray[np.intp], short_q: NDArray[np.intp], block: int) -> None:
+        """The pairs' top-k past the first ``_WORD`` ranks by a cumulative count of present
+        candidates over the later ranks, in chunks of ranks, dropping pairs as they reach
+        ``k`` or run out of candidates (``later[b, q]`` of them past ``_WORD``): a chunk is at
+        least ``k`` ranks and at most ``block`` (pair, rank) entries or ``k`` per pair.
+        ``O(ranks walked)`` per pair, so for coalitions dense in the ranking."""
+        k, length = self.k, self.ranked_docs.shape[1]
+        filled = np.count_nonzero(out[short_b, short_q] >= 0, axis=1)
+        remaining = later[short_b, short_q]
+        start = _WORD
+        while short_b.size and start < length:
+            stop = min(start + max(k, block // short_b.size), length)
+            present = coalitions[short_b[:, None], self.ranked_owners[short_q, start:stop]]  # (A, c)
+            count = filled[:, None] + np.cumsum(present, axis=1)
+            kept_a, kept_j = np.nonzero(present & (count <= k))
+            out[short_b[kept_a], short_q[kept_a], count[kept_a, kept_j] - 1] = start + kept_j
+            filled = np.minimum(count[:, -1], k)
+            remaining = remaining - np.count_nonzero(present, axis=1)
+            more = (filled < k) & (remaining > 0)
+            short_b, short_q, filled, remaining = short_b[more], short_q[more], filled[more], remaining[more]
+            start = stop
+
     def retrieve(self, coalitions: NDArray[np.bool_]) -> NDArray[np.int64]:
-        """Top-k document indices for every coalition and question, best first.
+        """Top-k document indices for every coalition and question, best first
+        (``ranked_docs`` at :meth:`positions`).
 
         Args:
             coalitions: ``bool[B, n]``.
@@ -190,18 +353,4 @@ class SellerTopK:
         Returns:
             ``int64[B, Q, k]``; ``-1`` where the coalition has fewer than k documents.
         """
-        coalitions = np.asarray(coalitions, dtype=bool)
-        b = coalitions.shape[0]
-        q, n, k = self.ranks.shape
-        big = np.int32(n * k + 1)
-        ranks = np.where(coalitions[:, None, :, None], self.ranks[None], big).reshape(b, q, n * k)
-        ids = np.broadcast_to(self.doc_ids.reshape(1, q, n * k), ranks.shape)
-        if n * k > k:
-            part = np.argpartition(ranks, k - 1, axis=2)[..., :k]
-        else:
-            part = np.broadcast_to(np.arange(n * k), (b, q, n * k))
-        chosen_ranks = np.take_along_axis(ranks, part, axis=2)
-        order = np.argsort(chosen_ranks, axis=2, kind="stable")
-        chosen = np.take_along_axis(part, order, axis=2)
-        out = np.take_along_axis(ids, chosen, axis=2)
-        return np.where(np.take_along_axis(chosen_ranks, order, axis=2) >= big, -1, out)
+        return np.take(self._docs_or_none, self.positions(coalitions) + self._offsets)
