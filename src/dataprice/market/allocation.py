@@ -8,7 +8,8 @@ Two allocation rules:
   welfare-maximising, which is what makes VCG truthful.
 * :class:`GreedyAllocation` adds, one at a time, the seller with the largest positive
   marginal welfare ``v(S + j) - v(S) - b_j``; it needs ``O(n^2)`` evaluations instead of
-  ``2^n``. It is welfare-maximising for additive games but not in general (it can miss
+  ``2^n`` (far fewer on a submodular game, evaluated lazily: :class:`GreedyAllocation`).
+  It is welfare-maximising for additive games but not in general (it can miss
   complements). It is monotone for *any* game: lowering ``b_j`` raises j's net marginal at
   every step, so the run is unchanged until j is picked, at its original step or earlier.
   Critical-bid (Myerson) payments on it are therefore truthful (tested by brute force on
@@ -21,15 +22,32 @@ are never selected. It is the constrained case in which VCG pays more than Myers
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from dataprice.valuation import folds
-from dataprice.valuation.game import Game, TabulatedGame, coalitions_to_masks, masks_to_coalitions
+from dataprice.valuation.game import (
+    Game,
+    GrowingCoalition,
+    TabulatedGame,
+    coalitions_to_masks,
+    masks_to_coalitions,
+)
+
+if TYPE_CHECKING:
+    from dataprice.engine.base import Engine
 
 _TIE = 1e-12
+#: Lazy greedy's rounding allowance: a net gain evaluated earlier bounds the seller's gain
+#: now up to this fraction of the values involved (see :attr:`Game.submodular`).
+_LAZY_RTOL = 1e-9
+#: Candidates a lazy step evaluates in its first batch (then twice as many per batch).
+_LAZY_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -133,24 +151,60 @@ class ExactAllocation:
 
 @dataclass(frozen=True)
 class GreedyTrace:
-    """One greedy run, step by step.
+    """One greedy run, step by step: what the allocation and the critical bids need.
 
-    ``gains[t, k] = v(S_t + k) - v(S_t) - b_k`` for the candidates at step ``t`` (``-inf``
-    for sellers already taken or barred by the reserve); ``order[t]`` is the seller taken at
-    step ``t``. The last row is the state where the run stopped (no positive gain).
+    ``order[t]`` is the seller taken at step ``t``, ``values[t] = v(S_t)``, and ``best[t] =
+    max_k v(S_t + k) - v(S_t) - b_k`` the best net gain over the candidates at step ``t``
+    (``-inf`` if none). The last state is where the run stopped (``best <= 0``).
+
+    ``prefix[s]`` is the part of the critical bid of ``j = order[s]`` that comes from the
+    steps before ``j`` was taken, where ``j`` lost to ``order[t]``:
+    ``max_{t < s} [m_j(S_t) - max(g_t, 0)]`` with ``m_j(S_t) - b_j`` the net gain of ``j``
+    at step ``t`` and ``g_t = best[t]`` (``prefix[0] = -inf``: the first winner lost to no
+    one). A lazy run
+    (``lazy``) keeps, in ``bounds``, the gains it evaluated at each step: upper bounds that
+    let a run restarted from any ``S_s`` (a winner's run without it) start lazily too.
     """
 
     allocation: Allocation
-    gains: NDArray[np.float64]  # (steps + 1, n)
     order: NDArray[np.int64]  # (steps,)
     values: NDArray[np.float64]  # v(S_t), (steps + 1,)
+    best: NDArray[np.float64]  # (steps + 1,)
+    prefix: NDArray[np.float64]  # (steps,)
+    lazy: bool = False
+    bounds: _Bounds | None = None
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    """The net gains a lazy run evaluated: at step ``t``, sellers ``updates[t][0]`` had gains
+    ``updates[t][1]`` at ``S_t`` (step 0: every candidate), and ``scale[t]`` is the largest
+    ``|v|`` seen up to then (the scale of the rounding allowance)."""
+
+    n_players: int
+    updates: list[tuple[NDArray[np.int64], NDArray[np.float64]]]
+    scale: list[float]
+
+    def at(self, step: int) -> NDArray[np.float64]:
+        """Each seller's latest evaluated gain by the end of ``step`` (``+inf``: never
+        evaluated). For a submodular game it bounds the seller's gain at any ``S ⊇ S_step``."""
+        keys = np.full(self.n_players, np.inf)
+        for sellers, gains in self.updates[: step + 1]:
+            keys[sellers] = gains
+        return keys
 
 
 class GreedyAllocation:
     """Add the seller with the largest positive marginal welfare until none is positive.
 
-    Each step evaluates ``v(S + j)`` for all remaining ``j`` in one batch
-    (:meth:`Game.values_with`). Ties go to the lowest index.
+    Each step asks the game's growing coalition (:meth:`Game.growing`) for ``v(S + j)``.
+    Ties go to the lowest index. On a submodular game (:attr:`Game.submodular`) the steps
+    are lazy (Minoux's accelerated greedy): ``m_j(S) = v(S + j) - v(S)`` only shrinks as
+    ``S`` grows, so a net gain evaluated at an earlier step bounds the gain now; the seller
+    with the largest bound is re-evaluated until the best fresh gain beats every other
+    bound. Bounds get a rounding allowance of ``1e-9`` of the values involved, and the
+    best fresh gain is exactly the largest gain with the lowest index among ties, so the
+    lazy run takes exactly the sellers, in the order, with the values of the full one.
 
     Critical bids without bisection (:meth:`critical_bids`). Fix ``b_{-j}`` and let
     ``S_0 ⊂ S_1 ⊂ ...`` be the run *without* ``j``, with ``g_t`` the best other net gain at
@@ -162,12 +216,21 @@ class GreedyAllocation:
 
     The run without ``j`` equals the actual run before ``j`` was taken (``j`` was not the
     best there), so only its suffix is recomputed: ``O(n)`` evaluations per remaining step
-    instead of a full greedy run per bisection step.
+    (a few, lazily) instead of a full greedy run per bisection step. The winners' suffix
+    runs are independent: with an ``engine`` (:mod:`dataprice.engine`) they are spread over
+    its workers, with the same results as in this process.
+
+    Args:
+        lazy: evaluate lazily; ``None`` (default): when the game declares itself submodular.
+            ``True`` on a game that does not is an error (lazy greedy would be wrong there).
+        engine: where :meth:`critical_bids` runs the winners' suffix runs (``None``: here).
     """
 
     name = "greedy"
 
-    def __init__(self) -> None:
+    def __init__(self, *, lazy: bool | None = None, engine: Engine | None = None) -> None:
+        self.lazy = lazy
+        self.engine = engine
         # the last market asked about: settling allocates, then prices the same reports
         # (and Myerson and VCG share the runs without each winner), so each is done once
         self._last: tuple | None = None
@@ -188,46 +251,154 @@ class GreedyAllocation:
         self._last, self._trace, self._critical = (game, bids.copy(), reserve), None, None
         return False
 
+    def _is_lazy(self, game: Game) -> bool:
+        if self.lazy and not game.submodular:
+            raise ValueError(
+                f"lazy greedy needs a submodular game; {type(game).__name__} does not declare itself "
+                "submodular (Game.submodular)"
+            )
+        return game.submodular if self.lazy is None else self.lazy
+
     def trace(
         self, game: Game, bids: NDArray[np.float64], reserve: float | None = None
     ) -> GreedyTrace:
-        """Run the greedy rule and keep every step's gains (for critical bids)."""
+        """Run the greedy rule and keep what the critical bids need of every step."""
         bids = np.asarray(bids, dtype=np.float64)
         if self._same_market(game, bids, reserve) and self._trace is not None:
             return self._trace
         allowed = _allowed(bids, reserve)
-        run = _greedy_run(game, bids, allowed, np.zeros(game.n_players, dtype=bool), None, None)
+        lazy = self._is_lazy(game)
+        growth = game.growing()
+        start = float(game(growth.selected[None, :])[0])
+        if lazy:
+            run = _lazy_run(growth, bids, np.flatnonzero(allowed), start, None, 0.0, None, exact_last=True, record=True)
+            bounds: _Bounds | None = _Bounds(game.n_players, run.updates, run.scales)
+        else:
+            run = _greedy_run(growth, bids, allowed, start, None)
+            bounds = None
+        order = np.array(run.order, dtype=np.int64)
+        best = np.array(run.best)
+        prefix = _prefix_thresholds(game, bids, order, np.array(run.values), best, None if lazy else run.gains)
         allocation = Allocation(run.selected, run.value, run.value - float(bids[run.selected].sum()))
-        self._trace = GreedyTrace(allocation, np.array(run.gains), np.array(run.order, dtype=np.int64), np.array(run.values))
+        self._trace = GreedyTrace(allocation, order, np.array(run.values), best, prefix, lazy, bounds)
         return self._trace
 
     def critical_bids(
-        self, game: Game, bids: NDArray[np.float64], reserve: float | None = None
+        self,
+        game: Game,
+        bids: NDArray[np.float64],
+        reserve: float | None = None,
+        *,
+        engine: Engine | None = None,
+        sellers: Sequence[int] | NDArray[np.int64] | None = None,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Critical bid ``p_j`` and greedy welfare without ``j``, ``W_{-j}``, of every
-        selected seller (0 and ``nan`` for the others); see the class docstring."""
+        selected seller (0 and ``nan`` for the others); see the class docstring.
+
+        ``engine`` (default: the rule's own) runs the winners' suffix runs on its workers.
+        ``sellers``: only these selected sellers (the others read 0 and ``nan``; not
+        memoised), e.g. to time a few.
+        """
         bids = np.asarray(bids, dtype=np.float64)
         trace = self.trace(game, bids, reserve)
-        if self._critical is not None:
+        if self._critical is not None and sellers is None:
             return self._critical[0].copy(), self._critical[1].copy()
         n = game.n_players
-        allowed = _allowed(bids, reserve)
+        steps = list(range(trace.order.size))
+        if sellers is not None:
+            position = {int(j): s for s, j in enumerate(trace.order)}
+            missing = [int(j) for j in sellers if int(j) not in position]
+            if missing:
+                raise ValueError(f"sellers {missing} are not selected: they have no critical bid")
+            steps = sorted(position[int(j)] for j in sellers)
+        engine = engine if engine is not None else self.engine
+        results = _winner_runs(game, bids, reserve, trace, steps) if engine is None or len(steps) < 2 \
+            else _winner_runs_on(engine, game, bids, reserve, trace, steps)
         critical = np.zeros(n)
         welfare_without = np.full(n, np.nan)
-        for step, j in enumerate(trace.order):
-            # before step: j lost to trace.order[t]; threshold m_j(S_t) - max(g_t, 0)
-            prefix = trace.gains[:step, j] + bids[j] - np.maximum(trace.gains[np.arange(step), trace.order[:step]], _TIE)
-            start = np.zeros(n, dtype=bool)
-            start[trace.order[:step]] = True
+        for step, (price, without) in zip(steps, results, strict=True):
+            j = int(trace.order[step])
+            critical[j], welfare_without[j] = price, without
+        if sellers is None:
+            self._critical = (critical, welfare_without)
+        return critical.copy(), welfare_without.copy()
+
+
+def _winner_runs(
+    game: Game, bids: NDArray[np.float64], reserve: float | None, trace: GreedyTrace, steps: Sequence[int]
+) -> list[tuple[float, float]]:
+    """``(p_j, W_{-j})`` of the winners taken at ``steps``: the run without each from the
+    step it was taken (a task an engine can run: it needs nothing but its arguments)."""
+    allowed = _allowed(bids, reserve)
+    out = []
+    for step in steps:
+        j = int(trace.order[step])
+        growth = game.growing()
+        for k in trace.order[:step]:  # S_step, built in the run's order (the same floats)
+            growth.add(int(k))
+        current = float(trace.values[step])
+        if trace.lazy:
+            assert trace.bounds is not None
+            candidates = np.flatnonzero(allowed & ~growth.selected)
+            candidates = candidates[candidates != j]
+            run = _lazy_run(growth, bids, candidates, current, trace.bounds.at(step), trace.bounds.scale[step], j,
+                            exact_last=False, record=False)
+        else:
             others = allowed.copy()
             others[j] = False
-            run = _greedy_run(game, bids, others, start, float(trace.values[step]), j)
-            suffix = np.asarray(run.watched) - np.maximum(np.asarray(run.best), _TIE)
-            best = max(prefix.max(initial=-np.inf), suffix.max(initial=-np.inf))
-            critical[j] = best if reserve is None else min(best, reserve)
-            welfare_without[j] = run.value - float(bids[run.selected].sum())
-        self._critical = (critical, welfare_without)
-        return critical.copy(), welfare_without.copy()
+            run = _greedy_run(growth, bids, others, current, j)
+        suffix = np.asarray(run.watched) - np.maximum(np.asarray(run.best), _TIE)
+        best = max(float(trace.prefix[step]), suffix.max(initial=-np.inf))
+        out.append((best if reserve is None else min(best, reserve), run.value - float(bids[run.selected].sum())))
+    return out
+
+
+def _winner_runs_on(
+    engine: Engine, game: Game, bids: NDArray[np.float64], reserve: float | None, trace: GreedyTrace,
+    steps: Sequence[int],
+) -> list[tuple[float, float]]:
+    """:func:`_winner_runs` spread over an engine: one task per worker, winners dealt
+    round-robin (a winner taken early has a long suffix run, a late one a short one, so
+    each task gets a similar mix); the game and trace are shipped once (``engine.put``)."""
+    workers = engine.describe().get("workers") or 1
+    tasks = max(1, min(int(workers), len(steps)))
+    dealt = [list(steps[i::tasks]) for i in range(tasks)]
+    game_ref, trace_ref = engine.put(game), engine.put(trace)
+    futures = [engine.submit(_winner_runs, game_ref, bids, reserve, trace_ref, chunk) for chunk in dealt]
+    by_step: dict[int, tuple[float, float]] = {}
+    for chunk, future in zip(dealt, futures, strict=True):
+        by_step.update(zip(chunk, future.result(), strict=True))
+    return [by_step[step] for step in steps]
+
+
+def _prefix_thresholds(
+    game: Game,
+    bids: NDArray[np.float64],
+    order: NDArray[np.int64],
+    values: NDArray[np.float64],
+    best: NDArray[np.float64],
+    rows: list[NDArray[np.float64]] | None,
+) -> NDArray[np.float64]:
+    """``prefix[s] = max_{t < s} [gain_t(order[s]) + b_j - max(best[t], 0)]`` (see
+    :class:`GreedyTrace`). ``rows``: the full gain rows of a run that evaluated everyone;
+    ``None`` (lazy run): each winner's gains at the earlier steps are evaluated now, the
+    run replayed in its order with one batch per step (the winners still to come), which
+    gives the same floats as evaluating everyone."""
+    steps = order.size
+    prefix = np.full(steps, -np.inf)
+    if rows is not None:
+        for s in range(1, steps):
+            j = int(order[s])
+            gains = np.array([rows[t][j] for t in range(s)])
+            prefix[s] = (gains + bids[j] - np.maximum(best[:s], _TIE)).max()
+        return prefix
+    growth = game.growing()
+    for t in range(steps - 1):
+        later = order[t + 1 :]
+        gains = growth.values(later) - values[t] - bids[later]
+        prefix[t + 1 :] = np.maximum(prefix[t + 1 :], gains + bids[later] - max(float(best[t]), _TIE))
+        growth.add(int(order[t]))
+    return prefix
 
 
 @dataclass
@@ -236,9 +407,11 @@ class _Run:
     value: float
     order: list[int]
     values: list[float]  # v(S_t)
-    gains: list[NDArray[np.float64]]  # full gain rows (only when no seller is watched)
+    gains: list[NDArray[np.float64]]  # full gain rows (a full run without a watched seller)
     best: list[float]  # best net gain among candidates at each state (-inf if none)
     watched: list[float]  # m_watch(S_t) at each state (only when a seller is watched)
+    updates: list[tuple[NDArray[np.int64], NDArray[np.float64]]]  # lazy: gains evaluated per step
+    scales: list[float]  # lazy: largest |v| seen by each step
 
 
 def _allowed(bids: NDArray[np.float64], reserve: float | None) -> NDArray[np.bool_]:
@@ -246,23 +419,22 @@ def _allowed(bids: NDArray[np.float64], reserve: float | None) -> NDArray[np.boo
 
 
 def _greedy_run(
-    game: Game,
+    growth: GrowingCoalition,
     bids: NDArray[np.float64],
     allowed: NDArray[np.bool_],
-    start: NDArray[np.bool_],
-    start_value: float | None,
+    current: float,
     watch: int | None,
 ) -> _Run:
-    """Greedy from ``start`` over ``allowed`` sellers; with ``watch``, also record that
-    (excluded) seller's marginal value ``v(S_t + watch) - v(S_t)`` at every state."""
-    n = game.n_players
-    selected = start.copy()
-    current = float(game(selected[None, :])[0]) if start_value is None else start_value
-    run = _Run(selected, current, [], [], [], [], [])
+    """Greedy from ``growth``'s coalition (worth ``current``) over ``allowed`` sellers,
+    evaluating every candidate at every step; with ``watch``, also record that (excluded)
+    seller's marginal value ``v(S_t + watch) - v(S_t)`` at every state."""
+    n = bids.shape[0]
+    selected = growth.selected.copy()
+    run = _Run(selected, current, [], [], [], [], [], [], [])
     while True:
         candidates = np.flatnonzero(~selected & allowed)
         asked = candidates if watch is None else np.append(candidates, watch)
-        values = game.values_with(selected, asked) if asked.size else np.zeros(0)
+        values = growth.values(asked) if asked.size else np.zeros(0)
         if watch is not None:
             run.watched.append(float(values[-1]) - current)
             values = values[:-1]
@@ -279,8 +451,100 @@ def _greedy_run(
             break
         chosen = int(candidates[best])
         selected[chosen] = True
+        growth.add(chosen)
         run.order.append(chosen)
         current = current + best_gain + float(bids[chosen])
+    run.value = current
+    return run
+
+
+def _lazy_run(
+    growth: GrowingCoalition,
+    bids: NDArray[np.float64],
+    candidates: NDArray[np.int64],
+    current: float,
+    bounds: NDArray[np.float64] | None,
+    scale: float,
+    watch: int | None,
+    *,
+    exact_last: bool,
+    record: bool,
+) -> _Run:
+    """Greedy from ``growth``'s coalition (worth ``current``) over ``candidates``, lazily.
+
+    ``bounds[k]``: a net gain of ``k`` evaluated at a smaller coalition (``None``: the first
+    step evaluates every candidate). At each step the candidates are taken off a heap by
+    bound (largest first, lowest index among equal bounds) and evaluated, a batch at a
+    time, until the best fresh gain ``g*`` (lowest index among ties) exceeds every
+    remaining bound plus its rounding allowance ``1e-9 (scale + |bound|)``: then no other
+    candidate can beat or tie it, so ``g*`` is the step's exact best gain, as in
+    :func:`_greedy_run`. ``scale`` is the largest ``|v|`` seen so far, here or in the run
+    the bounds came from. With ``exact_last=False`` the last step stops as soon as no
+    bound exceeds 0 (the best gain then only needs to be known to be <= 0).
+    ``watch`` and ``record`` as in :func:`_greedy_run` and :class:`_Bounds`.
+    """
+    run = _Run(growth.selected.copy(), current, [], [], [], [], [], [], [])
+    heap: list[tuple[float, int]] = []
+    if bounds is not None:
+        heap = list(zip((-bounds[candidates]).tolist(), candidates.tolist(), strict=True))
+        heapq.heapify(heap)
+    everyone = bounds is None
+    while True:
+        run.values.append(current)
+        best_gain, best_k = -np.inf, -1
+        seen: list[tuple[NDArray[np.int64], NDArray[np.float64]]] = []
+        pending = watch
+        size = _LAZY_BATCH
+        while True:
+            if everyone:
+                batch, everyone = candidates, False
+            else:
+                picked: list[int] = []
+                while heap and len(picked) < size:
+                    top = -heap[0][0]
+                    allowance = top + _LAZY_RTOL * (scale + abs(top)) if top > -np.inf else top
+                    if best_k >= 0 and allowance < best_gain:
+                        break  # neither this candidate nor any below can beat or tie the best
+                    if not exact_last and allowance <= _TIE and best_gain <= _TIE:
+                        break  # none can exceed 0: the run stops here
+                    picked.append(heapq.heappop(heap)[1])
+                if not picked:
+                    break
+                batch = np.array(picked, dtype=np.int64)
+                size *= 2
+            asked = batch if pending is None else np.append(batch, pending)
+            values = growth.values(asked) if asked.size else np.zeros(0)
+            if pending is not None:
+                run.watched.append(float(values[-1]) - current)
+                values, pending = values[:-1], None
+            if batch.size == 0:
+                continue
+            gains = values - current - bids[batch]
+            scale = max(scale, abs(current), float(np.max(np.abs(values))))
+            seen.append((batch, gains))
+            top_gain = float(gains.max())
+            if top_gain >= best_gain:  # lowest index among the best (nan never wins)
+                k = int(batch[gains == top_gain].min())
+                if top_gain > best_gain or k < best_k:
+                    best_gain, best_k = top_gain, k
+        if pending is not None:  # no candidate evaluated: the watched seller alone
+            run.watched.append(float(growth.values(np.array([pending], dtype=np.int64))[0]) - current)
+        run.best.append(best_gain)
+        evaluated = np.concatenate([b for b, _ in seen]) if seen else np.zeros(0, dtype=np.int64)
+        fresh = np.concatenate([g for _, g in seen]) if seen else np.zeros(0)
+        if record:
+            run.updates.append((evaluated, fresh))
+            run.scales.append(scale)
+        take = best_gain > _TIE
+        for k, g in zip(evaluated.tolist(), fresh.tolist(), strict=True):
+            if not (take and k == best_k) and g == g:  # back on the heap, bounded by this gain
+                heapq.heappush(heap, (-g, k))
+        if not take:
+            break
+        run.selected[best_k] = True
+        growth.add(best_k)
+        run.order.append(best_k)
+        current = current + best_gain + float(bids[best_k])
     run.value = current
     return run
 
