@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= scenarios/quickstart.yaml
 
-.PHONY: demo test test-all typecheck venv clean bench-pydvl browser
+.PHONY: demo test test-all typecheck venv clean bench-pydvl bench-estimators browser
 
 venv: $(STAMP)
 
@@ -55,5 +55,24 @@ $(PYDVL_VENV)/.installed:
 bench-pydvl: $(STAMP) $(PYDVL_VENV)/.installed
 	$(BIN)/python benchmarks/pydvl_tmc.py
 
+# shapiq 1.4.1 for benchmarks/estimators.py, in its own environment (kept out of dataprice's).
+# The pins are what `pip install shapiq==1.4.1` resolves to from the local index: its direct
+# dependencies, and numba/llvmlite under galois. The venv ignores itself in git.
+SHAPIQ_VENV := .venv-shapiq
+$(SHAPIQ_VENV)/.installed:
+	$(PYTHON) -m venv $(SHAPIQ_VENV)
+	echo '*' > $(SHAPIQ_VENV)/.gitignore
+	$(SHAPIQ_VENV)/bin/python -m pip install --quiet shapiq==1.4.1 numpy==2.4.6 scipy==1.17.1 \
+	  pandas==3.1.1 joblib==1.6.0 scikit-learn==1.9.1 tqdm==4.70.1 requests==2.34.2 \
+	  sparse-transform==0.2.1 galois==0.4.11 numba==0.68.1 llvmlite==0.50.0 matplotlib==3.11.2 \
+	  networkx==3.6.1 colour==0.1.5 pillow==13.0.0
+	touch $@
+
+# Evaluations each Shapley estimator needs for 10%/5% error: dataprice vs shapiq (and pyDVL's
+# TMC). Options go in BENCH_ARGS, e.g. `make bench-estimators BENCH_ARGS=--quick`.
+BENCH_ARGS ?=
+bench-estimators: $(STAMP) $(SHAPIQ_VENV)/.installed $(PYDVL_VENV)/.installed
+	$(BIN)/python benchmarks/estimators.py $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) $(PYDVL_VENV) reports .pytest_cache .hypothesis .mypy_cache
+	rm -rf $(VENV) $(PYDVL_VENV) $(SHAPIQ_VENV) reports .pytest_cache .hypothesis .mypy_cache

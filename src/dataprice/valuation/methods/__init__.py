@@ -17,11 +17,12 @@ from dataprice.valuation.methods.exact import ExactBanzhaf, ExactShapley
 from dataprice.valuation.methods.knn_shapley import KNNShapley
 from dataprice.valuation.methods.loo import LeaveOneOut
 from dataprice.valuation.methods.permutation import PermutationShapley
+from dataprice.valuation.methods.stratified import StratifiedShapley
 from dataprice.valuation.methods.unlearning import UnlearningShapley
 
 #: The built-in methods, in the order scenario messages list them (registration follows
 #: import order, which is alphabetical here).
-BUILT_IN = ("loo", "exact_shapley", "exact_banzhaf", "tmc_shapley", "msr_banzhaf", "knn_shapley",
+BUILT_IN = ("loo", "exact_shapley", "exact_banzhaf", "tmc_shapley", "stratified_shapley", "msr_banzhaf", "knn_shapley",
             "exact_asymmetric_shapley", "asymmetric_shapley", "unlearning_shapley")
 for _name in BUILT_IN:
     METHODS[_name] = METHODS.pop(_name)
@@ -39,6 +40,7 @@ __all__ = [
     "MonteCarloMethod",
     "MonteCarloSpec",
     "PermutationShapley",
+    "StratifiedShapley",
     "UnlearningShapley",
     "ValuationMethod",
     "register_method",

@@ -1,0 +1,375 @@
+"""Stratified Shapley without marginal contributions, with optimal allocation across sizes.
+
+The Shapley value splits by coalition size (Kolpaczki et al. 2024, "Approximating the
+Shapley value without marginal contributions", AAAI; stratified SVARM):
+
+    ``phi_i = (1/n) sum_{l=0}^{n-1} [ P(i, l+1) - M(i, l) ]``,
+
+with ``P(i, s)`` the mean of ``v(T)`` over the coalitions ``T ∋ i`` of size ``s`` and
+``M(i, s)`` the mean of ``v(S)`` over ``S ∌ i`` of size ``s``. One evaluated coalition
+``A`` of size ``s`` is a sample of ``P(i, s)`` for each of its members and of ``M(i, s)``
+for every other player, so every evaluation informs all ``n`` values (a marginal
+contribution informs one). The strata are the sizes:
+
+* sizes ``0, 1, n-1, n`` are evaluated exactly first (``2n + 2`` coalitions): they settle
+  ``P(i, 1)``, ``M(i, 0)``, ``M(i, 1)``, ``P(i, n-1)``, ``M(i, n-1)``, ``P(i, n)``;
+* every other size ``s`` gets ``m_s`` coalitions drawn uniformly *without replacement*
+  among its ``C(n, s)``. The allocation is Neyman's, made adaptively batch by batch: the
+  summed variance of the values is ``sum_s K_s / m_s`` with ``K_s = n^3 sigma_s^2 / (s (n -
+  s))`` (``sigma_s^2``: the variance of ``v`` among coalitions of size ``s``, estimated and
+  shrunk towards the pooled variance), minimised by ``m_s ∝ sqrt(K_s)``; a size whose share
+  reaches half its coalitions is enumerated whole and becomes exact.
+
+Each stratum mean is an unbiased estimate (simple random sampling without replacement; a
+player's samples within a size are the draws that contain it, a simple random sample of
+those coalitions), so the value is unbiased once every stratum has a sample. The standard
+error is ``(1/n) sqrt(sum_s [var_P(i, s) / c_P(i, s) + var_M(i, s) / c_M(i, s)] (1 - m_s /
+C(n, s)))``, with the finite-population correction. A stratum with no sample yet takes
+its size's mean (interpolated across sizes where the size has no sample), which splits
+that stratum's increase of ``v`` equally: the value is then marked as not converged.
+
+**Additive control variate** (``regression``, on by default; the idea of regression-adjusted
+Monte Carlo, Witter et al. 2025, in its simplest form): once there are ``8 (n + 1)``
+evaluated coalitions, ``v(S) ~ a_0 + sum_{j in S} a_j`` is fitted by least squares on all of
+them and the strata hold the residuals ``r = v - fit``. The estimator is linear in the game
+and the additive game's Shapley values are its slopes, exactly, so ``phi_i = a_i +
+phi_hat_i(r)``: the sampling error is that of the residuals, small when the game is
+nearly additive (retrieval, coverage). Fitting on the same samples adds a bias of order
+``1/m``; ``regression: false`` gives the unbiased estimator. Measured (5 seeds, median
+relative error at 1,024 evaluations, without/with): KNN 18 sellers 0.040/0.023, RAG 20
+sellers 0.044/0.010, coverage 40 sellers 0.123/0.054, classifier 12 sellers 0.018/0.013.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import comb
+
+from dataprice.rng import child_rng
+from dataprice.valuation.game import Game, coalition_keys
+from dataprice.valuation.methods._montecarlo import MonteCarloMethod, MonteCarloSpec
+from dataprice.valuation.methods.base import MethodSpec, register_method
+from dataprice.valuation.result import ValuationResult
+
+#: Pseudo-samples of the pooled variance added to each size's variance estimate.
+SHRINKAGE = 8.0
+#: The additive control variate is fitted once there are this many evaluated coalitions per
+#: parameter (n + 1): below that its least-squares fit is unstable (measured on the
+#: 40-seller coverage game: 256 evaluations, error 0.35 with it against 0.26 without).
+REGRESSION_ROWS_PER_PARAMETER = 8
+
+
+class StratifiedShapleySpec(MonteCarloSpec):
+    method: Literal["stratified_shapley"]
+    regression: bool = True  # the additive fit as control variate (see the module docstring)
+
+
+class _Strata:
+    """Running sums by player and size: ``P`` (coalitions with the player), ``M`` (without)."""
+
+    def __init__(self, n: int, regression: bool = True) -> None:
+        self.n = n
+        self.regression = regression
+        self.coalitions: list[NDArray[np.bool_]] = []  # every evaluated coalition, with its value
+        self.values: list[NDArray[np.float64]] = []
+        self.additive = np.zeros(n + 1)  # intercept and per-player slope of the additive fit
+        self._reset_sums()
+        self.drawn = np.zeros(n + 1, dtype=np.int64)  # distinct coalitions evaluated per size
+        self.total = np.array([comb(n, s, exact=False) for s in range(n + 1)])
+        self.exact = np.zeros(n + 1, dtype=bool)  # sizes enumerated whole
+        self.seen: list[set[int | bytes]] = [set() for _ in range(n + 1)]
+
+    def _reset_sums(self) -> None:
+        n = self.n
+        shape = (n, n + 1)
+        self.p_sum, self.p_sq, self.p_cnt = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+        self.m_sum, self.m_sq, self.m_cnt = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+        self.size_sum, self.size_sq = np.zeros(n + 1), np.zeros(n + 1)
+
+    def add(self, coalitions: NDArray[np.bool_], values: NDArray[np.float64]) -> None:
+        """Record evaluated coalitions (all new, any sizes) and fold them into the sums."""
+        self.coalitions.append(coalitions)
+        self.values.append(values)
+        sizes = coalitions.sum(axis=1)
+        np.add.at(self.drawn, sizes, 1)
+        self.exact |= self.drawn >= self.total
+        rows = sum(c.shape[0] for c in self.coalitions)
+        if self.regression and rows >= REGRESSION_ROWS_PER_PARAMETER * (self.n + 1):
+            self._refit()
+        else:
+            self._fold(coalitions, values)
+
+    def _refit(self) -> None:
+        """Fit ``v(S) ~ a_0 + sum_{j in S} a_j`` by least squares on every evaluated
+        coalition and fold the residuals ``r = v - fit`` into fresh sums."""
+        x = np.concatenate(self.coalitions)
+        v = np.concatenate(self.values)
+        design = np.column_stack([np.ones(x.shape[0]), x.astype(np.float64)])
+        self.additive = np.asarray(np.linalg.lstsq(design, v, rcond=None)[0], dtype=np.float64)
+        self._reset_sums()
+        self._fold(x, v - design @ self.additive)
+
+    def _fold(self, coalitions: NDArray[np.bool_], values: NDArray[np.float64]) -> None:
+        sizes = coalitions.sum(axis=1)
+        inside = coalitions.astype(np.float64)
+        outside = 1.0 - inside
+        for s in np.unique(sizes).tolist():
+            rows = sizes == s
+            v, a, b = values[rows], inside[rows], outside[rows]
+            self.p_sum[:, s] += v @ a
+            self.p_sq[:, s] += (v * v) @ a
+            self.p_cnt[:, s] += a.sum(axis=0)
+            self.m_sum[:, s] += v @ b
+            self.m_sq[:, s] += (v * v) @ b
+            self.m_cnt[:, s] += b.sum(axis=0)
+            self.size_sum[s] += v.sum()
+            self.size_sq[s] += float(v @ v)
+
+    def size_means(self) -> NDArray[np.float64]:
+        """Mean ``v`` per size, linearly interpolated over sizes with no sample."""
+        have = self.drawn > 0
+        means = np.divide(self.size_sum, self.drawn, out=np.zeros(self.n + 1), where=have)
+        sizes = np.arange(self.n + 1)
+        return np.interp(sizes, sizes[have], means[have]) if have.any() else means
+
+    def size_variances(self) -> NDArray[np.float64]:
+        """Variance of ``v`` within each size, shrunk towards the pooled within-size variance."""
+        d = self.drawn.astype(np.float64)
+        mean = np.divide(self.size_sum, d, out=np.zeros_like(d), where=d > 0)
+        ss = np.maximum(self.size_sq - d * mean**2, 0.0)
+        dof = np.maximum(d - 1, 0)
+        pooled = ss.sum() / dof.sum() if dof.sum() > 0 else 1.0
+        return (ss + SHRINKAGE * pooled) / (dof + SHRINKAGE)
+
+    def estimate(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """``(phi, stderr)`` of every player (formulas in the module docstring)."""
+        n = self.n
+        fallback = np.broadcast_to(self.size_means(), (n, n + 1))
+        p_mean = np.divide(self.p_sum, self.p_cnt, out=fallback.copy(), where=self.p_cnt > 0)
+        m_mean = np.divide(self.m_sum, self.m_cnt, out=fallback.copy(), where=self.m_cnt > 0)
+        # with the additive fit as control variate the sums hold residuals; the fit's own
+        # Shapley values are its slopes, exactly
+        phi = (p_mean[:, 1:] - m_mean[:, :n]).sum(axis=1) / n + self.additive[1:]
+        fpc = np.where(self.exact, 0.0, 1.0 - np.minimum(self.drawn / self.total, 1.0))
+        pooled = self.size_variances()[None, :]
+        var = np.zeros(n)
+        for cnt, total_sum, sq in ((self.p_cnt, self.p_sum, self.p_sq), (self.m_cnt, self.m_sum, self.m_sq)):
+            mean = np.divide(total_sum, cnt, out=np.zeros_like(cnt), where=cnt > 0)
+            within = np.divide(np.maximum(sq - cnt * mean**2, 0.0), cnt - 1, out=np.zeros_like(cnt), where=cnt > 1)
+            # one sample says nothing of its spread: borrow the size's variance
+            within = np.where(cnt > 1, within, pooled)
+            term = np.divide(within, cnt, out=np.full_like(cnt, np.inf), where=cnt > 0)
+            var += np.where(fpc[None, :] == 0, 0.0, term * np.where(fpc == 0, 1.0, fpc)[None, :]).sum(axis=1)
+        # the strata that enter phi: P at sizes 1..n, M at sizes 0..n-1 (the others are 0 or unused)
+        return phi, np.sqrt(var) / n
+
+
+class _State:
+    """What the stopping rule reads: values, their standard errors and sample counts."""
+
+    def __init__(self, n: int) -> None:
+        self.mean = np.zeros(n)
+        self.stderr = np.full(n, np.inf)
+        self.count = np.zeros(n, dtype=np.int64)
+
+
+@register_method
+class StratifiedShapley(MonteCarloMethod):
+    """Stratified Shapley values from coalition values alone, sizes allocated optimally.
+
+    See the module docstring for the estimator. Each batch draws ``batch_size`` coalitions
+    from the child stream ``(seed, batch)``; the sizes come from the allocation at the
+    state before the batch, so a run is a function of its seed and budget. With ``engine``
+    the batch's coalitions are evaluated there in chunks (same values as here).
+
+    Args:
+        stopping, max_evaluations, batch_size, seed, progress: as :class:`MonteCarloMethod`
+            (the default budget is ``200 n^2`` evaluations or a relative standard error of 1%).
+    """
+
+    name = "stratified_shapley"
+    Spec: ClassVar[type[MethodSpec]] = StratifiedShapleySpec
+    default_batch_size = 64
+
+    def __init__(self, *, regression: bool = True, **options: Any) -> None:
+        super().__init__(**options)
+        self.regression = regression
+
+    @classmethod
+    def from_spec(cls, spec: Any, *, seed: int, progress: bool = False) -> StratifiedShapley:
+        return cls(**spec.sampling_options(seed, progress), regression=spec.regression)
+
+    def fit(self, game: Game, *, engine=None, chunk: int = 256) -> StratifiedShapley:
+        n = game.n_players
+        loop = self._start(game, None)
+        strata, state = _Strata(n, self.regression), _State(n)
+        evaluate = _evaluator(game, engine, chunk)
+        borders = sorted({0, 1, n - 1, n})
+        border = np.concatenate([_all_of_size(n, s) for s in borders])
+        batch = 0
+        if loop.remaining(state) >= border.shape[0]:
+            strata.add(border, evaluate(border))
+            loop.spend(border.shape[0])
+            self._refresh(strata, state)
+            while not loop.done(state):
+                budget = loop.remaining(state)
+                coalitions = self._draw(strata, child_rng(self.seed, batch), int(min(budget, self.batch_size)))
+                batch += 1
+                if coalitions.shape[0] == 0:
+                    break
+                strata.add(coalitions, evaluate(coalitions))
+                loop.spend(coalitions.shape[0])
+                self._refresh(strata, state)
+        else:  # not even the border sizes fit the budget: the equal split, not converged
+            ends = np.zeros((2, n), dtype=bool)
+            ends[1] = True
+            if loop.remaining(state) >= 2:
+                strata.add(ends, evaluate(ends))
+                loop.spend(2)
+            self._refresh(strata, state)
+        converged = loop.close(state)
+        exact = bool(strata.exact.all())
+        self._result = ValuationResult(
+            values=state.mean.copy(),
+            variances=np.where(np.isfinite(state.stderr), state.stderr**2 * np.maximum(state.count, 1), np.inf),
+            counts=np.maximum(state.count, 1),
+            player_names=game.player_names,
+            method=self.name,
+            n_evaluations=loop.n_evaluations,
+            converged=converged or exact,
+            seed=self.seed,
+            n_batches=batch,
+            extra={
+                "coalitions_by_size": strata.drawn.tolist(),
+                "exact_sizes": np.flatnonzero(strata.exact).tolist(),
+                "stopping": repr(loop.criterion),
+            },
+        )
+        return self
+
+    @staticmethod
+    def _refresh(strata: _Strata, state: _State) -> None:
+        state.mean, state.stderr = strata.estimate()
+        state.count = np.full(strata.n, int(strata.drawn.sum()), dtype=np.int64)
+
+    def _draw(self, strata: _Strata, rng: np.random.Generator, k: int) -> NDArray[np.bool_]:
+        """``k`` new coalitions (fewer when every size is exhausted), sizes by the allocation."""
+        n = strata.n
+        open_sizes = np.array([s for s in range(2, n - 1) if not strata.exact[s]], dtype=np.int64)
+        if k <= 0 or open_sizes.size == 0:
+            return np.zeros((0, n), dtype=bool)
+        quota = _allocate(strata, open_sizes, k)
+        parts, room = [], k
+        for s, q in zip(open_sizes.tolist(), quota.tolist(), strict=True):
+            if q <= 0 or room <= 0:
+                continue
+            left = int(strata.total[s] - strata.drawn[s])
+            if strata.drawn[s] + q >= strata.total[s] / 2 and left <= room:
+                parts.append(_unseen_of_size(n, s, strata.seen[s]))  # enumerate the rest: exact
+                strata.seen[s].update(coalition_keys(parts[-1]))
+            else:
+                parts.append(_sample_of_size(n, s, min(q, room), strata.seen[s], rng))
+            room -= parts[-1].shape[0]
+        return np.concatenate(parts) if parts else np.zeros((0, n), dtype=bool)
+
+
+def _allocate(strata: _Strata, sizes: NDArray[np.int64], k: int) -> NDArray[np.int64]:
+    """Neyman's allocation of ``k`` more draws over ``sizes``: the target share of size ``s``
+    is ``∝ sqrt(sigma_s^2 / (s (n - s)))``, capped at its coalitions left; the batch fills
+    the largest shortfalls from that target (largest remainder, ties to the smaller size)."""
+    n = strata.n
+    weight = np.sqrt(strata.size_variances()[sizes] / (sizes * (n - sizes)))
+    drawn = strata.drawn[sizes].astype(np.float64)
+    cap = strata.total[sizes]
+    total = drawn.sum() + k
+    target = np.zeros(sizes.size)
+    free = np.ones(sizes.size, dtype=bool)
+    for _ in range(sizes.size):  # water-filling: sizes that hit their cap give back the excess
+        share = (total - target[~free].sum()) * weight * free / max(weight[free].sum(), 1e-300)
+        over = free & (share >= cap)
+        target = np.where(free, share, target)
+        if not over.any():
+            break
+        target[over] = cap[over]
+        free &= ~over
+    want = np.maximum(target - drawn, 0.0)
+    if want.sum() <= 0:
+        want = np.maximum(cap - drawn, 0.0)
+    want = want * k / want.sum()
+    quota = np.floor(want).astype(np.int64)
+    order = np.lexsort((sizes, -(want - quota)))
+    quota[order[: k - int(quota.sum())]] += 1
+    return np.minimum(quota, (cap - drawn).astype(np.int64))
+
+
+def _all_of_size(n: int, s: int) -> NDArray[np.bool_]:
+    """Every coalition of size ``s`` (only used for the border sizes 0, 1, n-1, n)."""
+    if s == 0:
+        return np.zeros((1, n), dtype=bool)
+    if s == n:
+        return np.ones((1, n), dtype=bool)
+    if s == 1:
+        return np.eye(n, dtype=bool)
+    return ~np.eye(n, dtype=bool)  # s == n - 1
+
+
+def _unseen_of_size(n: int, s: int, seen: set[int | bytes]) -> NDArray[np.bool_]:
+    """Every coalition of size ``s`` not in ``seen``, in lexicographic order of members."""
+    from itertools import combinations
+
+    rows = []
+    for members in combinations(range(n), s):
+        row = np.zeros(n, dtype=bool)
+        row[list(members)] = True
+        rows.append(row)
+    every = np.array(rows, dtype=bool).reshape(-1, n)
+    keys = coalition_keys(every)
+    return every[[key not in seen for key in keys]]
+
+
+def _sample_of_size(
+    n: int, s: int, q: int, seen: set[int | bytes], rng: np.random.Generator
+) -> NDArray[np.bool_]:
+    """``q`` distinct coalitions of size ``s`` not in ``seen`` (drawn uniformly; added to it).
+
+    Rows are the ``s`` smallest keys of ``rng.random(n)``; repeats are drawn again (the
+    allocation keeps a size below half its coalitions before enumerating it, so a draw is
+    new with probability at least one half)."""
+    out = np.zeros((0, n), dtype=bool)
+    while out.shape[0] < q:
+        need = q - out.shape[0]
+        keys = rng.random((2 * need, n))
+        rows = np.zeros(keys.shape, dtype=bool)
+        np.put_along_axis(rows, np.argpartition(keys, s - 1, axis=1)[:, :s], True, axis=1)
+        fresh = []
+        for row, key in zip(rows, coalition_keys(rows), strict=True):
+            if key not in seen:
+                seen.add(key)
+                fresh.append(row)
+                if len(fresh) == need:
+                    break
+        if fresh:
+            out = np.concatenate([out, np.array(fresh)])
+    return out
+
+
+def _evaluator(game: Game, engine, chunk: int):
+    """``evaluate(coalitions) -> values``: here, or on ``engine`` in chunks of ``chunk`` rows."""
+    if engine is None:
+        return game
+    shipped = engine.put(game)
+
+    def evaluate(coalitions: NDArray[np.bool_]) -> NDArray[np.float64]:
+        futures = [engine.submit(_values, shipped, coalitions[i : i + chunk]) for i in range(0, coalitions.shape[0], chunk)]
+        values = np.concatenate([f.result() for f in futures]) if futures else np.zeros(0)
+        game.n_evaluations += coalitions.shape[0]
+        return values
+
+    return evaluate
+
+
+def _values(game: Game, coalitions: NDArray[np.bool_]) -> NDArray[np.float64]:
+    return game(coalitions)

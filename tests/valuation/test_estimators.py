@@ -1,0 +1,110 @@
+"""The sampling Shapley estimators added for speed (issue 18): each converges to the exact
+values on reference games, is unbiased where it claims to be, respects its budget exactly,
+and gives the same values in this process and on a 2-worker engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dataprice.engine import make_engine
+from dataprice.valuation.game import CachedGame, TabulatedGame
+from dataprice.valuation.methods import METHODS, ExactShapley
+from dataprice.valuation.stopping import MaxEvaluations, StandardErrorBelow
+
+#: Estimators of the Shapley value from coalition values, and the options under which each
+#: is unbiased (None: it does not claim to be).
+ESTIMATORS = {"stratified_shapley": {"regression": False}}
+
+
+def _game(n: int, seed: int) -> TabulatedGame:
+    """A noisy, non-additive game: a saturating accuracy-like curve of weighted members, with
+    a complementary pair and per-coalition noise (like a trained model's score)."""
+    rng = np.random.default_rng(seed)
+    masks = np.arange(2**n)
+    bits = ((masks[:, None] >> np.arange(n)) & 1).astype(float)
+    weight = rng.uniform(0.2, 2.0, size=n)
+    base = 1 - np.exp(-(bits @ weight) / 3)
+    pair = 0.3 * bits[:, 0] * bits[:, -1]
+    return TabulatedGame(base + pair + 0.02 * rng.normal(size=2**n))
+
+
+@pytest.fixture(scope="module")
+def loky2():
+    engine = make_engine("loky", 2)
+    yield engine
+    engine.shutdown()
+
+
+def _error(name: str, game: TabulatedGame, exact: np.ndarray, budget: int, seed: int) -> float:
+    values = METHODS[name](max_evaluations=budget, seed=seed).fit(game).result.values
+    return float(np.linalg.norm(values - exact) / np.linalg.norm(exact))
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_error_falls_with_the_budget_and_vanishes_at_the_whole_table(name):
+    game = _game(10, 0)
+    exact = ExactShapley().fit(game).result.values
+    errors = {b: np.median([_error(name, game, exact, b, s) for s in range(5)]) for b in (60, 250, 700)}
+    assert errors[60] > errors[250] > errors[700], errors
+    assert errors[250] < 0.1, errors
+    full = METHODS[name](max_evaluations=2**10, seed=0).fit(game).result
+    np.testing.assert_allclose(full.values, exact, atol=1e-12)
+    assert full.converged and full.n_evaluations == 2**10
+
+
+@pytest.mark.parametrize("name", [k for k, unbiased in ESTIMATORS.items() if unbiased is not None])
+def test_mean_over_seeds_is_the_exact_value(name):
+    """Unbiased: over 400 seeds at a budget well below the table (100 of 256 coalitions, so
+    that every player has a sample of nearly every stratum), the mean estimate is within 4.5
+    standard errors of the exact value, for every player."""
+    game = _game(8, 1)
+    exact = ExactShapley().fit(game).result.values
+    options = ESTIMATORS[name]
+    draws = np.array([METHODS[name](max_evaluations=100, seed=s, **options).fit(game).result.values for s in range(400)])
+    se = draws.std(axis=0, ddof=1) / np.sqrt(len(draws))
+    assert np.all(np.abs(draws.mean(axis=0) - exact) <= 4.5 * se + 1e-12), (draws.mean(axis=0) - exact) / se
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_budget_is_respected_and_counts_what_the_game_computed(name):
+    game = CachedGame(_game(9, 2))
+    result = METHODS[name](max_evaluations=137, seed=3).fit(game).result
+    assert result.n_evaluations == 137 == game.n_evaluations == game.computed
+    assert not result.converged
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_a_standard_error_target_stops_the_run_and_covers_the_truth(name):
+    game = _game(9, 3)
+    exact = ExactShapley().fit(game).result.values
+    covered = []
+    for seed in range(20):
+        result = METHODS[name](stopping=StandardErrorBelow(0.01) | MaxEvaluations(400), seed=seed).fit(game).result
+        assert result.converged and result.n_evaluations < 400
+        assert np.all(result.stderr <= 0.01)
+        covered.append(np.abs(result.values - exact) <= 1.96 * result.stderr + 1e-12)
+    assert np.mean(covered) > 0.85  # nominal 95%; the estimated standard errors are not exact
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_same_values_in_this_process_and_on_two_workers(name, loky2):
+    game = _game(9, 4)
+    here = METHODS[name](max_evaluations=300, seed=5).fit(game).result
+    there = METHODS[name](max_evaluations=300, seed=5).fit(game, engine=loky2).result
+    np.testing.assert_array_equal(here.values, there.values)
+    np.testing.assert_array_equal(here.variances, there.variances)
+    assert here.n_evaluations == there.n_evaluations
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_small_budgets_and_tiny_games(name):
+    """Fewer evaluations than the method's first step still give values that add up to
+    v(N) - v(empty) (not converged); games of 1 to 3 players are exact."""
+    game = _game(8, 5)
+    result = METHODS[name](max_evaluations=5, seed=0).fit(game).result
+    assert result.n_evaluations <= 5 and not result.converged
+    for n in (1, 2, 3):
+        small = _game(n, n)
+        exact = ExactShapley().fit(small).result.values
+        np.testing.assert_allclose(METHODS[name](max_evaluations=100, seed=0).fit(small).result.values, exact, atol=1e-12)
