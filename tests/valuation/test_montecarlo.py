@@ -219,6 +219,8 @@ _METHODS = {
     "tmc-truncated-block1": partial(
         PermutationShapley, batch_size=8, truncation_rtol=1e-9, block_size=1
     ),
+    "tmc-paired": partial(PermutationShapley, batch_size=8, paired=True),
+    "tmc-paired-truncated": partial(PermutationShapley, batch_size=8, truncation_rtol=1e-9, paired=True),
     "msr": partial(MSRBanzhaf, batch_size=64),
     "asymmetric-truncated": partial(
         AsymmetricPermutationShapley,

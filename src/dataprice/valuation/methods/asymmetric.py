@@ -122,6 +122,8 @@ class AsymmetricPermutationShapley(PermutationShapley):
         return cls(**spec.sampling_options(seed, progress), truncation_rtol=spec.truncation_rtol, groups=spec.groups)
 
     def __init__(self, *, groups: Sequence[Sequence[int]], **kwargs) -> None:
+        if kwargs.get("paired"):
+            raise ValueError("asymmetric Shapley cannot pair permutations: a reversed order breaks the groups' order")
         super().__init__(**kwargs)
         self.groups = [list(map(int, g)) for g in groups]
 
