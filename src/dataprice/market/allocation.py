@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dataprice.valuation import folds
+from dataprice.valuation.folds import subset_sums
 from dataprice.valuation.game import (
     Game,
     GrowingCoalition,
@@ -61,16 +62,6 @@ class Allocation:
     @property
     def members(self) -> NDArray[np.int64]:
         return np.flatnonzero(self.selected)
-
-
-def subset_sums(weights: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``out[mask] = sum_{j in mask} weights[j]`` for all ``2^n`` masks, in ``O(2^n)``."""
-    n = weights.shape[0]
-    out = np.zeros(2**n)
-    for j in range(n):
-        half = 1 << j
-        out[half : 2 * half] = out[:half] + weights[j]
-    return out
 
 
 def feasible_masks(bids: NDArray[np.float64], reserve: float | None) -> NDArray[np.bool_] | None:

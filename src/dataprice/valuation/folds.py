@@ -29,27 +29,32 @@ import numpy as np
 from numpy.typing import NDArray
 
 
+def subset_sums(weights: NDArray) -> NDArray:
+    """``out[mask] = sum_{j in mask} weights[j]`` for all ``2^n`` masks, in ``O(2^n)``, in the
+    dtype of ``weights``: the masks with bit ``j`` are the ones below ``2^j`` plus ``j``, so
+    the table doubles once per player. Coalition sizes, subgame masks and a bid vector's
+    cost of every coalition are all built this way."""
+    weights = np.asarray(weights)
+    out = np.zeros(1 << weights.shape[0], dtype=weights.dtype)
+    for j in range(weights.shape[0]):
+        half = 1 << j
+        np.add(out[:half], weights[j], out=out[half : 2 * half])
+    return out
+
+
 @lru_cache(maxsize=4)
 def subset_sizes(n: int) -> NDArray[np.uint8]:
-    """``sizes[mask] = |mask|`` for all ``2^n`` masks (read-only, cached), built by doubling."""
-    sizes = np.zeros(1 << n, dtype=np.uint8)
-    for j in range(n):
-        half = 1 << j
-        np.add(sizes[:half], 1, out=sizes[half : 2 * half])
+    """``sizes[mask] = |mask|`` for all ``2^n`` masks (read-only, cached)."""
+    sizes = subset_sums(np.ones(n, dtype=np.uint8))
     sizes.setflags(write=False)
     return sizes
 
 
 def member_masks(members: NDArray[np.int64]) -> NDArray[np.int64]:
     """``out[m]``: the bitmask, among all players, of the coalition whose bitmask over
-    ``members`` (player ``members[j]`` as bit ``j``) is ``m``, built by doubling. Indexing
-    a table with it gives the subgame on ``members``."""
-    members = np.asarray(members, dtype=np.int64)
-    out = np.zeros(1 << members.size, dtype=np.int64)
-    for j, player in enumerate(members.tolist()):
-        half = 1 << j
-        np.bitwise_or(out[:half], np.int64(1) << player, out=out[half : 2 * half])
-    return out
+    ``members`` (player ``members[j]`` as bit ``j``) is ``m``: the sum of the members'
+    distinct bits. Indexing a table with it gives the subgame on ``members``."""
+    return subset_sums(np.int64(1) << np.asarray(members, dtype=np.int64))
 
 
 def _players(table: NDArray) -> int:
