@@ -14,6 +14,7 @@ from dataprice.valuation.methods.asymmetric import (
 from dataprice.valuation.methods.banzhaf import MSRBanzhaf
 from dataprice.valuation.methods.base import METHODS, MethodSpec, ValuationMethod, register_method
 from dataprice.valuation.methods.exact import ExactBanzhaf, ExactShapley
+from dataprice.valuation.methods.kernel import KernelShapley
 from dataprice.valuation.methods.knn_shapley import KNNShapley
 from dataprice.valuation.methods.loo import LeaveOneOut
 from dataprice.valuation.methods.permutation import PermutationShapley
@@ -22,7 +23,8 @@ from dataprice.valuation.methods.unlearning import UnlearningShapley
 
 #: The built-in methods, in the order scenario messages list them (registration follows
 #: import order, which is alphabetical here).
-BUILT_IN = ("loo", "exact_shapley", "exact_banzhaf", "tmc_shapley", "stratified_shapley", "msr_banzhaf", "knn_shapley",
+BUILT_IN = ("loo", "exact_shapley", "exact_banzhaf", "tmc_shapley", "stratified_shapley", "kernel_shapley",
+            "msr_banzhaf", "knn_shapley",
             "exact_asymmetric_shapley", "asymmetric_shapley", "unlearning_shapley")
 for _name in BUILT_IN:
     METHODS[_name] = METHODS.pop(_name)
@@ -34,6 +36,7 @@ __all__ = [
     "ExactBanzhaf",
     "ExactShapley",
     "KNNShapley",
+    "KernelShapley",
     "LeaveOneOut",
     "MSRBanzhaf",
     "MethodSpec",

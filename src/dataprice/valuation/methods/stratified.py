@@ -31,7 +31,8 @@ that stratum's increase of ``v`` equally: the value is then marked as not conver
 **Additive control variate** (``regression``, on by default; the idea of regression-adjusted
 Monte Carlo, Witter et al. 2025, in its simplest form): once there are ``8 (n + 1)``
 evaluated coalitions, ``v(S) ~ a_0 + sum_{j in S} a_j`` is fitted by least squares on all of
-them and the strata hold the residuals ``r = v - fit``. The estimator is linear in the game
+them and the strata hold the residuals ``r = v - fit`` (fitted again each time the
+coalitions have grown by an eighth). The estimator is linear in the game
 and the additive game's Shapley values are its slopes, exactly, so ``phi_i = a_i +
 phi_hat_i(r)``: the sampling error is that of the residuals, small when the game is
 nearly additive (retrieval, coverage). Fitting on the same samples adds a bias of order
@@ -49,7 +50,14 @@ from numpy.typing import NDArray
 from scipy.special import comb
 
 from dataprice.rng import child_rng
-from dataprice.valuation.game import Game, coalition_keys
+from dataprice.valuation.game import Game
+from dataprice.valuation.methods._coalitions import (
+    all_of_size,
+    evaluator,
+    neyman_quota,
+    sample_of_size,
+    unseen_of_size,
+)
 from dataprice.valuation.methods._montecarlo import MonteCarloMethod, MonteCarloSpec
 from dataprice.valuation.methods.base import MethodSpec, register_method
 from dataprice.valuation.result import ValuationResult
@@ -60,6 +68,11 @@ SHRINKAGE = 8.0
 #: parameter (n + 1): below that its least-squares fit is unstable (measured on the
 #: 40-seller coverage game: 256 evaluations, error 0.35 with it against 0.26 without).
 REGRESSION_ROWS_PER_PARAMETER = 8
+#: The fit is made again once the coalitions have grown by this fraction since the last fit
+#: (refitting every batch made a run's cost quadratic in its budget: 15 s of overhead at 100
+#: players and 20,000 evaluations); between fits new coalitions are folded as residuals of
+#: the current one, which is a control variate like any other fixed additive game.
+REFIT_GROWTH = 0.125
 
 
 class StratifiedShapleySpec(MonteCarloSpec):
@@ -76,6 +89,7 @@ class _Strata:
         self.coalitions: list[NDArray[np.bool_]] = []  # every evaluated coalition, with its value
         self.values: list[NDArray[np.float64]] = []
         self.additive = np.zeros(n + 1)  # intercept and per-player slope of the additive fit
+        self.fitted_rows = 0  # coalitions the fit was made on
         self._reset_sums()
         self.drawn = np.zeros(n + 1, dtype=np.int64)  # distinct coalitions evaluated per size
         self.total = np.array([comb(n, s, exact=False) for s in range(n + 1)])
@@ -97,10 +111,12 @@ class _Strata:
         np.add.at(self.drawn, sizes, 1)
         self.exact |= self.drawn >= self.total
         rows = sum(c.shape[0] for c in self.coalitions)
-        if self.regression and rows >= REGRESSION_ROWS_PER_PARAMETER * (self.n + 1):
+        due = rows >= REGRESSION_ROWS_PER_PARAMETER * (self.n + 1) and rows >= (1 + REFIT_GROWTH) * self.fitted_rows
+        if self.regression and due:
             self._refit()
-        else:
-            self._fold(coalitions, values)
+            self.fitted_rows = rows
+        else:  # between refits, new coalitions are folded as residuals of the current fit
+            self._fold(coalitions, values - self.additive[0] - coalitions @ self.additive[1:])
 
     def _refit(self) -> None:
         """Fit ``v(S) ~ a_0 + sum_{j in S} a_j`` by least squares on every evaluated
@@ -206,9 +222,9 @@ class StratifiedShapley(MonteCarloMethod):
         n = game.n_players
         loop = self._start(game, None)
         strata, state = _Strata(n, self.regression), _State(n)
-        evaluate = _evaluator(game, engine, chunk)
+        evaluate = evaluator(game, engine, chunk)
         borders = sorted({0, 1, n - 1, n})
-        border = np.concatenate([_all_of_size(n, s) for s in borders])
+        border = np.concatenate([all_of_size(n, s) for s in borders])
         batch = 0
         if loop.remaining(state) >= border.shape[0]:
             strata.add(border, evaluate(border))
@@ -268,108 +284,16 @@ class StratifiedShapley(MonteCarloMethod):
                 continue
             left = int(strata.total[s] - strata.drawn[s])
             if strata.drawn[s] + q >= strata.total[s] / 2 and left <= room:
-                parts.append(_unseen_of_size(n, s, strata.seen[s]))  # enumerate the rest: exact
-                strata.seen[s].update(coalition_keys(parts[-1]))
+                parts.append(unseen_of_size(n, s, strata.seen[s]))  # enumerate the rest: exact
             else:
-                parts.append(_sample_of_size(n, s, min(q, room), strata.seen[s], rng))
+                parts.append(sample_of_size(n, s, min(q, room), strata.seen[s], rng))
             room -= parts[-1].shape[0]
         return np.concatenate(parts) if parts else np.zeros((0, n), dtype=bool)
 
 
 def _allocate(strata: _Strata, sizes: NDArray[np.int64], k: int) -> NDArray[np.int64]:
-    """Neyman's allocation of ``k`` more draws over ``sizes``: the target share of size ``s``
-    is ``∝ sqrt(sigma_s^2 / (s (n - s)))``, capped at its coalitions left; the batch fills
-    the largest shortfalls from that target (largest remainder, ties to the smaller size)."""
+    """Neyman's allocation of ``k`` more draws over ``sizes`` (ascending): the target share
+    of size ``s`` is ``∝ sqrt(sigma_s^2 / (s (n - s)))`` (see :func:`neyman_quota`)."""
     n = strata.n
     weight = np.sqrt(strata.size_variances()[sizes] / (sizes * (n - sizes)))
-    drawn = strata.drawn[sizes].astype(np.float64)
-    cap = strata.total[sizes]
-    total = drawn.sum() + k
-    target = np.zeros(sizes.size)
-    free = np.ones(sizes.size, dtype=bool)
-    for _ in range(sizes.size):  # water-filling: sizes that hit their cap give back the excess
-        share = (total - target[~free].sum()) * weight * free / max(weight[free].sum(), 1e-300)
-        over = free & (share >= cap)
-        target = np.where(free, share, target)
-        if not over.any():
-            break
-        target[over] = cap[over]
-        free &= ~over
-    want = np.maximum(target - drawn, 0.0)
-    if want.sum() <= 0:
-        want = np.maximum(cap - drawn, 0.0)
-    want = want * k / want.sum()
-    quota = np.floor(want).astype(np.int64)
-    order = np.lexsort((sizes, -(want - quota)))
-    quota[order[: k - int(quota.sum())]] += 1
-    return np.minimum(quota, (cap - drawn).astype(np.int64))
-
-
-def _all_of_size(n: int, s: int) -> NDArray[np.bool_]:
-    """Every coalition of size ``s`` (only used for the border sizes 0, 1, n-1, n)."""
-    if s == 0:
-        return np.zeros((1, n), dtype=bool)
-    if s == n:
-        return np.ones((1, n), dtype=bool)
-    if s == 1:
-        return np.eye(n, dtype=bool)
-    return ~np.eye(n, dtype=bool)  # s == n - 1
-
-
-def _unseen_of_size(n: int, s: int, seen: set[int | bytes]) -> NDArray[np.bool_]:
-    """Every coalition of size ``s`` not in ``seen``, in lexicographic order of members."""
-    from itertools import combinations
-
-    rows = []
-    for members in combinations(range(n), s):
-        row = np.zeros(n, dtype=bool)
-        row[list(members)] = True
-        rows.append(row)
-    every = np.array(rows, dtype=bool).reshape(-1, n)
-    keys = coalition_keys(every)
-    return every[[key not in seen for key in keys]]
-
-
-def _sample_of_size(
-    n: int, s: int, q: int, seen: set[int | bytes], rng: np.random.Generator
-) -> NDArray[np.bool_]:
-    """``q`` distinct coalitions of size ``s`` not in ``seen`` (drawn uniformly; added to it).
-
-    Rows are the ``s`` smallest keys of ``rng.random(n)``; repeats are drawn again (the
-    allocation keeps a size below half its coalitions before enumerating it, so a draw is
-    new with probability at least one half)."""
-    out = np.zeros((0, n), dtype=bool)
-    while out.shape[0] < q:
-        need = q - out.shape[0]
-        keys = rng.random((2 * need, n))
-        rows = np.zeros(keys.shape, dtype=bool)
-        np.put_along_axis(rows, np.argpartition(keys, s - 1, axis=1)[:, :s], True, axis=1)
-        fresh = []
-        for row, key in zip(rows, coalition_keys(rows), strict=True):
-            if key not in seen:
-                seen.add(key)
-                fresh.append(row)
-                if len(fresh) == need:
-                    break
-        if fresh:
-            out = np.concatenate([out, np.array(fresh)])
-    return out
-
-
-def _evaluator(game: Game, engine, chunk: int):
-    """``evaluate(coalitions) -> values``: here, or on ``engine`` in chunks of ``chunk`` rows."""
-    if engine is None:
-        return game
-    shipped = engine.put(game)
-
-    def evaluate(coalitions: NDArray[np.bool_]) -> NDArray[np.float64]:
-        futures = [engine.submit(_values, shipped, coalitions[i : i + chunk]) for i in range(0, coalitions.shape[0], chunk)]
-        values = np.concatenate([f.result() for f in futures]) if futures else np.zeros(0)
-        game.n_evaluations += coalitions.shape[0]
-        return values
-
-    return evaluate
-
-
-def _values(game: Game, coalitions: NDArray[np.bool_]) -> NDArray[np.float64]:
-    return game(coalitions)
+    return neyman_quota(weight, strata.drawn[sizes].astype(np.float64), strata.total[sizes], k)
