@@ -33,7 +33,7 @@ def _problems(data) -> str:
         ({"sellers": {"count": 0}}, "sellers.count: Input should be greater than or equal to 1 (got 0)"),
         ({"sellers": {"count": 3, "costs": [0.1, -0.2, 0.3]}}, "sellers.costs[1]: Input should be greater than or equal to 0 (got -0.2)"),
         ({"sellers": {"count": 3, "costs": [0.1, 0.2]}}, "sellers.costs: 2 costs for 3 sellers"),
-        ({"valuation": [{"method": "magic"}]}, "valuation[0].method: unknown value 'magic'; allowed: 'loo', 'exact_shapley'"),
+        ({"valuation": [{"method": "magic"}]}, "valuation[0].method: unknown value 'magic'; allowed: 'loo', 'shapley', 'exact_shapley'"),
         ({"market": {"payment_rules": ["vickrey"]}}, "market.payment_rules[0]: unknown payment rule 'vickrey'; choose one of 'loo', 'shapley', 'myerson', 'vcg', 'pay_as_bid'"),
         ({"buyer": {"task": "oracle"}}, "buyer.task: unknown value 'oracle'; allowed: 'classifier', 'mean_estimation'"),
         ({"sellerz": {}}, "unknown field 'sellerz'; allowed fields:"),

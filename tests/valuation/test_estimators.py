@@ -14,7 +14,7 @@ from dataprice.valuation.stopping import MaxEvaluations, StandardErrorBelow
 
 #: Estimators of the Shapley value from coalition values, and the options under which each
 #: is unbiased (None: it does not claim to be).
-ESTIMATORS = {"stratified_shapley": {"regression": False}, "kernel_shapley": {"unbiased": True}}
+ESTIMATORS = {"stratified_shapley": {"regression": False}, "kernel_shapley": {"unbiased": True}, "shapley": None}
 #: Evaluations per sampling unit (a budget not a multiple of it leaves the rest unspent).
 UNIT = {"kernel_shapley": 2}
 
@@ -72,7 +72,7 @@ def test_mean_over_seeds_is_the_exact_value(name):
 def test_budget_is_respected_and_counts_what_the_game_computed(name):
     game = CachedGame(_game(9, 2))
     result = METHODS[name](max_evaluations=137, seed=3).fit(game).result
-    unit = UNIT.get(name, 1)
+    unit = UNIT.get(result.extra.get("estimator", name), 1)
     assert 137 - unit < result.n_evaluations <= 137
     assert result.n_evaluations == game.n_evaluations == game.computed
     assert not result.converged
@@ -174,6 +174,45 @@ def test_kernel_pairs_are_distinct_and_each_half_sized_pair_is_drawn_once():
     result = KernelShapley(max_evaluations=2**8 - 2, seed=1).fit(game).result
     assert game.n_evaluations == game.computed == 2**8 - 2
     assert result.extra["units_by_stratum"] == {1: 8, 2: 28, 3: 56, 4: 34}
+
+
+# -- shapley (the default picker) ----------------------------------------------------------------
+
+
+def test_shapley_is_exact_when_the_budget_covers_the_table():
+    game = CachedGame(_game(8, 10))
+    result = METHODS["shapley"](max_evaluations=256, seed=0).fit(game).result
+    np.testing.assert_allclose(result.values, ExactShapley().fit(_game(8, 10)).result.values, atol=1e-12)
+    assert result.extra["estimator"] == "exact_shapley" and result.converged
+    assert game.computed == 256
+    # a standard error alone bounds the run: exact within the default budget of 200 n^2
+    assert METHODS["shapley"](stopping=StandardErrorBelow(0.1), seed=0).fit(_game(8, 10)).result.extra[
+        "estimator"] == "exact_shapley"
+    assert METHODS["shapley"](max_evaluations=255, seed=0).fit(_game(8, 10)).result.extra["estimator"] != "exact_shapley"
+
+
+def test_additivity_gap_of_known_games():
+    from dataprice.valuation.methods.auto import additivity_gap
+
+    assert additivity_gap(_additive(9, 0)) < 1e-12
+    n = 6  # v(S) = 1 when S is not empty: singletons sum to n, leave-one-out to 0
+    anyone = TabulatedGame((np.arange(2**n) > 0).astype(float))
+    assert additivity_gap(anyone) == pytest.approx(n)
+    everyone = TabulatedGame((np.arange(2**n) == 2**n - 1).astype(float))  # only N: the reverse
+    assert additivity_gap(everyone) == pytest.approx(n)
+
+
+def test_shapley_picks_by_the_gap_and_pays_the_first_evaluations_once():
+    additive_ish = TabulatedGame(_additive(12, 1).values + 0.01 * np.random.default_rng(2).normal(size=2**12))
+    bits = ((np.arange(2**12)[:, None] >> np.arange(12)) & 1).astype(float)
+    saturating = TabulatedGame(1 - np.exp(-2 * bits @ np.random.default_rng(3).uniform(0.2, 2.0, size=12)))
+    for game, expected in ((additive_ish, "kernel_shapley"), (saturating, "stratified_shapley")):
+        counted = CachedGame(game)
+        result = METHODS["shapley"](max_evaluations=500, seed=4).fit(counted).result
+        assert result.extra["estimator"] == expected, result.extra
+        assert result.n_evaluations == counted.computed <= 500
+        alone = METHODS[expected](max_evaluations=500, seed=4).fit(game).result
+        np.testing.assert_array_equal(result.values, alone.values)
 
 
 @pytest.mark.parametrize("name", ["stratified_shapley", "kernel_shapley"])

@@ -15,8 +15,8 @@ from numpy.typing import NDArray
 from dataprice.market.allocation import Allocation, ExactAllocation, GreedyAllocation
 from dataprice.market.mechanism import Outcome, settle
 from dataprice.valuation.game import Game, TabulatedGame
+from dataprice.valuation.methods.auto import AutoShapley
 from dataprice.valuation.methods.exact import ExactShapley
-from dataprice.valuation.methods.permutation import PermutationShapley
 
 
 @dataclass
@@ -69,7 +69,7 @@ class SubsetMarket:
             if isinstance(self.game, TabulatedGame):
                 self.shapley_values = ExactShapley().fit(self.game).result.values
             else:
-                method = PermutationShapley(max_evaluations=50 * self.game.n_players**2, seed=self.seed)
+                method = AutoShapley(max_evaluations=50 * self.game.n_players**2, seed=self.seed)
                 self.shapley_values = method.fit(self.game).result.values
         return self.shapley_values
 

@@ -4,7 +4,9 @@ In ``v`` restricted to the selected set ``S*`` (``market.shapley_scope = "select
 in ``v`` over all sellers (``"all"``); ``v(empty)`` counts, as in the standard definition.
 Pays for value, whatever the cost: not individually rational, and manipulable.
 
-* subset: exact Shapley on the restricted table (permutation sampling above 16 sellers);
+* subset: exact Shapley on the restricted table; above 16 selected sellers the ``shapley``
+  method's estimate (kernel regression or stratified sampling, by the game) with a budget of
+  ``50 n^2`` evaluations;
 * continuous: exact Shapley in ``S -> V(W_S(a))`` among the sellers in the market;
 * per query: on the selected set, the value of the one document bought (Shapley in ``v_q``
   restricted to the winner); over all candidates (scope ``all``), *every* candidate's owner
@@ -20,8 +22,8 @@ from numpy.typing import NDArray
 
 from dataprice.market.rules.base import PaymentRule, register_rule
 from dataprice.valuation.game import TabulatedGame, subgame, tabulate
+from dataprice.valuation.methods.auto import AutoShapley
 from dataprice.valuation.methods.exact import ExactShapley
-from dataprice.valuation.methods.permutation import PermutationShapley
 
 #: Largest selected set for which the restricted Shapley payment is computed exactly.
 EXACT_SHAPLEY_SELECTED_MAX = 16
@@ -40,7 +42,7 @@ def subset(market, bids: NDArray[np.float64], alloc) -> NDArray[np.float64]:
     if isinstance(sub, TabulatedGame):
         payments[members] = ExactShapley().fit(sub).result.values
     else:
-        method = PermutationShapley(max_evaluations=50 * members.size**2, seed=market.seed)
+        method = AutoShapley(max_evaluations=50 * members.size**2, seed=market.seed)
         payments[members] = method.fit(sub).result.values
     return payments
 

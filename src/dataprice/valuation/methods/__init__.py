@@ -11,6 +11,7 @@ from dataprice.valuation.methods.asymmetric import (
     AsymmetricPermutationShapley,
     ExactAsymmetricShapley,
 )
+from dataprice.valuation.methods.auto import AutoShapley
 from dataprice.valuation.methods.banzhaf import MSRBanzhaf
 from dataprice.valuation.methods.base import METHODS, MethodSpec, ValuationMethod, register_method
 from dataprice.valuation.methods.exact import ExactBanzhaf, ExactShapley
@@ -23,7 +24,7 @@ from dataprice.valuation.methods.unlearning import UnlearningShapley
 
 #: The built-in methods, in the order scenario messages list them (registration follows
 #: import order, which is alphabetical here).
-BUILT_IN = ("loo", "exact_shapley", "exact_banzhaf", "tmc_shapley", "stratified_shapley", "kernel_shapley",
+BUILT_IN = ("loo", "shapley", "exact_shapley", "exact_banzhaf", "tmc_shapley", "stratified_shapley", "kernel_shapley",
             "msr_banzhaf", "knn_shapley",
             "exact_asymmetric_shapley", "asymmetric_shapley", "unlearning_shapley")
 for _name in BUILT_IN:
@@ -32,6 +33,7 @@ for _name in BUILT_IN:
 __all__ = [
     "METHODS",
     "AsymmetricPermutationShapley",
+    "AutoShapley",
     "ExactAsymmetricShapley",
     "ExactBanzhaf",
     "ExactShapley",

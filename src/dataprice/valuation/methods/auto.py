@@ -1,0 +1,118 @@
+"""``shapley``: Shapley values by the method that suits the game's size and shape.
+
+* **Exact** when the budget covers the whole table (``2^n`` evaluations at most the budget,
+  or at most ``200 n^2`` when only a standard error or a time bounds the run, and ``n`` at
+  most 22): every coalition is evaluated once and the values
+  are exact (:class:`~dataprice.valuation.methods.exact.ExactShapley`).
+* Otherwise a sampling estimator, chosen from the ``2n + 2`` coalitions both candidates
+  evaluate first (empty, grand, every singleton and every complement of one), which this
+  method evaluates once and hands on (no evaluation is paid twice). Their **additivity gap**
+
+      ``g = |sum_i [v({i}) - v(empty)] - sum_i [v(N) - v(N \\ {i})]| / |v(N) - v(empty)|``
+
+  is 0 for an additive game (a singleton's worth equals its leave-one-out worth) and grows
+  with interactions: substitutes (saturating accuracy) make singletons sum to many times
+  the grand coalition's worth, complements make leave-one-out sum to more. A nearly
+  additive game (``g <= ADDITIVITY_GAP``) goes to the kernel regression
+  (:mod:`.kernel`), whose additive fit explains most of it; a game with strong
+  interactions to stratified sampling (:mod:`.stratified`), whose error does not depend on
+  how well an additive model fits.
+
+The threshold is calibrated on the four games of ``benchmarks/estimators.py`` (gaps: RAG
+retrieval 0.30 and coverage 1.55, where the kernel estimator needs fewer evaluations;
+classifier 9.9 and KNN 16.6, where stratified sampling needs 3-10x fewer), so it is a
+measured rule of thumb, not a theorem: both estimators converge on every game, the choice
+only decides how fast. The result records the estimator chosen and the gap
+(``extra["estimator"]``, ``extra["additivity_gap"]``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from dataprice.valuation.game import CachedGame, Game
+from dataprice.valuation.methods._coalitions import all_of_size
+from dataprice.valuation.methods._montecarlo import (
+    MonteCarloMethod,
+    MonteCarloSpec,
+    default_stopping,
+)
+from dataprice.valuation.methods.base import MethodSpec, register_method
+from dataprice.valuation.methods.exact import ExactShapley
+from dataprice.valuation.methods.kernel import KernelShapley
+from dataprice.valuation.methods.stratified import StratifiedShapley
+from dataprice.valuation.stopping import EstimationState
+
+#: Games whose additivity gap is at most this go to the kernel regression (module docstring).
+ADDITIVITY_GAP = 4.0
+#: Largest game valued exactly when the budget covers its table (2^n values in memory).
+EXACT_MAX_PLAYERS = 22
+
+
+class AutoShapleySpec(MonteCarloSpec):
+    method: Literal["shapley"]
+
+
+def additivity_gap(game: Game) -> float:
+    """``g`` of the module docstring, from the ``2n + 2`` border coalitions of ``game``."""
+    n = game.n_players
+    rows = np.concatenate([all_of_size(n, 0), all_of_size(n, n), all_of_size(n, 1), all_of_size(n, n - 1)])
+    values = game(rows)
+    empty, grand = float(values[0]), float(values[1])
+    singles, complements = values[2 : 2 + n] - empty, grand - values[2 + n :]
+    total = abs(grand - empty)
+    gap = abs(float(singles.sum() - complements.sum()))
+    return gap / total if total > 0 else (0.0 if gap == 0 else math.inf)
+
+
+@register_method
+class AutoShapley(MonteCarloMethod):
+    """Shapley values, exact or estimated by the estimator that suits the game.
+
+    See the module docstring for the choice. Settings are those of every sampling method
+    (``max_evaluations``, ``stderr``, ``max_seconds``, ``batch_size``, ``seed``); the budget
+    counts the evaluations of the chosen method, the first ``2n + 2`` included.
+    """
+
+    name = "shapley"
+    Spec: ClassVar[type[MethodSpec]] = AutoShapleySpec
+    default_batch_size = 64
+
+    @classmethod
+    def from_spec(cls, spec: Any, *, seed: int, progress: bool = False) -> AutoShapley:
+        return cls(**spec.sampling_options(seed, progress))
+
+    def budget(self, n: int) -> float:
+        """The evaluations the stopping rule allows before any is made (``inf``: it stops on
+        a standard error or a time only)."""
+        criterion = default_stopping(self.stopping, self.max_evaluations, n)
+        start = EstimationState(stderr=np.full(n, np.inf), counts=np.zeros(n, dtype=np.int64), n_evaluations=0,
+                                started_at=time.monotonic(), values=np.zeros(n))
+        return float(criterion.remaining_evaluations(start))
+
+    def exact_fits(self, n: int) -> bool:
+        """Exact when ``2^n`` is within the budget; with a budget that only a standard error or
+        a time bounds, within the default budget of ``200 n^2`` evaluations."""
+        budget = self.budget(n)
+        return n <= EXACT_MAX_PLAYERS and 2**n <= (budget if math.isfinite(budget) else 200 * n * n)
+
+    def fit(self, game: Game, *, engine=None, chunk: int = 256) -> AutoShapley:
+        n = game.n_players
+        if self.exact_fits(n):
+            result = ExactShapley(progress=self.progress).fit(game).result
+            result.extra = {**result.extra, "estimator": ExactShapley.name}
+        else:
+            primed = CachedGame(game)  # the border evaluated here is not paid again
+            gap = additivity_gap(primed) if self.budget(n) >= 2 * n + 2 else math.inf
+            chosen = KernelShapley if gap <= ADDITIVITY_GAP else StratifiedShapley
+            inner = chosen(stopping=self.stopping, max_evaluations=self.max_evaluations, batch_size=self.batch_size,
+                           seed=self.seed, progress=self.progress)
+            result = inner.fit(primed, engine=engine, chunk=chunk).result
+            result.extra = {**result.extra, "estimator": chosen.name, "additivity_gap": gap}
+        result.method = self.name
+        self._result = result
+        return self
