@@ -12,8 +12,10 @@ over seeds reaches the target, shown as the median of the game calls actually ma
 (counted by the game itself; "not reached at B" otherwise).
 
 * dataprice: the methods of ``--methods`` (default: every registered Monte Carlo method
-  estimating Shapley values that needs nothing beyond a budget and a seed, plus ``auto`` if
-  registered), run in this process as ``METHODS[name](max_evaluations=B, seed=s)``. Games of
+  estimating Shapley values that needs nothing beyond a budget and a seed, ``shapley`` (the
+  default picker) among them, and the option variants of :data:`VARIANTS`), run in this
+  process as ``METHODS[name](max_evaluations=B, seed=s, **options)``; a method is named
+  ``name`` or ``name[key=value,...]`` (values read as JSON: ``tmc_shapley[paired=true]``). Games of
   at most 22 players are read from their value table through a plain ``Game`` (not a
   ``TabulatedGame``, so no method can tell the table is there).
 * shapiq 1.4.1 (``benchmarks/_shapiq_worker.py`` in ``.venv-shapiq``): PermutationSamplingSV,
@@ -69,6 +71,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 #: (metric, target, column): relative L2 error at most 10% and 5%, Spearman at least 0.95.
 TARGETS = (("rel_error", 0.10, "evals to 10%"), ("rel_error", 0.05, "evals to 5%"),
            ("spearman", 0.95, "evals to Spearman 0.95"))
+#: Option variants benchmarked by default beside each method's defaults.
+VARIANTS = ("tmc_shapley[paired=true]",)
 #: Side processes run on one thread each (the machine is shared).
 ONE_THREAD = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
 
@@ -194,9 +198,6 @@ def default_methods() -> tuple[list[str], dict[str, str]]:
     """The dataprice methods benchmarked by default, and the Monte Carlo ones left out (why)."""
     chosen, left_out = [], {}
     for name, cls in METHODS.items():
-        if name == "auto":
-            chosen.append(name)
-            continue
         if not (isinstance(cls, type) and issubclass(cls, MonteCarloMethod)):
             continue
         if cls.estimates != "shapley":
@@ -207,22 +208,46 @@ def default_methods() -> tuple[list[str], dict[str, str]]:
             left_out[name] = "needs settings beyond a budget and a seed"
         else:
             chosen.append(name)
+    chosen += [v for v in VARIANTS if parse_method(v)[0] in chosen]
     return chosen, left_out
+
+
+def parse_method(label: str) -> tuple[str, dict[str, Any]]:
+    """``"name"`` or ``"name[key=value,...]"`` -> ``(name, options)``; values are JSON
+    (``true``, ``3``, ``"x"``), else taken as strings."""
+    name, _, rest = label.partition("[")
+    options: dict[str, Any] = {}
+    if rest:
+        if not rest.endswith("]"):
+            raise ValueError(f"method {label!r}: options go in brackets, as name[key=value,...]")
+        for item in filter(None, rest[:-1].split(",")):
+            key, eq, value = item.partition("=")
+            if not eq:
+                raise ValueError(f"method {label!r}: option {item!r} is not key=value")
+            try:
+                options[key.strip()] = json.loads(value)
+            except json.JSONDecodeError:
+                options[key.strip()] = value.strip()
+    return name.strip(), options
 
 
 def run_dataprice(method: str | type, stored_game, exact, game_name: str, budgets: Sequence[int],
                   seeds: Sequence[int]) -> list[dict]:
     """Every (budget, seed) run of one dataprice method. ``stored_game()`` makes a fresh game
     (its ``n_evaluations`` counts the calls); a failing run is recorded with its error."""
-    cls = METHODS[method] if isinstance(method, str) else method
-    label = method if isinstance(method, str) else cls.name
+    options: dict[str, Any] = {}
+    if isinstance(method, str):
+        name, options = parse_method(method)
+        cls, label = METHODS[name], method
+    else:
+        cls, label = method, method.name
     runs = []
     for budget in budgets:
         for seed in seeds:
             game = stored_game()
             started = time.perf_counter()
             try:
-                result = cls(max_evaluations=int(budget), seed=int(seed)).fit(game).result
+                result = cls(max_evaluations=int(budget), seed=int(seed), **options).fit(game).result
             except Exception as exc:  # reported, and the method is left out of the tables
                 runs.append(record(game_name, "dataprice", label, budget, seed, None, exact, evaluations=None,
                                    seconds=None, failure=f"{type(exc).__name__}: {exc}"))
@@ -363,7 +388,41 @@ def game_table(name: str, stored: StoredGame, summaries: dict[tuple[str, str], d
                     ratios.append(f"{what} > {ds['largest budget'] / theirs:.1f}x")
             if ratios:
                 lines.append(f"Best dataprice method, {dm}, needs this many times its evaluations: " + ", ".join(ratios) + ".")
+    verdict = default_against_shapiq(summaries)
+    if verdict is not None:
+        lines.append(verdict["line"])
     return lines
+
+
+def default_against_shapiq(summaries: dict[tuple[str, str], dict]) -> dict[str, Any] | None:
+    """The goal's comparison: the default ``shapley`` against the fewest evaluations any shapiq
+    approximator needs, target by target (each target's best may be another approximator).
+
+    Returns ``{"line", "no_more", "fewer"}``: ``no_more`` when the default needs no more
+    evaluations on every target some approximator reaches, ``fewer`` when strictly fewer on
+    at least one target (or it reaches a target no approximator reaches)."""
+    ours = summaries.get(("dataprice", "shapley"))
+    theirs = {m: s for (lib, m), s in summaries.items() if lib == "shapiq"}
+    if ours is None or not theirs:
+        return None
+    parts, no_more, fewer = [], True, False
+    for _, _, column in TARGETS:
+        reached = [(s[column]["evaluations"], m) for m, s in theirs.items() if s[column]["evaluations"] is not None]
+        best, who = min(reached) if reached else (None, None)
+        mine = ours[column]["evaluations"]
+        what = column.removeprefix("evals to ")
+        if best is None:
+            fewer |= mine is not None
+            parts.append(f"{what}: {'-' if mine is None else f'{mine:.0f}'} vs none reached")
+            continue
+        if mine is None or mine > best:
+            no_more = False
+        elif mine < best:
+            fewer = True
+        parts.append(f"{what}: {'not reached' if mine is None else f'{mine:.0f}'} vs {best:.0f} ({who})")
+    verdict = "fewer" if no_more and fewer else ("no more" if no_more else "more")
+    return {"line": f"Default `shapley` against the best shapiq approximator per target: {'; '.join(parts)}; "
+                    f"**{verdict}**.", "no_more": no_more, "fewer": no_more and fewer}
 
 
 def write_csv(path: Path, runs: list[dict]) -> None:
@@ -380,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--games", default=",".join(GAME_NAMES), help=f"comma-separated, of {', '.join(GAME_NAMES)}")
     parser.add_argument("--methods", default=None,
                         help="dataprice methods, comma-separated (default: every Monte Carlo Shapley method that "
-                             "needs only a budget and a seed, and auto if registered)")
+                             "needs only a budget and a seed, shapley included, and the variants of VARIANTS)")
     parser.add_argument("--shapiq", default="all", help="shapiq approximators, comma-separated (names as in "
                         "_shapiq_worker.APPROXIMATORS), or all")
     parser.add_argument("--seeds", type=int, default=10)
@@ -403,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"unknown games {sorted(unknown)}; choose from {', '.join(GAME_NAMES)}")
     if args.methods:
         methods, left_out = [m for m in args.methods.split(",") if m], {}
-        missing = [m for m in methods if m not in METHODS]
+        missing = [m for m in methods if parse_method(m)[0] not in METHODS]
         if missing:
             sys.exit(f"not registered dataprice methods: {missing}; registered: {', '.join(METHODS)}")
     else:
@@ -492,6 +551,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         summary[name] = {"players": stored.n_players, "description": stored.description, "info": stored.info,
                          "budgets": budgets[name], "exact": stored.exact.tolist(),
                          "estimators": {f"{lib}: {m}": s for (lib, m), s in summaries.items()}}
+    verdicts = {name: default_against_shapiq({(e.split(": ", 1)[0], e.split(": ", 1)[1]): s
+                                              for e, s in summary[name]["estimators"].items()}) for name in summary}
+    if all(v is not None for v in verdicts.values()) and verdicts:
+        fewer = [g for g, v in verdicts.items() if v["fewer"]]
+        no_more = [g for g, v in verdicts.items() if v["no_more"]]
+        report += [f"Goal (the default needs no more evaluations than the best shapiq approximator on every game, "
+                   f"strictly fewer on at least two): no more on {len(no_more)} of {len(verdicts)} games "
+                   f"({', '.join(no_more) or 'none'}), fewer on {len(fewer)} ({', '.join(fewer) or 'none'}): "
+                   f"**{'met' if len(no_more) == len(verdicts) and len(fewer) >= 2 else 'not met'}**.", ""]
     if failures:
         report += ["Failed dataprice methods (left out of the tables):", ""]
         report += [f"* {k}: {v}" for k, v in failures.items()] + [""]

@@ -92,9 +92,36 @@ def test_a_failing_method_is_recorded_and_never_reaches(bench):
 def test_default_methods_are_the_sampling_shapley_estimators(bench):
     estimators, _ = bench
     chosen, left_out = estimators.default_methods()
-    assert "tmc_shapley" in chosen
+    assert {"tmc_shapley", "stratified_shapley", "kernel_shapley", "shapley", "tmc_shapley[paired=true]"} <= set(chosen)
     assert not {"msr_banzhaf", "asymmetric_shapley", "unlearning_shapley", "exact_shapley"} & set(chosen)
     assert {"msr_banzhaf", "asymmetric_shapley", "unlearning_shapley"} <= set(left_out)
+
+
+def test_method_options_in_brackets(bench):
+    estimators, _ = bench
+    assert estimators.parse_method("tmc_shapley") == ("tmc_shapley", {})
+    assert estimators.parse_method("tmc_shapley[paired=true,batch_size=8,x=a]") == (
+        "tmc_shapley", {"paired": True, "batch_size": 8, "x": "a"})
+    with pytest.raises(ValueError, match="key=value"):
+        estimators.parse_method("tmc_shapley[paired]")
+    game = TabulatedGame(np.arange(2**5, dtype=float))
+    runs = estimators.run_dataprice("tmc_shapley[paired=true]", lambda: game, np.arange(1.0, 6.0), "g", [40], [0])
+    assert runs[0]["method"] == "tmc_shapley[paired=true]" and runs[0]["failure"] is None
+
+
+def test_the_goal_compares_the_default_with_the_best_approximator_per_target(bench):
+    estimators, _ = bench
+
+    def summary(*evals):
+        return {c: {"evaluations": e, "budget": e} for (_, _, c), e in zip(estimators.TARGETS, evals, strict=True)}
+
+    shapiq = {("shapiq", "A"): summary(100, 400, None), ("shapiq", "B"): summary(200, 300, 900)}
+    fewer = estimators.default_against_shapiq({("dataprice", "shapley"): summary(100, 300, 800), **shapiq})
+    assert fewer["no_more"] and fewer["fewer"] and "300 vs 300 (B)" in fewer["line"]
+    tie = estimators.default_against_shapiq({("dataprice", "shapley"): summary(100, 300, 900), **shapiq})
+    assert tie["no_more"] and not tie["fewer"]
+    more = estimators.default_against_shapiq({("dataprice", "shapley"): summary(90, None, 100), **shapiq})
+    assert not more["no_more"] and not more["fewer"]
 
 
 def test_coverage_closed_form_is_exact_shapley(bench):
