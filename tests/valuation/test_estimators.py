@@ -224,3 +224,38 @@ def test_games_whose_middle_size_has_more_than_2_to_the_63_coalitions_spend_thei
     game, _ = random_coverage_market(70, 30, seed=0)
     result = METHODS[name](max_evaluations=900, seed=0).fit(game).result
     assert result.n_evaluations == 900 and np.all(np.isfinite(result.values))
+
+
+class _Crashing(TabulatedGame):
+    """A tabulated game that fails once it has computed ``limit`` coalitions (a killed run)."""
+
+    def __init__(self, values, limit):
+        super().__init__(values)
+        self.limit = limit
+
+    def value_function(self, coalitions):
+        if self.n_evaluations + coalitions.shape[0] > self.limit:
+            raise KeyboardInterrupt("killed")
+        return super().value_function(coalitions)
+
+
+@pytest.mark.parametrize("name", ["stratified_shapley", "kernel_shapley", "shapley"])
+def test_a_killed_run_resumes_from_its_checkpoint_to_the_uninterrupted_values(name, tmp_path):
+    table = _game(10, 11).values
+    whole = METHODS[name](max_evaluations=700, seed=2).fit(TabulatedGame(table)).result
+    path = tmp_path / "run.npz"
+    with pytest.raises(KeyboardInterrupt):
+        METHODS[name](max_evaluations=700, seed=2, checkpoint=path, checkpoint_every=2).fit(_Crashing(table, 450))
+    assert path.is_file()
+    game = CachedGame(TabulatedGame(table))
+    resumed = METHODS[name](max_evaluations=700, seed=2, checkpoint=path, checkpoint_every=2).fit(game).result
+    np.testing.assert_array_equal(resumed.values, whole.values)
+    assert resumed.n_evaluations == whole.n_evaluations
+    assert game.computed < 700 - 200  # the saved coalitions were read, not computed again
+    assert resumed.extra["replayed_from_checkpoint"] > 200
+    # a checkpoint of another run is refused, naming the file
+    with pytest.raises(ValueError, match="run.npz: checkpoint of another run"):
+        METHODS[name](max_evaluations=700, seed=3, checkpoint=path).fit(TabulatedGame(table))
+    path.write_bytes(b"not an npz")
+    with pytest.raises(ValueError, match="not a dataprice sampling checkpoint"):
+        METHODS[name](max_evaluations=700, seed=2, checkpoint=path).fit(TabulatedGame(table))

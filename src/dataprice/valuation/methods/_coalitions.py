@@ -9,7 +9,7 @@ classes when each class has the same number of members among the coalitions of t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import combinations
 from math import comb
 
@@ -137,3 +137,87 @@ def evaluator(game: Game, engine, chunk: int) -> Callable[[NDArray[np.bool_]], N
 def _values(game: Game, coalitions: NDArray[np.bool_]) -> NDArray[np.float64]:
     return game(coalitions)
 
+
+
+class Ledger:
+    """The coalitions a run evaluated, saved to a checkpoint file and replayed on resume.
+
+    The stratified and kernel estimators draw batch ``b`` from the child stream ``(seed,
+    b)`` and the state the earlier batches left, so a run is a function of its seed, its
+    budget and the values it was given. A run started with an existing checkpoint file
+    therefore draws the same coalitions again and reads the values saved there instead of
+    evaluating them: it ends with the values of one uninterrupted run, and the game
+    computes only what the interrupted run had not. The file (``.npz``, no pickles) holds
+    the method's name, seed and players, checked on load, and every evaluated coalition
+    (packed bits) with its value; it is written atomically every ``every`` batches and at
+    the end.
+    """
+
+    def __init__(self, path, *, method: str, seed: int | None, player_names: Sequence[str], every: int = 10) -> None:
+        from pathlib import Path
+
+        self.path = None if path is None else Path(path)
+        self.method, self.seed, self.player_names, self.every = method, seed, list(player_names), max(int(every), 1)
+        self.known: dict[int | bytes, float] = {}
+        self.rows: list[NDArray[np.bool_]] = []
+        self.values: list[NDArray[np.float64]] = []
+        self.replayed = 0  # values read from the file instead of the game
+        if self.path is not None and self.path.is_file():
+            self._load()
+
+    def _load(self) -> None:
+        assert self.path is not None
+        try:
+            with np.load(self.path, allow_pickle=False) as saved:
+                header = str(saved["header"])
+                packed, values = saved["coalitions"], saved["values"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise ValueError(f"{self.path}: not a dataprice sampling checkpoint ({exc})") from None
+        expected = self._header()
+        if header != expected:
+            raise ValueError(f"{self.path}: checkpoint of another run ({header[:120]!r}); this run is {expected[:120]!r}: "
+                             "remove the file or give another checkpoint path")
+        n = len(self.player_names)
+        rows = np.unpackbits(packed, axis=1, count=n).astype(bool) if packed.size else np.zeros((0, n), dtype=bool)
+        if rows.shape[0] != values.shape[0]:
+            raise ValueError(f"{self.path}: checkpoint has {rows.shape[0]} coalitions but {values.shape[0]} values")
+        self.known = dict(zip(coalition_keys(rows), values.tolist(), strict=True))
+
+    def _header(self) -> str:
+        import json
+
+        return json.dumps({"method": self.method, "seed": self.seed, "players": self.player_names})
+
+    def wrap(self, evaluate: Callable[[NDArray[np.bool_]], NDArray[np.float64]]):
+        """``evaluate`` that reads saved values first and records every value it returns."""
+
+        def recorded(coalitions: NDArray[np.bool_]) -> NDArray[np.float64]:
+            keys = coalition_keys(coalitions)
+            fresh = np.array([key not in self.known for key in keys], dtype=bool)
+            values = np.array([self.known.get(key, np.nan) for key in keys], dtype=np.float64)
+            if fresh.any():
+                values[fresh] = evaluate(coalitions[fresh])
+            self.replayed += int((~fresh).sum())
+            self.rows.append(coalitions)
+            self.values.append(values)
+            return values
+
+        return recorded
+
+    def batch_done(self, batch: int) -> None:
+        if batch % self.every == 0:
+            self.save()
+
+    def save(self) -> None:
+        """Write every coalition recorded so far (no-op without a file)."""
+        if self.path is None:
+            return
+        import os
+
+        n = len(self.player_names)
+        rows = np.concatenate(self.rows) if self.rows else np.zeros((0, n), dtype=bool)
+        values = np.concatenate(self.values) if self.values else np.zeros(0)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp.npz")
+        np.savez(tmp, header=np.array(self._header()), coalitions=np.packbits(rows, axis=1), values=values)
+        os.replace(tmp, self.path)

@@ -75,7 +75,9 @@ class AutoShapley(MonteCarloMethod):
 
     See the module docstring for the choice. Settings are those of every sampling method
     (``max_evaluations``, ``stderr``, ``max_seconds``, ``batch_size``, ``seed``); the budget
-    counts the evaluations of the chosen method, the first ``2n + 2`` included.
+    counts the evaluations of the chosen method, the first ``2n + 2`` included. A
+    ``checkpoint`` file is the chosen estimator's (a resumed run evaluates the first ``2n +
+    2`` coalitions again to choose, and reads the rest from the file).
     """
 
     name = "shapley"
@@ -110,7 +112,8 @@ class AutoShapley(MonteCarloMethod):
             gap = additivity_gap(primed) if self.budget(n) >= 2 * n + 2 else math.inf
             chosen = KernelShapley if gap <= ADDITIVITY_GAP else StratifiedShapley
             inner = chosen(stopping=self.stopping, max_evaluations=self.max_evaluations, batch_size=self.batch_size,
-                           seed=self.seed, progress=self.progress)
+                           seed=self.seed, progress=self.progress, checkpoint=self.checkpoint,
+                           checkpoint_every=self.checkpoint_every)
             result = inner.fit(primed, engine=engine, chunk=chunk).result
             result.extra = {**result.extra, "estimator": chosen.name, "additivity_gap": gap}
         result.method = self.name

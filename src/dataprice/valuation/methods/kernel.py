@@ -54,6 +54,7 @@ from scipy.special import comb
 from dataprice.rng import child_rng
 from dataprice.valuation.game import Game
 from dataprice.valuation.methods._coalitions import (
+    Ledger,
     evaluator,
     neyman_quota,
     sample_of_size,
@@ -220,7 +221,9 @@ class KernelShapley(MonteCarloMethod):
         n = game.n_players
         loop = self._start(game, None)
         pairs, state = _Pairs(n, self.unbiased), _State(n)
-        evaluate = evaluator(game, engine, chunk)
+        ledger = Ledger(self.checkpoint, method=self.name, seed=self.seed, player_names=game.player_names,
+                        every=self.checkpoint_every)
+        evaluate = ledger.wrap(evaluator(game, engine, chunk))
         batch = 0
         border = 2 + 2 * (int(pairs.units[0]) if n > 1 else 0)
         if loop.remaining(state) >= border:
@@ -248,6 +251,7 @@ class KernelShapley(MonteCarloMethod):
                     start += k
                 if pairs.drawn.sum() >= (1 + REFRESH_GROWTH) * pairs.estimated_units:
                     self._refresh(pairs, state)
+                ledger.batch_done(batch)
             if pairs.drawn.sum() > pairs.estimated_units:
                 self._refresh(pairs, state)
         else:  # not even the border fits the budget: the equal split of v(N) - v(empty)
@@ -257,6 +261,7 @@ class KernelShapley(MonteCarloMethod):
                 values = evaluate(ends)
                 loop.spend(2)
                 state.mean = np.full(n, (values[1] - values[0]) / n)
+        ledger.save()
         converged = loop.close(state)
         exact = bool(n == 1 and loop.n_evaluations >= 2) or bool(n > 1 and (pairs.drawn >= pairs.units).all())
         self._result = ValuationResult(
@@ -272,6 +277,7 @@ class KernelShapley(MonteCarloMethod):
             extra={
                 "units_by_stratum": dict(zip(pairs.strata.tolist(), pairs.drawn.tolist(), strict=True)),
                 "efficiency_gap": float(state.mean.sum() - pairs.y_grand),
+                "replayed_from_checkpoint": ledger.replayed,
                 "stopping": repr(loop.criterion),
             },
         )

@@ -52,6 +52,7 @@ from scipy.special import comb
 from dataprice.rng import child_rng
 from dataprice.valuation.game import Game
 from dataprice.valuation.methods._coalitions import (
+    Ledger,
     all_of_size,
     evaluator,
     neyman_quota,
@@ -222,7 +223,9 @@ class StratifiedShapley(MonteCarloMethod):
         n = game.n_players
         loop = self._start(game, None)
         strata, state = _Strata(n, self.regression), _State(n)
-        evaluate = evaluator(game, engine, chunk)
+        ledger = Ledger(self.checkpoint, method=self.name, seed=self.seed, player_names=game.player_names,
+                        every=self.checkpoint_every)
+        evaluate = ledger.wrap(evaluator(game, engine, chunk))
         borders = sorted({0, 1, n - 1, n})
         border = np.concatenate([all_of_size(n, s) for s in borders])
         batch = 0
@@ -239,6 +242,7 @@ class StratifiedShapley(MonteCarloMethod):
                 strata.add(coalitions, evaluate(coalitions))
                 loop.spend(coalitions.shape[0])
                 self._refresh(strata, state)
+                ledger.batch_done(batch)
         else:  # not even the border sizes fit the budget: the equal split, not converged
             ends = np.zeros((2, n), dtype=bool)
             ends[1] = True
@@ -246,6 +250,7 @@ class StratifiedShapley(MonteCarloMethod):
                 strata.add(ends, evaluate(ends))
                 loop.spend(2)
             self._refresh(strata, state)
+        ledger.save()
         converged = loop.close(state)
         exact = bool(strata.exact.all())
         self._result = ValuationResult(
@@ -261,6 +266,7 @@ class StratifiedShapley(MonteCarloMethod):
             extra={
                 "coalitions_by_size": strata.drawn.tolist(),
                 "exact_sizes": np.flatnonzero(strata.exact).tolist(),
+                "replayed_from_checkpoint": ledger.replayed,
                 "stopping": repr(loop.criterion),
             },
         )
