@@ -94,3 +94,20 @@ def test_sellers_with_flipped_labels_get_the_lowest_values(model):
         values = method.fit(game if isinstance(method, KNNShapley) else table).result.values
         lowest_two = set(np.argsort(values)[:2].tolist())
         assert lowest_two == set(noisy), f"{method.name}: {values.round(3)}"
+
+
+def test_a_trained_classifier_offers_soft_knn_on_the_same_data_as_its_proxy():
+    from dataprice.valuation.game import CachedGame
+
+    shards = make_shards("wine", 6, seed=2, noisy_sellers=[1])
+    game = ClassifierGame(shards, model="logistic", value_per_quality=50.0, k_neighbors=4,
+                          player_names=[f"s{j}" for j in range(6)])
+    proxy = CachedGame(game).proxy_game()
+    knn = ClassifierGame(shards, model="knn", value_per_quality=50.0, k_neighbors=4)
+    coalitions = masks_to_coalitions(np.arange(2**6), 6)
+    np.testing.assert_array_equal(proxy(coalitions), knn(coalitions))
+    assert proxy.player_names == game.player_names and game.n_evaluations == 0
+    assert knn.proxy_game() is None  # the KNN model is cheap already
+    # the proxy moves with the trained model: their Shapley values rank sellers alike
+    phi, phi_proxy = ExactShapley().fit(game).result.values, ExactShapley().fit(proxy).result.values
+    assert np.corrcoef(phi, phi_proxy)[0, 1] > 0.5

@@ -347,3 +347,25 @@ def test_relevance_with_both_gold_ids_and_answers_must_be_chosen(tmp_path, capsy
     data["buyer"].update(utility="replay", replay_file="judge.csv")
     path.write_text(yaml.safe_dump(data))
     assert main(["validate", str(path)]) == 0
+
+
+def test_the_lm_reader_game_offers_retrieval_on_the_same_ranking_as_its_proxy(medical):
+    """A control variate for sampling: the reader's game offers hit@k of the same top-k (no
+    reader pass), the retrieval game offers nothing."""
+    from dataprice.buyers.rag.game import ReaderScorer, RetrievalScorer
+    from dataprice.buyers.rag.reader import LMReader, ReaderConfig
+    from dataprice.models.lm import tiny_causal_lm
+    from dataprice.valuation.game import CachedGame
+
+    corpus, docs, queries = medical
+    sub = corpus.subset_questions(range(6))
+    model, tokenizer = tiny_causal_lm()
+    reader = LMReader(model, tokenizer, ReaderConfig(max_context_tokens=64, batch_size=16))
+    topk = SellerTopK(docs, corpus.owners, queries[:6], corpus.n_sellers, k=2)
+    game = RAGGame(topk, ReaderScorer(reader, sub), value_per_quality=10.0)
+    proxy = CachedGame(game).proxy_game()
+    retrieval = RAGGame(topk, RetrievalScorer(sub.relevance(), "hit"), value_per_quality=10.0)
+    coalitions = masks_to_coalitions(np.arange(2**corpus.n_sellers), corpus.n_sellers)
+    np.testing.assert_array_equal(proxy(coalitions), retrieval(coalitions))
+    assert proxy.player_names == game.player_names and reader.n_forward_items == 0
+    assert retrieval.proxy_game() is None

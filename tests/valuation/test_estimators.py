@@ -259,3 +259,70 @@ def test_a_killed_run_resumes_from_its_checkpoint_to_the_uninterrupted_values(na
     path.write_bytes(b"not an npz")
     with pytest.raises(ValueError, match="not a dataprice sampling checkpoint"):
         METHODS[name](max_evaluations=700, seed=2, checkpoint=path).fit(TabulatedGame(table))
+
+
+# -- the buyer's proxy game as control variate ------------------------------------------------
+
+
+class _WithProxy(TabulatedGame):
+    """A tabulated game that offers another table as its proxy, counting the proxy's calls."""
+
+    def __init__(self, values, proxy_values):
+        super().__init__(values)
+        self.proxy = TabulatedGame(proxy_values)
+
+    def proxy_game(self):
+        return self.proxy
+
+
+def _proxied(n: int, seed: int, noise: float) -> _WithProxy:
+    """``v`` = a saturating game plus coalition noise; the proxy is the same curve, rescaled
+    and shifted (what a cheaper model of the same data looks like), without the noise."""
+    rng = np.random.default_rng(seed)
+    bits = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(float)
+    curve = 1 - np.exp(-2 * bits @ rng.uniform(0.2, 2.0, size=n))
+    return _WithProxy(curve + noise * rng.normal(size=2**n), 0.5 * curve + 0.1)
+
+
+def test_a_proxy_that_explains_the_game_cuts_the_error_and_converges():
+    from dataprice.valuation.methods import StratifiedShapley
+
+    game = _proxied(11, 0, 0.003)
+    exact = ExactShapley().fit(TabulatedGame(game.values)).result.values
+
+    def error(budget, seed, **options):
+        values = StratifiedShapley(max_evaluations=budget, seed=seed, **options).fit(game).result.values
+        return float(np.linalg.norm(values - exact) / np.linalg.norm(exact))
+
+    for budget in (100, 300):
+        without = np.median([error(budget, s) for s in range(6)])
+        with_proxy = np.median([error(budget, s, proxy=True) for s in range(6)])
+        assert with_proxy < 0.5 * without, (budget, with_proxy, without)
+    full = StratifiedShapley(max_evaluations=2**11, seed=0, proxy=True).fit(game).result
+    np.testing.assert_allclose(full.values, exact, atol=1e-10)
+    assert full.n_evaluations == 2**11 and full.extra["proxy"]["slope"] == pytest.approx(2.0, rel=0.05)
+    # the proxy's values are exact when its table fits in PROXY_BUDGET_FACTOR x the budget
+    small = StratifiedShapley(max_evaluations=300, seed=0, proxy=True).fit(game).result
+    assert small.extra["proxy"]["values"] == "stratified_shapley" and small.extra["proxy"]["evaluations"] <= 4 * 300
+    assert full.extra["proxy"]["values"] == "exact"
+    # a game without a proxy is valued as before
+    plain = TabulatedGame(game.values)
+    np.testing.assert_array_equal(StratifiedShapley(max_evaluations=300, seed=1, proxy=True).fit(plain).result.values,
+                                  StratifiedShapley(max_evaluations=300, seed=1).fit(plain).result.values)
+
+
+def test_shapley_uses_paired_permutations_on_a_submodular_game():
+    from dataprice.buyers.coverage.game import random_coverage_market
+
+    game, _ = random_coverage_market(30, 40, seed=1)
+    result = METHODS["shapley"](max_evaluations=2000, seed=0).fit(game).result
+    paired = METHODS["tmc_shapley"](max_evaluations=2000, seed=0, paired=True).fit(game).result
+    assert result.extra["estimator"] == "tmc_shapley (paired)"
+    np.testing.assert_array_equal(result.values, paired.values)
+
+
+def test_shapley_takes_the_proxy_where_the_game_has_strong_interactions():
+    game = _proxied(12, 3, 0.01)
+    result = METHODS["shapley"](max_evaluations=400, seed=0).fit(game).result
+    assert result.extra["estimator"] == "stratified_shapley" and result.extra["additivity_gap"] > 4
+    assert result.extra["proxy"]["game"] == "TabulatedGame"

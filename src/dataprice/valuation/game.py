@@ -167,6 +167,19 @@ class Game(ABC):
         """
         return GrowingCoalition(self, members)
 
+    def proxy_game(self) -> Game | None:
+        """A cheap game over the same players whose values move with this one's, or None.
+
+        Sampling estimators use it as a control variate (``stratified_shapley``'s
+        ``proxy``): both games are evaluated on the same coalitions, the proxy's Shapley
+        values are computed once with many cheap evaluations, and only the part of ``v`` the
+        proxy does not explain is left to sampling. A buyer offers one where a cheaper
+        model of the same data exists: the classifier trained per coalition offers the
+        soft-KNN utility on the same points, the RAG buyer with an LM reader offers
+        retrieval hit@k on the same ranking.
+        """
+        return None
+
     def value_of(self, members: Iterable[int] = ()) -> float:
         """``v(S)`` for one coalition given by its members."""
         return float(self(coalition(self.n_players, members))[0])
@@ -299,6 +312,10 @@ class CachedGame(Game):
         self.n_evaluations += len(values)
         self.misses += len(values)
         return values
+
+    def proxy_game(self) -> Game | None:
+        """The wrapped game's proxy (memoising does not change what it offers)."""
+        return self.game.proxy_game()
 
     def growing(self, members: Iterable[int] = ()) -> GrowingCoalition:
         """The wrapped game's own incremental evaluator when it has one (counted here, as

@@ -106,6 +106,10 @@ class PointCache(Game):
     def value_function(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
         return self.game.from_points(self.points(coalitions))  # type: ignore[attr-defined]
 
+    def proxy_game(self) -> Game | None:
+        """The wrapped game's proxy (remembering scores does not change what it offers)."""
+        return self.game.proxy_game()
+
     def reweighted(self, weights: NDArray[np.float64]) -> Game:
         """The game on the evaluation set where point ``i`` has weight ``weights[i]``."""
         return _Reweighted(self, np.asarray(weights, dtype=np.float64))

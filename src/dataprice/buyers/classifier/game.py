@@ -79,6 +79,16 @@ class ClassifierGame(Game):
             value_per_quality=self.value_per_quality, player_names=[self.player_names[t] for t in targets],
         )
 
+    def proxy_game(self) -> Game | None:
+        """The soft-KNN utility (``K = k_neighbors``) on the same shards, players and money
+        scale: no training, vectorised over a batch of coalitions, and its values move with
+        a trained classifier's accuracy on most data (a control variate for sampling). The
+        KNN model itself needs no proxy."""
+        if self.model == "knn" and self.estimator is None:
+            return None
+        return ClassifierGame(self.shards, model="knn", k_neighbors=self.k_neighbors,
+                              value_per_quality=self.value_per_quality, player_names=self.player_names)
+
     @property
     def empty_quality(self) -> float:
         return 0.0 if self.model == "knn" and self.estimator is None else 1.0 / self.shards.n_classes

@@ -243,6 +243,16 @@ class RAGGame(Game):
         on_candidates = getattr(scorer, "on_candidates", None)
         self._by_position = None if on_candidates is None else on_candidates(topk.ranked_docs)
 
+    def proxy_game(self) -> Game | None:
+        """With the LM reader: retrieval hit@k on the same ranking, questions and money scale
+        (a table lookup per coalition against a reader pass per new context; the reader's
+        gain grows with whether the answer was retrieved). Other scorers need no proxy."""
+        if not isinstance(self.scorer, ReaderScorer):
+            return None
+        return RAGGame(self.topk, RetrievalScorer(self.scorer.corpus.relevance(), "hit"),
+                       value_per_quality=self.value_per_quality, player_names=self.player_names,
+                       batch_size=self.batch_size)
+
     def _chunk_scores(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
         """``float[B, Q]`` for one chunk of coalitions."""
         if self._by_position is not None:

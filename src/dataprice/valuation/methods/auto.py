@@ -1,28 +1,38 @@
 """``shapley``: Shapley values by the method that suits the game's size and shape.
 
+In this order:
+
 * **Exact** when the budget covers the whole table (``2^n`` evaluations at most the budget,
   or at most ``200 n^2`` when only a standard error or a time bounds the run, and ``n`` at
-  most 22): every coalition is evaluated once and the values
-  are exact (:class:`~dataprice.valuation.methods.exact.ExactShapley`).
-* Otherwise a sampling estimator, chosen from the ``2n + 2`` coalitions both candidates
-  evaluate first (empty, grand, every singleton and every complement of one), which this
-  method evaluates once and hands on (no evaluation is paid twice). Their **additivity gap**
+  most 22): every coalition is evaluated once and the values are exact
+  (:class:`~dataprice.valuation.methods.exact.ExactShapley`).
+* **Paired permutations** (``tmc_shapley`` with ``paired: true``) when the game declares
+  itself submodular (``Game.submodular``: coverage). With diminishing returns a player's
+  marginal contribution falls with its position, so its contributions in a permutation and
+  in the reverse one are negatively correlated and their average varies little (antithetic
+  sampling).
+* Otherwise a coalition-sampling estimator, chosen from the ``2n + 2`` coalitions both
+  candidates evaluate first (empty, grand, every singleton and every complement of one),
+  which this method evaluates once and hands on (no evaluation is paid twice). Their
+  **additivity gap**
 
       ``g = |sum_i [v({i}) - v(empty)] - sum_i [v(N) - v(N \\ {i})]| / |v(N) - v(empty)|``
 
   is 0 for an additive game (a singleton's worth equals its leave-one-out worth) and grows
   with interactions: substitutes (saturating accuracy) make singletons sum to many times
   the grand coalition's worth, complements make leave-one-out sum to more. A nearly
-  additive game (``g <= ADDITIVITY_GAP``) goes to the kernel regression
-  (:mod:`.kernel`), whose additive fit explains most of it; a game with strong
-  interactions to stratified sampling (:mod:`.stratified`), whose error does not depend on
-  how well an additive model fits.
+  additive game (``g <= ADDITIVITY_GAP``) goes to the kernel regression (:mod:`.kernel`),
+  whose additive fit explains most of it; a game with strong interactions to stratified
+  sampling (:mod:`.stratified`), whose error does not depend on how well an additive model
+  fits, with the buyer's proxy game as control variate where the buyer offers one
+  (``Game.proxy_game``: the soft-KNN utility for a trained classifier).
 
-The threshold is calibrated on the four games of ``benchmarks/estimators.py`` (gaps: RAG
-retrieval 0.30 and coverage 1.55, where the kernel estimator needs fewer evaluations;
-classifier 9.9 and KNN 16.6, where stratified sampling needs 3-10x fewer), so it is a
-measured rule of thumb, not a theorem: both estimators converge on every game, the choice
-only decides how fast. The result records the estimator chosen and the gap
+The rules are calibrated on the four games of ``benchmarks/estimators.py`` (gaps: RAG
+retrieval 0.30, where the kernel estimator needs the fewest evaluations; classifier 9.9 and
+KNN 16.6, where stratified sampling needs 3-10x fewer than the kernel estimator; coverage,
+submodular, where paired permutations need 3x fewer than either), so they are measured
+rules of thumb, not theorems: every candidate converges on every game, the choice only
+decides how fast. The result records the estimator chosen and the gap
 (``extra["estimator"]``, ``extra["additivity_gap"]``).
 """
 
@@ -44,6 +54,7 @@ from dataprice.valuation.methods._montecarlo import (
 from dataprice.valuation.methods.base import MethodSpec, register_method
 from dataprice.valuation.methods.exact import ExactShapley
 from dataprice.valuation.methods.kernel import KernelShapley
+from dataprice.valuation.methods.permutation import PermutationShapley
 from dataprice.valuation.methods.stratified import StratifiedShapley
 from dataprice.valuation.stopping import EstimationState
 
@@ -104,16 +115,23 @@ class AutoShapley(MonteCarloMethod):
 
     def fit(self, game: Game, *, engine=None, chunk: int = 256) -> AutoShapley:
         n = game.n_players
+        common: dict[str, Any] = {"stopping": self.stopping, "max_evaluations": self.max_evaluations, "seed": self.seed,
+                  "progress": self.progress, "checkpoint": self.checkpoint, "checkpoint_every": self.checkpoint_every}
         if self.exact_fits(n):
             result = ExactShapley(progress=self.progress).fit(game).result
             result.extra = {**result.extra, "estimator": ExactShapley.name}
+        elif game.submodular:
+            result = PermutationShapley(paired=True, **common).fit(game, engine=engine).result
+            result.extra = {**result.extra, "estimator": "tmc_shapley (paired)"}
         else:
             primed = CachedGame(game)  # the border evaluated here is not paid again
             gap = additivity_gap(primed) if self.budget(n) >= 2 * n + 2 else math.inf
-            chosen = KernelShapley if gap <= ADDITIVITY_GAP else StratifiedShapley
-            inner = chosen(stopping=self.stopping, max_evaluations=self.max_evaluations, batch_size=self.batch_size,
-                           seed=self.seed, progress=self.progress, checkpoint=self.checkpoint,
-                           checkpoint_every=self.checkpoint_every)
+            inner: KernelShapley | StratifiedShapley
+            if gap <= ADDITIVITY_GAP:
+                inner = KernelShapley(batch_size=self.batch_size, **common)
+            else:
+                inner = StratifiedShapley(batch_size=self.batch_size, proxy=True, **common)
+            chosen = type(inner)
             result = inner.fit(primed, engine=engine, chunk=chunk).result
             result.extra = {**result.extra, "estimator": chosen.name, "additivity_gap": gap}
         result.method = self.name
