@@ -108,6 +108,10 @@ def test_a_trained_classifier_offers_soft_knn_on_the_same_data_as_its_proxy():
     np.testing.assert_array_equal(proxy(coalitions), knn(coalitions))
     assert proxy.player_names == game.player_names and game.n_evaluations == 0
     assert knn.proxy_game() is None  # the KNN model is cheap already
+    # a scenario that tabulates the game keeps the proxy; a subgame has none
+    table = tabulate(game)
+    np.testing.assert_array_equal(table.proxy_game()(coalitions), knn(coalitions))
+    assert table.restrict([0, 1]).proxy_game() is None
     # the proxy moves with the trained model: their Shapley values rank sellers alike
     phi, phi_proxy = ExactShapley().fit(game).result.values, ExactShapley().fit(proxy).result.values
     assert np.corrcoef(phi, phi_proxy)[0, 1] > 0.5

@@ -236,3 +236,22 @@ def test_seller_settings_the_table_decides_are_refused(tmp_path, capsys, csv_fil
     data["sellers"].update(sellers)
     scenario.write_text(yaml.safe_dump(data))
     fails_cleanly(capsys, scenario, tmp_path / "out", part)
+
+
+def test_the_default_shapley_and_the_proxy_control_variate_on_a_users_table(tmp_path):
+    """``shapley`` and ``stratified_shapley`` with the buyer's soft-KNN proxy, from a user's
+    CSV through the CLI: below the table's 2^6 coalitions they sample, close to exact
+    Shapley, and twice the same."""
+    table = make_table(180, seed=4).assign(owner=[f"owner_{i % 6}" for i in range(180)])
+    table.to_csv(tmp_path / "six.csv", index=False)
+    valuation = [{"method": "exact_shapley"}, {"method": "shapley", "max_evaluations": 48},
+                 {"method": "stratified_shapley", "max_evaluations": 48, "proxy": True}]
+    scenario = write_scenario(tmp_path, {"task": "classifier", "table": {"file": "six.csv"}}, count=6,
+                              valuation=valuation)
+    assert run_cli(scenario, tmp_path / "a") == 0 and run_cli(scenario, tmp_path / "b") == 0
+    a = values(tmp_path / "a")
+    pd.testing.assert_frame_equal(a, values(tmp_path / "b"))
+    exact = a["value[exact_shapley]"].to_numpy()
+    for key in ("shapley", "stratified_shapley"):
+        estimate = a[f"value[{key}]"].to_numpy()
+        assert np.linalg.norm(estimate - exact) < 0.35 * np.linalg.norm(exact), (key, estimate, exact)

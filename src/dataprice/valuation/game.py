@@ -403,6 +403,7 @@ class TabulatedGame(Game):
         values: NDArray[np.float64],
         player_names: Sequence[str] | None = None,
         metadata: dict | None = None,
+        proxy: Game | None = None,
     ) -> None:
         values = np.asarray(values, dtype=np.float64)
         n = int(np.log2(values.shape[0])) if values.size else -1
@@ -411,6 +412,11 @@ class TabulatedGame(Game):
         super().__init__(n, player_names)
         self.values = values
         self.metadata = dict(metadata or {})
+        self._proxy = proxy
+
+    def proxy_game(self) -> Game | None:
+        """The tabulated game's proxy (:func:`tabulate` keeps it; a subgame has none)."""
+        return self._proxy
 
     def value_function(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
         return self.values[coalitions_to_masks(coalitions)]
@@ -498,7 +504,7 @@ def tabulate(
         results = map_batches(_BatchEvaluator(game), batches)
         for masks, vals in zip(batches, results, strict=True):
             values[masks] = vals
-    return TabulatedGame(values, game.player_names, {"source": type(game).__name__})
+    return TabulatedGame(values, game.player_names, {"source": type(game).__name__}, proxy=game.proxy_game())
 
 
 class SubGame(Game):

@@ -249,7 +249,11 @@ class RAGGame(Game):
         gain grows with whether the answer was retrieved). Other scorers need no proxy."""
         if not isinstance(self.scorer, ReaderScorer):
             return None
-        return RAGGame(self.topk, RetrievalScorer(self.scorer.corpus.relevance(), "hit"),
+        try:
+            relevance = self.scorer.corpus.relevance()
+        except DataError:  # the corpus does not say which documents answer: no proxy
+            return None
+        return RAGGame(self.topk, RetrievalScorer(relevance, "hit"),
                        value_per_quality=self.value_per_quality, player_names=self.player_names,
                        batch_size=self.batch_size)
 
