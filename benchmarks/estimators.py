@@ -395,34 +395,73 @@ def game_table(name: str, stored: StoredGame, summaries: dict[tuple[str, str], d
 
 
 def default_against_shapiq(summaries: dict[tuple[str, str], dict]) -> dict[str, Any] | None:
-    """The goal's comparison: the default ``shapley`` against the fewest evaluations any shapiq
-    approximator needs, target by target (each target's best may be another approximator).
+    """The goal's comparison of the default ``shapley`` with shapiq, read two ways.
 
-    Returns ``{"line", "no_more", "fewer"}``: ``no_more`` when the default needs no more
-    evaluations on every target some approximator reaches, ``fewer`` when strictly fewer on
-    at least one target (or it reaches a target no approximator reaches)."""
+    * Against *the best shapiq approximator* (the goal's words): the one the table ranks first
+      (fewest evaluations to 5%, then 10%, then Spearman 0.95), on each target.
+    * Against *the best per target* (stricter): the fewest evaluations any approximator needs
+      for that target, whichever it is.
+
+    Each gives ``no_more`` (the default needs no more evaluations on every target the
+    approximator reaches) and ``fewer`` (no more everywhere and strictly fewer somewhere, or
+    a target reached that the approximator does not). Returns ``{"line", "best": {...},
+    "per_target": {...}}`` or None without the default or shapiq."""
     ours = summaries.get(("dataprice", "shapley"))
     theirs = {m: s for (lib, m), s in summaries.items() if lib == "shapiq"}
     if ours is None or not theirs:
         return None
-    parts, no_more, fewer = [], True, False
-    for _, _, column in TARGETS:
+    ranked = min(theirs, key=lambda m: rank_key(theirs[m]))
+
+    def compare(pick) -> tuple[list[str], bool, bool]:
+        parts, no_more, fewer = [], True, False
+        for _, _, column in TARGETS:
+            best, who = pick(column)
+            mine = ours[column]["evaluations"]
+            what = column.removeprefix("evals to ")
+            shown = "not reached" if mine is None else f"{mine:.0f}"
+            if best is None:
+                fewer |= mine is not None
+                parts.append(f"{what} {shown} vs not reached")
+                continue
+            if mine is None or mine > best:
+                no_more = False
+            elif mine < best:
+                fewer = True
+            parts.append(f"{what} {shown} vs {best:.0f}" + (f" ({who})" if who != ranked else ""))
+        return parts, no_more, no_more and fewer
+
+    def per_target(column):
         reached = [(s[column]["evaluations"], m) for m, s in theirs.items() if s[column]["evaluations"] is not None]
-        best, who = min(reached) if reached else (None, None)
-        mine = ours[column]["evaluations"]
-        what = column.removeprefix("evals to ")
-        if best is None:
-            fewer |= mine is not None
-            parts.append(f"{what}: {'-' if mine is None else f'{mine:.0f}'} vs none reached")
-            continue
-        if mine is None or mine > best:
-            no_more = False
-        elif mine < best:
-            fewer = True
-        parts.append(f"{what}: {'not reached' if mine is None else f'{mine:.0f}'} vs {best:.0f} ({who})")
-    verdict = "fewer" if no_more and fewer else ("no more" if no_more else "more")
-    return {"line": f"Default `shapley` against the best shapiq approximator per target: {'; '.join(parts)}; "
-                    f"**{verdict}**.", "no_more": no_more, "fewer": no_more and fewer}
+        return min(reached) if reached else (None, None)
+
+    best_parts, best_no_more, best_fewer = compare(lambda c: (theirs[ranked][c]["evaluations"], ranked))
+    target_parts, target_no_more, target_fewer = compare(per_target)
+
+    def word(no_more: bool, fewer: bool) -> str:
+        return "fewer" if fewer else ("no more" if no_more else "more")
+
+    line = (f"Default `shapley` against the best shapiq approximator, {ranked}: {'; '.join(best_parts)}: "
+            f"**{word(best_no_more, best_fewer)}**. Against the best approximator for each target: "
+            f"{'; '.join(target_parts)}: **{word(target_no_more, target_fewer)}**.")
+    return {"line": line, "best": {"no_more": best_no_more, "fewer": best_fewer},
+            "per_target": {"no_more": target_no_more, "fewer": target_fewer}}
+
+
+def read_csv(path: Path) -> list[dict]:
+    """Runs written by :func:`write_csv`, with their types back."""
+    runs = []
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            def number(key, cast, row=row):
+                return cast(row[key]) if row[key] not in ("", None) else None
+            runs.append({"game": row["game"], "library": row["library"], "method": row["method"],
+                         "budget": int(row["budget"]), "seed": int(row["seed"]),
+                         "evaluations": number("evaluations", lambda v: int(float(v))),
+                         "reported_evaluations": number("reported_evaluations", lambda v: int(float(v))),
+                         "rel_error": float(row["rel_error"]) if row["rel_error"] else float("nan"),
+                         "spearman": float(row["spearman"]) if row["spearman"] else float("nan"),
+                         "seconds": number("seconds", float), "failure": row["failure"] or None})
+    return runs
 
 
 def write_csv(path: Path, runs: list[dict]) -> None:
@@ -451,6 +490,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-shapiq", action="store_true")
     parser.add_argument("--no-pydvl", action="store_true")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the stored games and exact values")
+    parser.add_argument("--from-csv", type=Path, default=None,
+                        help="write the report from the runs of an earlier run's CSV (nothing is run)")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.max_budget, args.grid_factor = 3, 2048, 2.0
@@ -480,8 +521,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     runs: list[dict] = []
     failures: dict[str, str] = {}
+    if args.from_csv is not None:  # the report of an earlier run, written again
+        runs = [r for r in read_csv(args.from_csv) if r["game"] in games]
+        methods = list(dict.fromkeys(r["method"] for r in runs if r["library"] == "dataprice"))
+        args.no_shapiq = args.no_pydvl = True
     for name, stored in games.items():
-        for method in methods:
+        for method in methods if args.from_csv is None else []:
             t0 = time.perf_counter()
             done = run_dataprice(method, stored.game, stored.exact, name, budgets[name], seeds)
             failed = [r for r in done if r["failure"]]
@@ -521,6 +566,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"pyDVL's environment is missing ({PYDVL_PYTHON}): `make bench-pydvl` builds it; skipping pyDVL")
 
     wall = time.perf_counter() - started
+    earlier = args.from_csv.with_name(args.from_csv.name.replace("_runs.csv", ".json")) if args.from_csv else None
+    if earlier is not None and earlier.is_file():  # the run's own command and time, not this rewrite's
+        before = json.loads(earlier.read_text())
+        wall, argv, side = before["wall_seconds"], before["command"].split()[2:], before.get("sides", {})
     report = ["## Game evaluations to reach a relative L2 error of 10% / 5% and Spearman 0.95", "",
               f"Median over {len(seeds)} seeds; the first budget of the grid (factor {args.grid_factor:.3g}, "
               f"{args.min_budget}..{args.max_budget}, at most 4 * 2^n for tabulated games) at which the median "
@@ -554,12 +603,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     verdicts = {name: default_against_shapiq({(e.split(": ", 1)[0], e.split(": ", 1)[1]): s
                                               for e, s in summary[name]["estimators"].items()}) for name in summary}
     if all(v is not None for v in verdicts.values()) and verdicts:
-        fewer = [g for g, v in verdicts.items() if v["fewer"]]
-        no_more = [g for g, v in verdicts.items() if v["no_more"]]
-        report += [f"Goal (the default needs no more evaluations than the best shapiq approximator on every game, "
-                   f"strictly fewer on at least two): no more on {len(no_more)} of {len(verdicts)} games "
-                   f"({', '.join(no_more) or 'none'}), fewer on {len(fewer)} ({', '.join(fewer) or 'none'}): "
-                   f"**{'met' if len(no_more) == len(verdicts) and len(fewer) >= 2 else 'not met'}**.", ""]
+        for reading, words in (("best", "the best shapiq approximator (the goal's reading)"),
+                               ("per_target", "the best approximator for each target (stricter)")):
+            fewer = [g for g, v in verdicts.items() if v[reading]["fewer"]]
+            no_more = [g for g, v in verdicts.items() if v[reading]["no_more"]]
+            met = len(no_more) == len(verdicts) and len(fewer) >= 2
+            report += [f"Goal (the default needs no more evaluations than the best shapiq approximator on every game, "
+                       f"strictly fewer on at least two), against {words}: no more on {len(no_more)} of "
+                       f"{len(verdicts)} games ({', '.join(no_more) or 'none'}), fewer on {len(fewer)} "
+                       f"({', '.join(fewer) or 'none'}): **{'met' if met else 'not met'}**.", ""]
     if failures:
         report += ["Failed dataprice methods (left out of the tables):", ""]
         report += [f"* {k}: {v}" for k, v in failures.items()] + [""]

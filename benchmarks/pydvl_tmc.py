@@ -19,7 +19,9 @@ evaluates coalitions sent from here and the two utilities are checked to agree.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -30,6 +32,7 @@ import numpy as np
 
 from dataprice.buyers.classifier.game import ClassifierGame
 from dataprice.data.shards import make_shards
+from dataprice.threads import one_blas_thread
 from dataprice.valuation.game import tabulate
 from dataprice.valuation.methods import ExactShapley, PermutationShapley
 from dataprice.valuation.stopping import EstimationState, StoppingCriterion
@@ -77,6 +80,8 @@ def main() -> None:
     parser.add_argument("--truncation-rtol", type=float, default=0.01,
                         help="truncation tolerance relative to dataprice's |v(N)| (pyDVL gets the same absolute tolerance)")
     parser.add_argument("--targets", type=float, nargs="+", default=[0.2, 0.1])
+    parser.add_argument("--blas-threads", choices=["one", "default"], default="one",
+                        help="BLAS/OpenMP threads of both sides (one: equal footing, one thread each)")
     args = parser.parse_args()
     if not PYDVL_PYTHON.exists():
         sys.exit(f"pyDVL's environment is missing: run `make bench-pydvl` (expected {PYDVL_PYTHON})")
@@ -104,9 +109,12 @@ def main() -> None:
             truncation_rtol=tolerance / abs(accuracy_full),
         )
         started = time.perf_counter()
+        env = dict(os.environ)
+        if args.blas_threads == "one":
+            env.update({k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
         subprocess.run([str(PYDVL_PYTHON), "-W", "ignore::FutureWarning", str(ROOT / "benchmarks" / "_pydvl_worker.py"),
                         str(data_path), str(out_path)],
-                       check=True)
+                       check=True, env=env)
         pydvl_wall = time.perf_counter() - started
         pydvl = json.loads(out_path.read_text())
     theirs = np.asarray(pydvl["check_values"]) - game.empty_quality
@@ -116,12 +124,14 @@ def main() -> None:
 
     traces = {"pyDVL TMC": pydvl["runs"], "dataprice TMC": []}
     started = time.perf_counter()
-    for seed in seeds:
-        recorder = Recorder()
-        PermutationShapley(stopping=recorder, max_evaluations=args.max_evaluations, truncation_rtol=args.truncation_rtol,
-                           seed=int(seed)).fit(game)
-        traces["dataprice TMC"].append(recorder.trace)
+    with one_blas_thread() if args.blas_threads == "one" else contextlib.nullcontext():
+        for seed in seeds:
+            recorder = Recorder()
+            PermutationShapley(stopping=recorder, max_evaluations=args.max_evaluations,
+                               truncation_rtol=args.truncation_rtol, seed=int(seed)).fit(game)
+            traces["dataprice TMC"].append(recorder.trace)
     ours_wall = time.perf_counter() - started
+    print(f"BLAS threads: {args.blas_threads} on both sides")
     print(f"wall time for {args.seeds} seeds x {args.max_evaluations} evaluations: dataprice {ours_wall:.1f} s, "
           f"pyDVL {pydvl_wall:.1f} s (including its start-up)")
 

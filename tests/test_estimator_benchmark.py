@@ -109,19 +109,34 @@ def test_method_options_in_brackets(bench):
     assert runs[0]["method"] == "tmc_shapley[paired=true]" and runs[0]["failure"] is None
 
 
-def test_the_goal_compares_the_default_with_the_best_approximator_per_target(bench):
+def test_the_goal_compares_the_default_with_the_best_approximator_and_the_best_per_target(bench):
     estimators, _ = bench
 
     def summary(*evals):
-        return {c: {"evaluations": e, "budget": e} for (_, _, c), e in zip(estimators.TARGETS, evals, strict=True)}
+        columns = {c: {"evaluations": e, "budget": e} for (_, _, c), e in zip(estimators.TARGETS, evals, strict=True)}
+        return {**columns, "median rel. error there": 0.01}
 
+    # B ranks first (fewest evaluations to 5%); A is best at 10%
     shapiq = {("shapiq", "A"): summary(100, 400, None), ("shapiq", "B"): summary(200, 300, 900)}
     fewer = estimators.default_against_shapiq({("dataprice", "shapley"): summary(100, 300, 800), **shapiq})
-    assert fewer["no_more"] and fewer["fewer"] and "300 vs 300 (B)" in fewer["line"]
+    assert fewer["best"] == {"no_more": True, "fewer": True} and fewer["per_target"] == {"no_more": True, "fewer": True}
+    assert "best shapiq approximator, B" in fewer["line"] and "10% 100 vs 100 (A)" in fewer["line"]
     tie = estimators.default_against_shapiq({("dataprice", "shapley"): summary(100, 300, 900), **shapiq})
-    assert tie["no_more"] and not tie["fewer"]
+    assert tie["best"]["fewer"] and tie["per_target"] == {"no_more": True, "fewer": False}
+    between = estimators.default_against_shapiq({("dataprice", "shapley"): summary(150, 300, 900), **shapiq})
+    assert between["best"]["fewer"] and not between["per_target"]["no_more"]
     more = estimators.default_against_shapiq({("dataprice", "shapley"): summary(90, None, 100), **shapiq})
-    assert not more["no_more"] and not more["fewer"]
+    assert not more["best"]["no_more"] and not more["per_target"]["no_more"]
+
+
+def test_a_report_is_written_again_from_the_runs_csv(bench, tmp_path):
+    estimators, _ = bench
+    runs = [estimators.record("g", "dataprice", "shapley", 64, 0, [1.0, 2.0], [1.0, 2.1], evaluations=60, seconds=0.1),
+            estimators.record("g", "shapiq", "X", 64, 0, None, [1.0, 2.1], evaluations=None, seconds=None, failure="E")]
+    estimators.write_csv(tmp_path / "e_runs.csv", runs)
+    back = estimators.read_csv(tmp_path / "e_runs.csv")
+    assert back[0]["evaluations"] == 60 and back[0]["rel_error"] == runs[0]["rel_error"] and back[0]["failure"] is None
+    assert back[1]["failure"] == "E" and back[1]["evaluations"] is None and np.isnan(back[1]["rel_error"])
 
 
 def test_coverage_closed_form_is_exact_shapley(bench):
