@@ -72,8 +72,10 @@ def main() -> None:
             shapley = best_of(lambda t=table: semivalues_from_table(t, shapley_coefficient))
             banzhaf = best_of(lambda t=table: semivalues_from_table(t, banzhaf_coefficient))
             bids = rng.uniform(0, 2, n)
-            market = SubsetMarket(table)
-            rules = {rule: best_of(lambda r=rule, m=market, b=bids: settle(m, b, r)) for rule in ("myerson", "vcg")}
+            # a fresh market per settlement: the allocation remembers its last welfare table,
+            # which a repeat with the same bids would otherwise read instead of building
+            rules = {rule: best_of(lambda r=rule, b=bids, t=table: settle(SubsetMarket(t), b, r))
+                     for rule in ("myerson", "vcg")}
             cells = [f"{x * 1e3:8.2f} ms ({x / one_pass:5.1f}x)" for x in (shapley, banzhaf, rules["myerson"], rules["vcg"])]
             print(f"{n:<4} {one_pass * 1e3:8.2f} ms      " + "   ".join(cells))
         n = args.players[-1]

@@ -265,3 +265,34 @@ def test_audit_of_a_sample_checks_half_winners_half_others():
     full = truthfulness_audit(subset_settler(market), "shapley", costs, span=market_span(market))
     assert np.isnan(partial.gain[[0, 2]]).all()
     np.testing.assert_array_equal(partial.gain[[1, 3]], full.gain[[1, 3]])
+
+
+def test_a_settlement_builds_the_welfare_table_once_and_ships_without_it(monkeypatch):
+    """Exact allocation remembers its last welfare table, so Myerson's and VCG's folds read
+    the allocation's; other bids or another table build a new one; the memo (a weak
+    reference) is not pickled to workers."""
+    import pickle
+
+    from dataprice.valuation.game import TabulatedGame
+
+    rng = np.random.default_rng(5)
+    table = TabulatedGame(np.sort(rng.uniform(0, 10, 2**6)))
+    built = []
+    original = ExactAllocation._welfare
+    monkeypatch.setattr(ExactAllocation, "_welfare", staticmethod(lambda *a: built.append(1) or original(*a)))
+    bids = rng.uniform(0, 1, 6)
+    for rule in ("myerson", "vcg"):
+        market = SubsetMarket(table)
+        built.clear()
+        first = settle(market, bids, rule)
+        assert len(built) == 1, rule
+        again = settle(market, bids.copy(), rule)
+        np.testing.assert_array_equal(first.payments, again.payments)
+        assert len(built) == 1  # same table, same bids: nothing built
+    settle(market, bids * 1.5, "myerson")
+    assert len(built) == 2
+    welfare = market.allocation.welfare_table(table, bids * 1.5)
+    assert not welfare.flags.writeable
+    restored = pickle.loads(pickle.dumps(market.allocation))
+    assert restored._last is None
+    np.testing.assert_array_equal(restored.welfare_table(table, bids), original(table, bids, None))

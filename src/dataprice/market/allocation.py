@@ -23,6 +23,7 @@ are never selected. It is the constrained case in which VCG pays more than Myers
 from __future__ import annotations
 
 import heapq
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -85,12 +86,32 @@ class ExactAllocation:
 
     name = "exact"
 
+    def __init__(self) -> None:
+        # the last welfare table and what it was built from: settling a market builds it
+        # for the allocation and again for the payments (Myerson's A_j, VCG's W_-j)
+        self._last: tuple[weakref.ref, bytes, float | None, NDArray[np.float64]] | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_last": None}  # a weak reference does not travel to workers
+
     def welfare_table(
         self, table: TabulatedGame, bids: NDArray[np.float64], reserve: float | None = None
     ) -> NDArray[np.float64]:
-        """``w[mask] = v(mask) - b(mask)``, with ``-inf`` for infeasible masks."""
-        welfare = table.values - subset_sums(np.asarray(bids, dtype=np.float64))
-        feasible = feasible_masks(np.asarray(bids), reserve)
+        """``w[mask] = v(mask) - b(mask)``, with ``-inf`` for infeasible masks (read-only;
+        the last table is remembered, so the payments of a settlement reuse the allocation's)."""
+        bids = np.asarray(bids, dtype=np.float64)
+        last = self._last
+        if last is not None and last[0]() is table and last[1] == bids.tobytes() and last[2] == reserve:
+            return last[3]
+        welfare = self._welfare(table, bids, reserve)
+        welfare.flags.writeable = False
+        self._last = (weakref.ref(table), bids.tobytes(), reserve, welfare)
+        return welfare
+
+    @staticmethod
+    def _welfare(table: TabulatedGame, bids: NDArray[np.float64], reserve: float | None) -> NDArray[np.float64]:
+        welfare = table.values - subset_sums(bids)
+        feasible = feasible_masks(bids, reserve)
         if feasible is not None:
             welfare = np.where(feasible, welfare, -np.inf)
         return welfare
@@ -135,7 +156,7 @@ class ExactAllocation:
             others = bids.copy()
             others[j] = 0.0
             half = 1 << int(j)
-            rows = self.welfare_table(table, others, reserve).reshape(-1, 2, half)
+            rows = self._welfare(table, others, reserve).reshape(-1, 2, half)
             with_own_excluded[j] = rows[:, 1, :].max()
         return with_own_excluded, best_without
 

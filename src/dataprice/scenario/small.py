@@ -11,6 +11,9 @@ from dataprice.valuation.methods import METHODS, MonteCarloSpec
 SMALL_MAX_EVALUATIONS = 300
 #: Bootstrap draws of the evaluation set in a small run (intervals are rough at this size).
 SMALL_RESAMPLES = 20
+#: Sellers audited per rule in a small run of a scenario that audits a sample (each costs
+#: a settlement per grid point: 60 s of the 1,000-seller market's smoke test at 10).
+SMALL_AUDIT_SAMPLE = 4
 
 
 def small_scenario(scenario: Scenario) -> Scenario:
@@ -18,7 +21,8 @@ def small_scenario(scenario: Scenario) -> Scenario:
 
     Kept: sellers, buyer data, methods, rules and seed, so the report has every section.
     Reduced: at most 2 replicates and 5 rounds; Monte Carlo methods capped at
-    :data:`SMALL_MAX_EVALUATIONS` evaluations; a 5-point audit grid; :data:`SMALL_RESAMPLES` resamples for the intervals; the buyer's own small
+    :data:`SMALL_MAX_EVALUATIONS` evaluations; a 5-point audit grid (and at most
+    :data:`SMALL_AUDIT_SAMPLE` audited sellers where the audit samples); :data:`SMALL_RESAMPLES` resamples for the intervals; the buyer's own small
     version (:meth:`~dataprice.buyers.base.Buyer.small`: language-model buyers use the tiny
     LM and one training epoch, federated training at most 5 rounds, a chosen scikit-learn
     estimator with at most 10 trees or 50 iterations). Figures from a small run are not the
@@ -38,6 +42,9 @@ def small_scenario(scenario: Scenario) -> Scenario:
             spec["stderr"] = None
             capped.append(spec["method"])
     data["audit"]["grid_points"] = min(data["audit"]["grid_points"], 5)
+    sampled = data["audit"].get("sample")
+    if sampled is not None:
+        data["audit"]["sample"] = min(sampled, SMALL_AUDIT_SAMPLE)
     data["uncertainty"]["resamples"] = min(data["uncertainty"]["resamples"], SMALL_RESAMPLES)
     data["buyer"] = BUYERS[data["buyer"]["task"]].small(data["buyer"])
     data["output_dir"] = None
@@ -45,6 +52,8 @@ def small_scenario(scenario: Scenario) -> Scenario:
     if capped:
         sizes.append(f"Monte Carlo methods ({', '.join(dict.fromkeys(capped))}) at most {SMALL_MAX_EVALUATIONS} evaluations")
     sizes.append(f"an audit grid of {data['audit']['grid_points']} points")
+    if sampled is not None and data["audit"]["sample"] < sampled:
+        sizes.append(f"an audit of {data['audit']['sample']} sampled sellers per rule")
     if data["uncertainty"]["resamples"] < scenario.uncertainty.resamples:
         sizes.append(f"{data['uncertainty']['resamples']} resamples of the evaluation set for the intervals")
     if data["buyer"] != scenario.model_dump(mode="json")["buyer"]:
