@@ -9,16 +9,41 @@ classes when each class has the same number of members among the coalitions of t
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Sequence
 from itertools import combinations
 from math import comb
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
 from dataprice.valuation.game import Game, coalition_keys
+from dataprice.valuation.result import ValuationResult
 
 Canonical = Callable[[NDArray[np.bool_]], NDArray[np.bool_]]
+
+
+class Estimate:
+    """What the stopping rule reads: values, their standard errors and sample counts."""
+
+    def __init__(self, n: int) -> None:
+        self.mean = np.zeros(n)
+        self.stderr = np.full(n, np.inf)
+        self.count = np.zeros(n, dtype=np.int64)
+
+    def result(self, game: Game, *, method: str, n_evaluations: int, converged: bool, seed: int | None,
+               n_batches: int, extra: dict) -> ValuationResult:
+        """The :class:`ValuationResult` of this estimate (variances such that ``stderr^2 =
+        variance / count``; infinite where the error is unknown)."""
+        count = np.maximum(self.count, 1)
+        return ValuationResult(
+            values=self.mean.copy(),
+            variances=np.where(np.isfinite(self.stderr), self.stderr**2 * count, np.inf),
+            counts=count, player_names=game.player_names, method=method, n_evaluations=n_evaluations,
+            converged=converged, seed=seed, n_batches=n_batches, extra=extra,
+        )
 
 
 def all_of_size(n: int, s: int) -> NDArray[np.bool_]:
@@ -154,8 +179,6 @@ class Ledger:
     """
 
     def __init__(self, path, *, method: str, seed: int | None, player_names: Sequence[str], every: int = 10) -> None:
-        from pathlib import Path
-
         self.path = None if path is None else Path(path)
         self.method, self.seed, self.player_names, self.every = method, seed, list(player_names), max(int(every), 1)
         self.known: dict[int | bytes, float] = {}
@@ -184,8 +207,6 @@ class Ledger:
         self.known = dict(zip(coalition_keys(rows), values.tolist(), strict=True))
 
     def _header(self) -> str:
-        import json
-
         return json.dumps({"method": self.method, "seed": self.seed, "players": self.player_names})
 
     def wrap(self, evaluate: Callable[[NDArray[np.bool_]], NDArray[np.float64]]):
@@ -212,8 +233,6 @@ class Ledger:
         """Write every coalition recorded so far (no-op without a file)."""
         if self.path is None:
             return
-        import os
-
         n = len(self.player_names)
         rows = np.concatenate(self.rows) if self.rows else np.zeros((0, n), dtype=bool)
         values = np.concatenate(self.values) if self.values else np.zeros(0)

@@ -54,6 +54,7 @@ from scipy.special import comb
 from dataprice.rng import child_rng
 from dataprice.valuation.game import Game
 from dataprice.valuation.methods._coalitions import (
+    Estimate,
     Ledger,
     evaluator,
     neyman_quota,
@@ -62,7 +63,6 @@ from dataprice.valuation.methods._coalitions import (
 )
 from dataprice.valuation.methods._montecarlo import MonteCarloMethod, MonteCarloSpec
 from dataprice.valuation.methods.base import MethodSpec, register_method
-from dataprice.valuation.result import ValuationResult
 
 #: Pseudo-samples of the pooled spread added to each stratum's spread in the allocation.
 SHRINKAGE = 4.0
@@ -182,12 +182,6 @@ class _Pairs:
         return (dof * spread + SHRINKAGE * pooled) / (dof + SHRINKAGE)
 
 
-class _State:
-    def __init__(self, n: int) -> None:
-        self.mean = np.zeros(n)
-        self.stderr = np.full(n, np.inf)
-        self.count = np.zeros(n, dtype=np.int64)
-
 
 @register_method
 class KernelShapley(MonteCarloMethod):
@@ -220,7 +214,7 @@ class KernelShapley(MonteCarloMethod):
     def fit(self, game: Game, *, engine=None, chunk: int = 256) -> KernelShapley:
         n = game.n_players
         loop = self._start(game, None)
-        pairs, state = _Pairs(n, self.unbiased), _State(n)
+        pairs, state = _Pairs(n, self.unbiased), Estimate(n)
         ledger = Ledger(self.checkpoint, method=self.name, seed=self.seed, player_names=game.player_names,
                         every=self.checkpoint_every)
         evaluate = ledger.wrap(evaluator(game, engine, chunk))
@@ -264,15 +258,8 @@ class KernelShapley(MonteCarloMethod):
         ledger.save()
         converged = loop.close(state)
         exact = bool(n == 1 and loop.n_evaluations >= 2) or bool(n > 1 and (pairs.drawn >= pairs.units).all())
-        self._result = ValuationResult(
-            values=state.mean.copy(),
-            variances=np.where(np.isfinite(state.stderr), state.stderr**2 * np.maximum(state.count, 1), np.inf),
-            counts=np.maximum(state.count, 1),
-            player_names=game.player_names,
-            method=self.name,
-            n_evaluations=loop.n_evaluations,
-            converged=converged or exact,
-            seed=self.seed,
+        self._result = state.result(
+            game, method=self.name, n_evaluations=loop.n_evaluations, converged=converged or exact, seed=self.seed,
             n_batches=batch,
             extra={
                 "units_by_stratum": dict(zip(pairs.strata.tolist(), pairs.drawn.tolist(), strict=True)),
@@ -284,7 +271,7 @@ class KernelShapley(MonteCarloMethod):
         return self
 
     @staticmethod
-    def _refresh(pairs: _Pairs, state: _State) -> None:
+    def _refresh(pairs: _Pairs, state: Estimate) -> None:
         state.mean, state.stderr, pairs.last_spread = pairs.estimate()
         pairs.estimated_units = int(pairs.drawn.sum())
         state.count = np.full(pairs.n, 2 * int(pairs.drawn.sum()) + 2, dtype=np.int64)

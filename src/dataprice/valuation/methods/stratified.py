@@ -59,8 +59,9 @@ from numpy.typing import NDArray
 from scipy.special import comb
 
 from dataprice.rng import child_rng, child_seed
-from dataprice.valuation.game import Game
+from dataprice.valuation.game import MAX_TABULATION_PLAYERS, Game
 from dataprice.valuation.methods._coalitions import (
+    Estimate,
     Ledger,
     all_of_size,
     evaluator,
@@ -70,7 +71,7 @@ from dataprice.valuation.methods._coalitions import (
 )
 from dataprice.valuation.methods._montecarlo import MonteCarloMethod, MonteCarloSpec
 from dataprice.valuation.methods.base import MethodSpec, register_method
-from dataprice.valuation.result import ValuationResult
+from dataprice.valuation.methods.exact import ExactShapley
 
 #: Pseudo-samples of the pooled variance added to each size's variance estimate.
 SHRINKAGE = 8.0
@@ -235,14 +236,6 @@ class _Strata:
         return phi, np.sqrt(var) / n
 
 
-class _State:
-    """What the stopping rule reads: values, their standard errors and sample counts."""
-
-    def __init__(self, n: int) -> None:
-        self.mean = np.zeros(n)
-        self.stderr = np.full(n, np.inf)
-        self.count = np.zeros(n, dtype=np.int64)
-
 
 @register_method
 class StratifiedShapley(MonteCarloMethod):
@@ -274,7 +267,7 @@ class StratifiedShapley(MonteCarloMethod):
     def fit(self, game: Game, *, engine=None, chunk: int = 256) -> StratifiedShapley:
         n = game.n_players
         loop = self._start(game, None)
-        state = _State(n)
+        state = Estimate(n)
         proxy = game.proxy_game() if self.proxy else None
         proxy_info: dict[str, Any] = {}
         proxy_phi = None
@@ -315,15 +308,8 @@ class StratifiedShapley(MonteCarloMethod):
         ledger.save()
         converged = loop.close(state)
         exact = bool(strata.exact.all())
-        self._result = ValuationResult(
-            values=state.mean.copy(),
-            variances=np.where(np.isfinite(state.stderr), state.stderr**2 * np.maximum(state.count, 1), np.inf),
-            counts=np.maximum(state.count, 1),
-            player_names=game.player_names,
-            method=self.name,
-            n_evaluations=loop.n_evaluations,
-            converged=converged or exact,
-            seed=self.seed,
+        self._result = state.result(
+            game, method=self.name, n_evaluations=loop.n_evaluations, converged=converged or exact, seed=self.seed,
             n_batches=batch,
             extra={
                 "coalitions_by_size": strata.drawn.tolist(),
@@ -336,7 +322,7 @@ class StratifiedShapley(MonteCarloMethod):
         return self
 
     @staticmethod
-    def _refresh(strata: _Strata, state: _State) -> None:
+    def _refresh(strata: _Strata, state: Estimate) -> None:
         state.mean, state.stderr = strata.estimate()
         state.count = np.full(strata.n, int(strata.drawn.sum()), dtype=np.int64)
 
@@ -365,9 +351,6 @@ def proxy_shapley(proxy: Game, budget: float, seed: int | None) -> tuple[NDArray
     run's budget of (cheap) proxy evaluations: exact when its ``2^n`` coalitions fit in
     that, else ``stratified_shapley`` with it (the estimate's error then enters the value,
     scaled by the fit's slope ``b``)."""
-    from dataprice.valuation.game import MAX_TABULATION_PLAYERS
-    from dataprice.valuation.methods.exact import ExactShapley
-
     n = proxy.n_players
     before = proxy.n_evaluations
     allowed = min(PROXY_BUDGET_FACTOR * budget, 1e9)
