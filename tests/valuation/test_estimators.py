@@ -326,3 +326,14 @@ def test_shapley_takes_the_proxy_where_the_game_has_strong_interactions():
     result = METHODS["shapley"](max_evaluations=400, seed=0).fit(game).result
     assert result.extra["estimator"] == "stratified_shapley" and result.extra["additivity_gap"] > 4
     assert result.extra["proxy"]["game"] == "TabulatedGame"
+
+
+def test_shapley_uses_permutations_above_the_coalition_samplers_size():
+    from dataprice.valuation.methods.auto import COALITION_SAMPLING_MAX_PLAYERS
+    from dataprice.valuation.reference_games import AirportGame
+
+    n = COALITION_SAMPLING_MAX_PLAYERS + 1
+    game = AirportGame(np.random.default_rng(0).uniform(0, 5, n))
+    assert not game.submodular
+    result = METHODS["shapley"](max_evaluations=4 * n, seed=0).fit(game).result
+    assert result.extra["estimator"] == "tmc_shapley (paired)" and result.n_evaluations <= 4 * n

@@ -20,6 +20,7 @@ NAMES = {
     "loo": "LOO", "exact_shapley": "exact Shapley", "exact_banzhaf": "exact Banzhaf", "tmc_shapley": "TMC Shapley",
     "msr_banzhaf": "MSR Banzhaf", "knn_shapley": "KNN-Shapley", "asymmetric_shapley": "asymmetric Shapley",
     "unlearning_shapley": "unlearning Shapley", "permutation_shapley": "permutation Shapley",
+    "stratified_shapley": "stratified Shapley", "kernel_shapley": "kernel Shapley",
     "shapley": "Shapley", "myerson": "Myerson", "vcg": "VCG", "pay_as_bid": "pay-as-bid",
     "value_bought": "value bought",
 }

@@ -122,7 +122,8 @@ def _names(names: list[str], limit: int = 8) -> str:
 
 def _main_value(run: RunResult) -> str:
     """The method a statement compares a report with: exact Shapley, else the first Shapley, else the first."""
-    for wanted in ("exact_shapley", "tmc_shapley", "permutation_shapley", "knn_shapley"):
+    for wanted in ("exact_shapley", "shapley", "tmc_shapley", "stratified_shapley", "kernel_shapley",
+                   "permutation_shapley", "knn_shapley"):
         for spec in run.scenario.valuation:
             if spec.method == wanted:
                 return spec.key
