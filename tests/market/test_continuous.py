@@ -106,3 +106,30 @@ def test_noisier_sellers_are_worth_less():
     quiet = make_mean_estimation_task(4, 3, noise=0.1, correlation=0.0, seed=5)
     costs = np.full(4, 0.1)
     assert ContinuousMarket(task).settle(costs, "loo").payments[2] < ContinuousMarket(quiet).settle(costs, "loo").payments[2]
+
+
+def test_loo_is_manipulable_to_first_order_and_myerson_is_not():
+    """At truthful reports, d u_j / d a_j under LOO equals sum_{k != j} c_k d f_k / d a_j
+    (the envelope theorem cancels only j's own term), which is not 0; under Myerson the
+    derivative is 0. (The README said "only to second order"; this is why it was wrong.)"""
+    from dataprice.buyers.mean_estimation.task import make_mean_estimation_task
+    from dataprice.market.kinds import ContinuousMarket
+
+    task = make_mean_estimation_task(5, 3, noise=[0.2, 0.4, 0.6, 0.9, 1.3], correlation=0.5, value_per_quality=10,
+                                     seed=4)
+    market = ContinuousMarket(task)
+    costs = np.array([0.5, 1.0, 2.0, 3.0, 4.0])
+    h = 1e-6
+    for j in range(5):
+        up, down = costs.copy(), costs.copy()
+        up[j] += h
+        down[j] -= h
+
+        def slope(rule, up=up, down=down, j=j):
+            return (market.settle(up, rule, costs).utilities[j] - market.settle(down, rule, costs).utilities[j]) / (2 * h)
+
+        df = (task.quantities(task.allocation(up)) - task.quantities(task.allocation(down))) / (2 * h)
+        others = float(np.delete(costs * df, j).sum())
+        assert slope("loo") == pytest.approx(others, rel=1e-4, abs=1e-7)
+        assert abs(others) > 1e-3
+        assert abs(slope("myerson")) < 1e-6 * max(1.0, abs(others))
