@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dataprice.buyers.single_winner.game import SingleWinnerGame, critical_prices
@@ -296,3 +296,39 @@ def test_a_settlement_builds_the_welfare_table_once_and_ships_without_it(monkeyp
     restored = pickle.loads(pickle.dumps(market.allocation))
     assert restored._last is None
     np.testing.assert_array_equal(restored.welfare_table(table, bids), original(table, bids, None))
+
+
+@settings(max_examples=25, deadline=None)
+@given(instances, st.one_of(st.none(), st.floats(0.5, 6.0)))
+def test_myerson_pays_no_more_than_any_implemented_rule_that_is_truthful_and_ir(inst, reserve):
+    """Myerson's lemma, by brute force over every registered payment rule: a rule that is
+    individually rational and truthful for *every* cost a seller might have (checked on a
+    grid of costs below the seller's critical bid, each with a misreport audit) must pay a
+    winner at least its critical bid, which is what Myerson pays. Rules that fail the check
+    (pay-as-bid, LOO, Shapley, value-bought) are not compared; VCG passes and is compared."""
+    from dataprice.market.rules.base import RULES
+
+    table, costs = _instance(*inst)
+    market = SubsetMarket(table, reserve=reserve)
+    myerson = settle(market, costs, "myerson", costs)
+    span = market_span(market)
+    passed = []
+    for rule in [r for r, spec in RULES.items() if "subset" in spec.pay]:
+        ok = True
+        for j in np.flatnonzero(myerson.selected):
+            critical = myerson.payments[j]
+            for t in np.linspace(0.05, 0.99, 6) * critical:  # costs at which j still wins
+                types = costs.copy()
+                types[j] = t
+                outcome = settle(market, types, rule, types)
+                audit = truthfulness_audit(subset_settler(market), rule, types, span=span)
+                if outcome.utilities[j] < -1e-9 or audit.gain[j] > 1e-7:
+                    ok = False
+                    break
+            if not ok:
+                break
+        if ok:
+            passed.append(rule)
+            paid = settle(market, costs, rule, costs).payments
+            assert np.all(paid[myerson.selected] >= myerson.payments[myerson.selected] - 1e-9), rule
+    assert {"myerson", "vcg"} <= set(passed)
