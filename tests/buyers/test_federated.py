@@ -96,3 +96,24 @@ def test_federated_scenario_report_compares_aggregators(tmp_path):
     assert table["aggregator"].tolist() == ["fedavg", "fedadam", "fedrandom"]
     assert {"contribution_cv", "rank_correlation", "distance_to_retraining", "payment_cv"} <= set(table.columns)
     assert "## Aggregator comparison" in (tmp_path / "r" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("aggregator", [*AGGREGATORS, "fedrandom"])
+def test_reconstruction_replays_the_server_rule_so_the_grand_coalition_is_the_trained_model(shards, aggregator):
+    """With the round's server rule applied to the coalition's aggregate (momentum and Adam
+    state included), the grand coalition reproduces every trained global model, one-round
+    and multi-round, and a federation of one client reproduces that client's own path."""
+    config = FederatedConfig(rounds=8, server_lr=0.7)
+    run = train_federated(shards, aggregator, config, seed=4)
+    everyone = np.ones(5, dtype=bool)
+    trained = np.array(run.thetas[1:])
+    scale = np.abs(trained).max()
+    for reconstruction in ("one_round", "multi_round"):
+        models = np.array(FederatedGame(shards, run, reconstruction=reconstruction).reconstruct(everyone))
+        assert np.abs(models - trained).max() <= 1e-6 * scale, (aggregator, reconstruction)
+    solo = train_federated(shards, aggregator, config, clients=[1], seed=4)
+    path = np.array(FederatedGame(shards, solo, reconstruction="one_round").reconstruct(coalition(5, [1])[0]))
+    assert np.abs(path - np.array(solo.thetas[1:])).max() <= 1e-6 * np.abs(np.array(solo.thetas[1:])).max()
+    if aggregator in ("fedavgm", "fedadam"):  # the raw sum of aggregates is not the trained model
+        raw = run.thetas[0] + np.cumsum(np.einsum("j,tjp->tp", run.sizes / run.sizes.sum(), run.updates), axis=0)
+        assert np.abs(raw[-1] - trained[-1]).max() > 1e-2 * scale

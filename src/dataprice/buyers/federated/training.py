@@ -16,11 +16,23 @@ aggregates the data-size-weighted mean update ``Delta_t = sum_j w_j Delta_{j,t}`
   server state), so contributions are sampled across strategies instead of tied to one.
 
 Every client update is stored, so coalition models can be **reconstructed** without
-retraining (Song et al. 2019): *one-round* reconstruction
-``theta_S = theta_0 + sum_t sum_{j in S} w_j^S Delta_{j,t}``; *multi-round* reconstruction
-builds each round's coalition model ``theta_t + sum_{j in S} w_j^S Delta_{j,t}`` and values
-``v(S) = sum_t [acc(theta_{S,t}) - acc(theta_t)]``, whose Shapley value is the sum of the
-per-round Shapley values. ``w_j^S = n_j / sum_{k in S} n_k``.
+retraining (Song et al. 2019), with the coalition's aggregate ``Delta_{S,t} = sum_{j in S}
+w_j^S Delta_{j,t}`` (``w_j^S = n_j / sum_{k in S} n_k``) put through the round's *server rule*,
+as training did with the full aggregate:
+
+* *one-round* reconstruction replays the whole run for the coalition: ``theta_{S,0} =
+  theta_0``, ``theta_{S,t+1} = step_t(theta_{S,t}, Delta_{S,t})`` with round ``t``'s rule
+  and the coalition's own server state (momentum, Adam moments; under FedRandom one state
+  per rule, as in training);
+* *multi-round* reconstruction asks, round by round, what the server would have made of
+  the coalition's aggregate: ``theta_{S,t+1} = step_t(theta_t, Delta_{S,t})`` from the
+  global model and the global server state before round ``t``, and values ``v(S) = sum_t
+  [acc(theta_{S,t+1}) - acc(theta_t)]`` (the Shapley value is the sum of per-round values).
+
+For the grand coalition both reproduce the trained global models (tested for every
+aggregator). Before this, reconstruction added the raw aggregates (``theta_t +
+Delta_{S,t}``), right only for FedAvg and FedProx with server rate 1: the reconstructed
+grand-coalition model was far from the trained one under FedAvgM, FedAdam and FedRandom.
 """
 
 from __future__ import annotations
@@ -65,6 +77,16 @@ class _Server:
         self.velocity = np.zeros(dim)
         self.m, self.v = np.zeros(dim), np.zeros(dim)
 
+    def state(self) -> tuple[NDArray, NDArray, NDArray]:
+        """A copy of the server state (momentum, Adam moments), before a round."""
+        return self.velocity.copy(), self.m.copy(), self.v.copy()
+
+    def restored(self, state: tuple[NDArray, NDArray, NDArray]) -> _Server:
+        """A server of this rule in ``state`` (the state is copied)."""
+        server = _Server(self.rule, self.config, self.velocity.size)
+        server.velocity, server.m, server.v = (a.copy() for a in state)
+        return server
+
     def step(self, theta: NDArray, update: NDArray) -> NDArray:
         c = self.config
         if self.rule in ("fedavg", "fedprox"):
@@ -87,6 +109,27 @@ class FederatedRun:
     rules: list[str]
     sizes: NDArray[np.int64]
     local_models: NDArray = field(default_factory=lambda: np.zeros(0))  # (T, n, p): theta_t + Delta_{j,t}
+    config: FederatedConfig = field(default_factory=FederatedConfig)
+    #: the state of round t's rule before its step (momentum, Adam moments)
+    server_states: list[tuple[NDArray, NDArray, NDArray]] = field(default_factory=list)
+
+    def replay(self, aggregates: NDArray) -> list[NDArray]:
+        """``theta_1..theta_T`` from ``theta_0`` with ``aggregates[t]`` put through round
+        ``t``'s rule, each rule with its own fresh state (one-round reconstruction)."""
+        dim = self.thetas[0].size
+        servers = {r: _Server(r, self.config, dim) for r in dict.fromkeys(self.rules)}
+        theta, out = self.thetas[0].copy(), []
+        for t, rule in enumerate(self.rules):
+            theta = servers[rule].step(theta, aggregates[t])
+            out.append(theta)
+        return out
+
+    def round_steps(self, aggregates: NDArray) -> list[NDArray]:
+        """``step_t(theta_t, aggregates[t])`` from each round's global model and server state
+        (multi-round reconstruction)."""
+        dim = self.thetas[0].size
+        return [_Server(rule, self.config, dim).restored(self.server_states[t]).step(self.thetas[t], aggregates[t])
+                for t, rule in enumerate(self.rules)]
 
 
 def train_federated(
@@ -109,7 +152,7 @@ def train_federated(
     sizes = np.bincount(shards.owners, minlength=shards.n_sellers)
     weights = sizes[members] / sizes[members].sum()
     theta = np.zeros(dim)
-    thetas, updates, used, locals_ = [theta.copy()], [], [], []
+    thetas, updates, used, locals_, states = [theta.copy()], [], [], [], []
     for t in range(config.rounds):
         rule = rules[int(child_rng(seed, Stream.FEDRANDOM + t).integers(len(rules)))] if aggregator == "fedrandom" else aggregator
         mu = config.mu if rule == "fedprox" else 0.0
@@ -120,11 +163,12 @@ def train_federated(
             round_updates[j] = local - theta
         step = (weights[:, None] * round_updates[members]).sum(axis=0)
         locals_.append(theta[None, :] + round_updates)
+        states.append(servers[rule].state())
         theta = servers[rule].step(theta, step)
         thetas.append(theta.copy())
         updates.append(round_updates)
         used.append(rule)
-    return FederatedRun(thetas, np.array(updates), used, sizes, np.array(locals_))
+    return FederatedRun(thetas, np.array(updates), used, sizes, np.array(locals_), config, states)
 
 
 def _local_sgd(model: SoftmaxRegression, X1, y, theta_global, config: FederatedConfig, mu: float, rng) -> NDArray:
@@ -143,9 +187,10 @@ def _local_sgd(model: SoftmaxRegression, X1, y, theta_global, config: FederatedC
 class FederatedGame(Game):
     """Reconstructed coalition values from one federated run (no retraining).
 
-    ``reconstruction="one_round"``: ``v(S) = kappa [acc(theta_0 + sum_t Delta_{S,t}) - acc(theta_0)]``;
-    ``"multi_round"``: ``v(S) = kappa sum_t [acc(theta_t + Delta_{S,t}) - acc(theta_t)]`` with
-    ``Delta_{S,t} = sum_{j in S} w_j^S Delta_{j,t}``. Both give ``v(empty) = 0``.
+    ``reconstruction="one_round"``: ``v(S) = kappa [acc(theta_{S,T}) - acc(theta_0)]`` with the
+    run replayed on the coalition's aggregates; ``"multi_round"``: ``v(S) = kappa sum_t
+    [acc(step_t(theta_t, Delta_{S,t})) - acc(theta_t)]`` (module docstring). Both give
+    ``v(empty) = 0``.
     """
 
     def __init__(
@@ -169,8 +214,8 @@ class FederatedGame(Game):
         w = size_weights(coalition[None], self.run.sizes)[0]
         per_round = np.einsum("j,tjp->tp", w, self.run.updates)
         if self.reconstruction == "one_round":
-            return list(self.run.thetas[0] + np.cumsum(per_round, axis=0))
-        return [self.run.thetas[t] + per_round[t] for t in range(len(per_round))]
+            return self.run.replay(per_round)
+        return self.run.round_steps(per_round)
 
     def value_function(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
         out = np.zeros(coalitions.shape[0])
