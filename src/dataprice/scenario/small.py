@@ -12,8 +12,9 @@ SMALL_MAX_EVALUATIONS = 300
 #: Bootstrap draws of the evaluation set in a small run (intervals are rough at this size).
 SMALL_RESAMPLES = 20
 #: Sellers audited per rule in a small run of a scenario that audits a sample (each costs
-#: a settlement per grid point: 60 s of the 1,000-seller market's smoke test at 10).
-SMALL_AUDIT_SAMPLE = 4
+#: a settlement per grid point: the 1,000-seller market's smoke test took 57 s at 10, 31 s at
+#: 4, 14 s at 2).
+SMALL_AUDIT_SAMPLE = 2
 
 
 def small_scenario(scenario: Scenario) -> Scenario:
