@@ -88,8 +88,9 @@ def main() -> None:
     print("owner  DPO-Shapley  retraining-Shapley")
     for j in range(n):
         print(f"{j:5d}  {arithmetic_shapley[j]:11.2f}  {retrained_shapley[j]:18.2f}")
+    relative = np.linalg.norm(arithmetic_shapley - retrained_shapley) / np.linalg.norm(retrained_shapley)
     print(f"Shapley values: Spearman {spearmanr(arithmetic_shapley, retrained_shapley).statistic:.3f}, "
-          f"max abs error {np.max(np.abs(arithmetic_shapley - retrained_shapley)):.2f}")
+          f"max abs error {np.max(np.abs(arithmetic_shapley - retrained_shapley)):.2f}, relative L2 error {relative:.3f}")
 
 
 if __name__ == "__main__":
