@@ -81,10 +81,13 @@ class _Server:
         """A copy of the server state (momentum, Adam moments), before a round."""
         return self.velocity.copy(), self.m.copy(), self.v.copy()
 
-    def restored(self, state: tuple[NDArray, NDArray, NDArray]) -> _Server:
-        """A server of this rule in ``state`` (the state is copied)."""
-        server = _Server(self.rule, self.config, self.velocity.size)
-        server.velocity, server.m, server.v = (a.copy() for a in state)
+    @classmethod
+    def from_state(cls, rule: str, config: FederatedConfig, state: tuple[NDArray, NDArray, NDArray]) -> _Server:
+        """A server of ``rule`` in ``state`` (shared, not copied: :meth:`step` rebinds its
+        arrays and never writes into them)."""
+        server = cls.__new__(cls)
+        server.rule, server.config = rule, config
+        server.velocity, server.m, server.v = state
         return server
 
     def step(self, theta: NDArray, update: NDArray) -> NDArray:
@@ -127,8 +130,7 @@ class FederatedRun:
     def round_steps(self, aggregates: NDArray) -> list[NDArray]:
         """``step_t(theta_t, aggregates[t])`` from each round's global model and server state
         (multi-round reconstruction)."""
-        dim = self.thetas[0].size
-        return [_Server(rule, self.config, dim).restored(self.server_states[t]).step(self.thetas[t], aggregates[t])
+        return [_Server.from_state(rule, self.config, self.server_states[t]).step(self.thetas[t], aggregates[t])
                 for t, rule in enumerate(self.rules)]
 
 

@@ -69,11 +69,24 @@ def unseen_of_size(
     every = all_of_size(n, s)
     if canonical is not None:
         every = canonical(every)
-        every = every[np.unique(coalition_keys_array(every), return_index=True)[1]]
-    keys = coalition_keys(every)
-    fresh = every[[key not in seen for key in keys]]
-    seen.update(coalition_keys(fresh))
-    return fresh
+    fresh: dict[int | bytes, int] = {}  # key -> first row, in order (representatives repeat)
+    for row, key in enumerate(coalition_keys(every)):
+        if key not in seen and key not in fresh:
+            fresh[key] = row
+    seen.update(fresh)
+    return every[list(fresh.values())]
+
+
+def draw_stratum(
+    n: int, s: int, q: int, room: int, drawn: float, total: float, seen: set[int | bytes],
+    rng: np.random.Generator, canonical: Canonical | None = None,
+) -> NDArray[np.bool_]:
+    """A stratum's share of a batch: ``q`` (at most ``room``) new coalitions of size ``s``
+    drawn uniformly, or, once the stratum would be half drawn and the rest fits in
+    ``room``, every coalition not yet drawn (the stratum becomes exact)."""
+    if drawn + q >= total / 2 and int(total - drawn) <= room:
+        return unseen_of_size(n, s, seen, canonical)
+    return sample_of_size(n, s, min(q, room), seen, rng, canonical)
 
 
 def sample_of_size(
@@ -135,12 +148,6 @@ def neyman_quota(
     quota[order[: k - int(quota.sum())]] += 1
     # room left per stratum, clipped before the cast: C(n, n/2) passes 2^63 from n = 67 on
     return np.minimum(quota, np.minimum(cap - drawn, k).astype(np.int64))
-
-
-def coalition_keys_array(coalitions: NDArray[np.bool_]) -> NDArray[np.void]:
-    """One opaque, comparable key per row (for ``np.unique``)."""
-    packed = np.ascontiguousarray(np.packbits(coalitions, axis=1))
-    return packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
 
 
 def evaluator(game: Game, engine, chunk: int) -> Callable[[NDArray[np.bool_]], NDArray[np.float64]]:
@@ -210,7 +217,10 @@ class Ledger:
         return json.dumps({"method": self.method, "seed": self.seed, "players": self.player_names})
 
     def wrap(self, evaluate: Callable[[NDArray[np.bool_]], NDArray[np.float64]]):
-        """``evaluate`` that reads saved values first and records every value it returns."""
+        """``evaluate`` that reads saved values first and records every value it returns
+        (``evaluate`` itself without a checkpoint file: nothing to read or save)."""
+        if self.path is None:
+            return evaluate
 
         def recorded(coalitions: NDArray[np.bool_]) -> NDArray[np.float64]:
             keys = coalition_keys(coalitions)

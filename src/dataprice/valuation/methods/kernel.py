@@ -56,9 +56,9 @@ from dataprice.valuation.game import Game
 from dataprice.valuation.methods._coalitions import (
     Estimate,
     Ledger,
+    draw_stratum,
     evaluator,
     neyman_quota,
-    sample_of_size,
     unseen_of_size,
 )
 from dataprice.valuation.methods._montecarlo import MonteCarloMethod, MonteCarloSpec
@@ -288,12 +288,8 @@ class KernelShapley(MonteCarloMethod):
             if q <= 0 or room <= 0:
                 continue
             s = int(pairs.strata[i])
-            left = int(pairs.units[i] - pairs.drawn[i])
-            canonical = _canonical(pairs.n, s)
-            if pairs.drawn[i] + q >= pairs.units[i] / 2 and left <= room:
-                halves = unseen_of_size(pairs.n, s, pairs.seen[i], canonical)  # the rest: exact
-            else:
-                halves = sample_of_size(pairs.n, s, min(q, room), pairs.seen[i], rng, canonical)
+            halves = draw_stratum(pairs.n, s, q, room, pairs.drawn[i], pairs.units[i], pairs.seen[i], rng,
+                                  _canonical(pairs.n, s))
             out.append((i, halves))
             room -= halves.shape[0]
         return out

@@ -64,10 +64,9 @@ from dataprice.valuation.methods._coalitions import (
     Estimate,
     Ledger,
     all_of_size,
+    draw_stratum,
     evaluator,
     neyman_quota,
-    sample_of_size,
-    unseen_of_size,
 )
 from dataprice.valuation.methods._montecarlo import MonteCarloMethod, MonteCarloSpec
 from dataprice.valuation.methods.base import MethodSpec, register_method
@@ -140,7 +139,7 @@ class _Strata:
         np.add.at(self.drawn, sizes, 1)
         self.exact |= self.drawn >= self.total
         rows = sum(c.shape[0] for c in self.coalitions)
-        if self._parameters(rows) and rows >= (1 + REFIT_GROWTH) * self.fitted_rows:
+        if any(self._parameters(rows)) and rows >= (1 + REFIT_GROWTH) * self.fitted_rows:
             self._refit()
             self.fitted_rows = rows
         else:  # between refits, new coalitions are folded as residuals of the current fit
@@ -149,12 +148,12 @@ class _Strata:
                 fitted = fitted + self.proxy_slope * proxy_values
             self._fold(coalitions, values - fitted)
 
-    def _parameters(self, rows: int) -> int:
-        """Slopes the fit has at ``rows`` coalitions: the ``n`` additive ones (with
+    def _parameters(self, rows: int) -> tuple[bool, bool]:
+        """Which slopes the fit has at ``rows`` coalitions: the ``n`` additive ones (with
         ``regression``) from ``8 (n + 1)`` rows on, the proxy's from ``8 * 2`` rows on."""
         additive = self.regression and rows >= REGRESSION_ROWS_PER_PARAMETER * (self.n + 1)
         proxy = self.proxy_phi is not None and rows >= REGRESSION_ROWS_PER_PARAMETER * 2
-        return self.n * additive + proxy
+        return additive, proxy
 
     def _refit(self) -> None:
         """Fit ``v(S) ~ a_0 + sum_{j in S} a_j + b w(S)`` by least squares on every evaluated
@@ -162,7 +161,7 @@ class _Strata:
         :meth:`_parameters`) and fold the residuals ``r = v - fit`` into fresh sums."""
         x = np.concatenate(self.coalitions)
         v = np.concatenate(self.values)
-        additive = self._parameters(x.shape[0]) >= self.n
+        additive, _ = self._parameters(x.shape[0])
         columns = [np.ones(x.shape[0])]
         if additive:
             columns.append(x.astype(np.float64))
@@ -337,11 +336,7 @@ class StratifiedShapley(MonteCarloMethod):
         for s, q in zip(open_sizes.tolist(), quota.tolist(), strict=True):
             if q <= 0 or room <= 0:
                 continue
-            left = int(strata.total[s] - strata.drawn[s])
-            if strata.drawn[s] + q >= strata.total[s] / 2 and left <= room:
-                parts.append(unseen_of_size(n, s, strata.seen[s]))  # enumerate the rest: exact
-            else:
-                parts.append(sample_of_size(n, s, min(q, room), strata.seen[s], rng))
+            parts.append(draw_stratum(n, s, q, room, strata.drawn[s], strata.total[s], strata.seen[s], rng))
             room -= parts[-1].shape[0]
         return np.concatenate(parts) if parts else np.zeros((0, n), dtype=bool)
 
