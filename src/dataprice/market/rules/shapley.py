@@ -4,9 +4,9 @@ In ``v`` restricted to the selected set ``S*`` (``market.shapley_scope = "select
 in ``v`` over all sellers (``"all"``); ``v(empty)`` counts, as in the standard definition.
 Pays for value, whatever the cost: not individually rational, and manipulable.
 
-* subset: exact Shapley on the restricted table; above 16 selected sellers the ``shapley``
-  method's estimate (kernel regression or stratified sampling, by the game) with a budget of
-  ``50 n^2`` evaluations;
+* subset: exact Shapley on the restricted table; above 16 selected sellers the estimate of
+  the ``shapley`` method (:mod:`dataprice.valuation.methods.auto` picks the estimator for
+  the game) with a budget of ``50 n^2`` evaluations;
 * continuous: exact Shapley in ``S -> V(W_S(a))`` among the sellers in the market;
 * per query: on the selected set, the value of the one document bought (Shapley in ``v_q``
   restricted to the winner); over all candidates (scope ``all``), *every* candidate's owner
