@@ -9,10 +9,17 @@ fresh checkpoint folder (nothing comes from the cache), and prints:
 * the number of trainings of each approach and the measured time per training;
 * the rank correlation and mean absolute error of the arithmetic coalition values against
   values measured with retrained policies;
-* the same for the owners' Shapley values (DPO Shapley vs retraining-based Shapley).
+* the same for the owners' Shapley values (DPO Shapley vs retraining-based Shapley);
+* with ``--unlearning``, unlearning Shapley on the same owners (one policy trained on all
+  pairs, every coalition measured by gradient-ascent unlearning of the others' pairs), its
+  time and its agreement with both.
+
+``--cache DIR`` keeps the trained policies, so a second run reads them instead of
+training (its times are then not training times; the first run's are the ones to quote).
 
     python benchmarks/dpo_shapley.py --model tiny               # seconds
     python benchmarks/dpo_shapley.py --model smollm2 --owners 4 # SmolLM2 + LoRA, ~10-20 min on 2 cores
+    python benchmarks/dpo_shapley.py --model smollm2 --owners 6 --pairs 8 --unlearning --cache /tmp/dpo6
 """
 
 from __future__ import annotations
@@ -26,7 +33,13 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from dataprice.buyers import dpo_base_model
-from dataprice.buyers.dpo.game import DPOShapleyGame, retrain_coalitions, score_owners
+from dataprice.buyers.dpo.game import (
+    DPOContext,
+    DPOShapleyGame,
+    DPOUnlearningGame,
+    retrain_coalitions,
+    score_owners,
+)
 from dataprice.buyers.dpo.training import DPOConfig
 from dataprice.data.preferences import medical_preferences
 from dataprice.models.cache import PolicyCache
@@ -42,6 +55,8 @@ def main() -> None:
     parser.add_argument("--heldout", type=int, default=32)
     parser.add_argument("--flipped", type=int, nargs="*", default=[3])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--unlearning", action="store_true", help="also run unlearning Shapley on the same owners")
+    parser.add_argument("--cache", type=Path, default=None, help="policy folder kept between runs (default: a fresh one)")
     args = parser.parse_args()
 
     n = args.owners
@@ -53,7 +68,7 @@ def main() -> None:
         config = DPOConfig(lora_r=0, learning_rate=3e-3, epochs=3, beta=0.5, seed=args.seed)
     else:
         config = DPOConfig(lora_r=8, learning_rate=1e-3, epochs=2, beta=0.1, seed=args.seed)
-    cache = PolicyCache(base_id, Path(tempfile.mkdtemp(prefix="dpo-bench-")))
+    cache = PolicyCache(base_id, args.cache or Path(tempfile.mkdtemp(prefix="dpo-bench-")))
     print(f"model {args.model}: {n} owners with {sizes} pairs (flipped: {args.flipped}), {len(held)} held-out pairs")
 
     started = time.perf_counter()
@@ -72,6 +87,16 @@ def main() -> None:
           f"({score_seconds:.1f} s) + arithmetic over {2**n} coalitions ({arithmetic_seconds * 1e3:.1f} ms) "
           f"= {dpo_total:.1f} s")
 
+    unlearning_shapley = None
+    if args.unlearning:  # before retraining, so its one training of the full policy is timed here
+        started = time.perf_counter()
+        unlearning = DPOUnlearningGame(DPOContext(base, tokenizer, sold, held, config, cache), value_per_quality=100)
+        unlearning_table = unlearning(coalitions)
+        unlearning_shapley = ExactShapley().fit(TabulatedGame(unlearning_table)).result.values
+        unlearning_seconds = time.perf_counter() - started
+        print(f"unlearning Shapley: 1 training + {unlearning.n_unlearning_runs} unlearning runs "
+              f"({unlearning.n_unlearning_steps} ascent steps) + {2**n - 1} scoring passes = {unlearning_seconds:.1f} s")
+
     comparison = retrain_coalitions(base, tokenizer, sold, held, config, coalitions, game, cache, progress=True)
     retrain_total = comparison.seconds_per_training * (2**n - 1)
     print(f"retraining Shapley: {2**n - 1} trainings ({comparison.seconds_per_training:.1f} s each, "
@@ -85,12 +110,26 @@ def main() -> None:
     print(f"coalition values, arithmetic vs retrained: Spearman {rho:.3f}, mean abs error {mae:.2f} "
           f"(value scale: 100 per unit of held-out accuracy)")
     retrained_shapley = ExactShapley().fit(TabulatedGame(comparison.retrained)).result.values
-    print("owner  DPO-Shapley  retraining-Shapley")
+    print("owner  DPO-Shapley  retraining-Shapley" + ("  unlearning-Shapley" if unlearning_shapley is not None else ""))
     for j in range(n):
-        print(f"{j:5d}  {arithmetic_shapley[j]:11.2f}  {retrained_shapley[j]:18.2f}")
-    relative = np.linalg.norm(arithmetic_shapley - retrained_shapley) / np.linalg.norm(retrained_shapley)
-    print(f"Shapley values: Spearman {spearmanr(arithmetic_shapley, retrained_shapley).statistic:.3f}, "
-          f"max abs error {np.max(np.abs(arithmetic_shapley - retrained_shapley)):.2f}, relative L2 error {relative:.3f}")
+        line = f"{j:5d}  {arithmetic_shapley[j]:11.2f}  {retrained_shapley[j]:18.2f}"
+        if unlearning_shapley is not None:
+            line += f"  {unlearning_shapley[j]:18.2f}"
+        print(line)
+    _agreement("DPO Shapley vs retraining", arithmetic_shapley, retrained_shapley)
+    if unlearning_shapley is not None:
+        _agreement("unlearning Shapley vs retraining", unlearning_shapley, retrained_shapley)
+        _agreement("unlearning Shapley vs DPO Shapley", unlearning_shapley, arithmetic_shapley)
+        rho_c = spearmanr(unlearning_table[nonempty], comparison.retrained[nonempty]).statistic
+        print(f"coalition values, unlearning vs retrained: Spearman {rho_c:.3f}")
+        print(f"time ratios: retraining / unlearning {retrain_total / unlearning_seconds:.1f}x, "
+              f"unlearning / DPO Shapley {unlearning_seconds / dpo_total:.1f}x")
+
+
+def _agreement(label: str, values: np.ndarray, reference: np.ndarray) -> None:
+    relative = np.linalg.norm(values - reference) / np.linalg.norm(reference)
+    print(f"{label}: Spearman {spearmanr(values, reference).statistic:.3f}, "
+          f"max abs error {np.max(np.abs(values - reference)):.2f}, relative L2 error {relative:.3f}")
 
 
 if __name__ == "__main__":
