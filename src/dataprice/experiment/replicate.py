@@ -125,11 +125,36 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
         game_evaluations=counted.computed,
         seconds=time.monotonic() - started,
         notes=built.data_notes(),
-        findings=list(built.findings),
+        findings=list(built.findings) + buyer_condition_findings(market, outcomes),
         critical=critical,
         resamples=draws,
         evaluation_points=points.n_points if points is not None else 0,
     )
+
+
+TRUTHFUL_RULES = ("myerson", "vcg")
+
+
+def buyer_condition_findings(market, outcomes: dict[str, list[Outcome]]) -> list[str]:
+    """A finding when a truthful rule left the buyer paying more than the data was worth to it
+    and the reason is complementarity: its value is not submodular on the sellers bought
+    (:mod:`dataprice.market.conditions`; checked on a tabulated subset market's last round)."""
+    from dataprice.market.conditions import buyer_condition
+    from dataprice.market.kinds.subset import SubsetMarket
+
+    if not isinstance(market, SubsetMarket) or not isinstance(market.game, TabulatedGame):
+        return []
+    empty = float(market.game.values[0])
+    for rule in (r for r in TRUTHFUL_RULES if r in outcomes):
+        last = outcomes[rule][-1]
+        if last.buyer_surplus >= empty - 1e-9 * max(1.0, abs(last.value)):
+            continue
+        condition = buyer_condition(market.game, last.selected)
+        if condition is None or condition.holds:
+            continue
+        return [f"Under {rule} the buyer paid {last.total_paid:,.4g} for data worth {last.value - empty:,.4g} to it: "
+                + condition.sentence() + "."]
+    return []
 
 
 def critical_by_rule(scenario: Scenario, market, outcomes: dict[str, list[Outcome]]) -> dict[str, np.ndarray]:
