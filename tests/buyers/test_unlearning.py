@@ -66,3 +66,31 @@ def test_unlearning_shapley_method_trains_once_and_counts_removals():
         from dataprice.valuation.reference_games import AirportGame
 
         UnlearningShapley(max_evaluations=10).fit(AirportGame([1.0, 2.0]))
+
+
+def test_stored_seller_summaries_give_the_removal_computed_from_the_data(shards):
+    """The Newton removal from the per-seller Hessians and gradients stored at training time
+    equals the removal computed from the removed points, and needs no training data after."""
+    game = UnlearningGame(shards)
+    assert game.summaries is not None
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        members = rng.random(8) < 0.5
+        from_data = game.unlearn(game.base.points_of(np.flatnonzero(~members)))
+        np.testing.assert_allclose(game.newton_removal(~members), from_data, rtol=1e-8, atol=1e-10)
+    coalitions = rng.random((6, 8)) < 0.5
+    before = game(coalitions)
+    game.base.X1[:] = np.nan  # the training data is gone; validation data stays
+    np.testing.assert_array_equal(game(coalitions), before)
+
+
+def test_without_room_for_summaries_removals_read_the_data(shards, monkeypatch):
+    import dataprice.buyers.classifier.unlearning as module
+
+    monkeypatch.setattr(module, "SUMMARY_BYTES", 0)
+    small = UnlearningGame(shards)
+    monkeypatch.undo()
+    stored = UnlearningGame(shards)
+    assert small.summaries is None
+    coalitions = np.random.default_rng(1).random((5, 8)) < 0.5
+    np.testing.assert_allclose(small(coalitions), stored(coalitions))

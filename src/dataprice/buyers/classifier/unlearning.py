@@ -11,9 +11,13 @@ removed from ``theta_N`` -- never retrained. Two removal rules:
 * ``newton`` (Guo et al. 2020, certified removal): one Newton step on the remaining loss,
   ``theta' = theta_N + (H_N - H_R)^{-1} grad L_R(theta_N)``, using that
   ``grad L_{D \\ R}(theta_N) = -grad L_R(theta_N)`` at the optimum. ``H_N`` (the full Hessian,
-  ``lambda I`` included) is stored once by the buyer at training time, so removing ``R``
-  touches only ``R``'s data. Exact for a quadratic loss; second-order accurate otherwise,
-  and least accurate when ``R`` is most of the data.
+  ``lambda I`` included) is stored once by the buyer at training time, and so are each
+  valued seller's Hessian ``H_j`` and gradient ``g_j`` at ``theta_N`` (when they fit in
+  :data:`SUMMARY_BYTES`). ``H_R`` and ``grad L_R`` are sums over the removed sellers, so a
+  removal costs ``O(|R| p^2 + p^3)`` for ``p = d k`` parameters, whatever the data size
+  (one Cholesky solve: ``H_N - H_R = H_{D \\ R} + lambda I`` is positive definite). Exact
+  for a quadratic loss; second-order accurate otherwise, and least accurate when ``R`` is
+  most of the data.
 * ``gradient_ascent``: ascend ``L_R`` (scaled by ``1/|D|``) from ``theta_N`` until the mean
   loss on ``R`` reaches the model's mean loss on validation data (``R`` then looks unseen)
   or ``max_steps`` -- model-agnostic, needs no Hessian.
@@ -28,11 +32,15 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.linalg import cho_factor, cho_solve
 
 from dataprice._typing import CoalitionMatrix
 from dataprice.data.shards import SellerShards
 from dataprice.models.softmax import SoftmaxRegression, with_intercept
 from dataprice.valuation.game import Game
+
+#: The most memory the per-seller Hessians may take (else a removal reads the removed data).
+SUMMARY_BYTES = 512 * 2**20
 
 
 class _ShardModel:
@@ -79,6 +87,28 @@ class UnlearningGame(Game):
         self.hessian = m.data_hessian(self.theta, self.base.X1) + m.l2 * np.eye(m.d * m.k)  # stored by the buyer
         self.validation_loss = m.data_loss(self.theta, self.base.X1_val, s.y_val) / len(s.y_val)
         self.n_unlearning_runs = 0
+        p = m.d * m.k
+        self.summaries: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
+        if method == "newton" and chosen.size * p * p * 8 <= SUMMARY_BYTES:
+            hessians, gradients = np.empty((chosen.size, p, p)), np.empty((chosen.size, p))
+            for t, seller in enumerate(chosen):
+                mine = s.owners == seller
+                hessians[t] = m.data_hessian(self.theta, self.base.X1[mine])
+                gradients[t] = m.data_gradient(self.theta, self.base.X1[mine], s.y_train[mine])
+            self.summaries = (hessians, gradients)
+
+    def newton_removal(self, removed_targets: NDArray[np.bool_]) -> NDArray[np.float64]:
+        """``theta_N + (H_N - H_R)^{-1} grad L_R(theta_N)`` from the stored per-seller sums
+        (``removed_targets``: a mask over the targets)."""
+        assert self.summaries is not None
+        hessians, gradients = self.summaries
+        self.n_unlearning_runs += 1
+        h_remaining = self.hessian - hessians[removed_targets].sum(axis=0)
+        g = gradients[removed_targets].sum(axis=0)
+        try:
+            return self.theta + cho_solve(cho_factor(h_remaining), g)
+        except np.linalg.LinAlgError:  # not positive definite numerically: fall back to LU
+            return self.theta + np.linalg.solve(h_remaining, g)
 
     def unlearn(self, removed: NDArray[np.bool_]) -> NDArray[np.float64]:
         """Parameters after removing the points ``removed`` (a mask over training points)."""
@@ -104,8 +134,10 @@ class UnlearningGame(Game):
             if not members.any() and len(self.targets) == s.n_sellers:
                 out[row] = 0.0  # no data at all: chance level, v(empty) = 0
                 continue
-            removed = self.base.points_of(self.targets[~members])
-            theta = self.unlearn(removed)
+            if self.summaries is not None:
+                theta = self.newton_removal(~members)
+            else:
+                theta = self.unlearn(self.base.points_of(self.targets[~members]))
             out[row] = self.value_per_quality * (self.base.model.accuracy(theta, self.base.X1_val, s.y_val) - self.base.chance)
         return out
 
