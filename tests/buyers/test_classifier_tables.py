@@ -255,3 +255,27 @@ def test_the_default_shapley_and_the_proxy_control_variate_on_a_users_table(tmp_
     for key in ("shapley", "stratified_shapley"):
         estimate = a[f"value[{key}]"].to_numpy()
         assert np.linalg.norm(estimate - exact) < 0.35 * np.linalg.norm(exact), (key, estimate, exact)
+
+
+def test_inrun_shapley_on_a_users_table_from_one_training_run(tmp_path):
+    """``inrun_shapley`` from a user's CSV through the CLI: the owner whose labels are all
+    flipped gets the lowest value, as under exact retraining Shapley; the run's seed and
+    Taylor remainder are recorded; the same seed gives the same numbers."""
+    import json
+
+    table = make_table(240, seed=5).assign(owner=[f"owner_{i % 5}" for i in range(240)])
+    flipped = table["owner"] == "owner_4"
+    labels = sorted(table["label"].unique())
+    table.loc[flipped, "label"] = table.loc[flipped, "label"].map(dict(zip(labels, labels[1:] + labels[:1], strict=True)))
+    table.to_csv(tmp_path / "five.csv", index=False)
+    valuation = [{"method": "exact_shapley"}, {"method": "inrun_shapley", "epochs": 4, "batch_size": 16}]
+    scenario = write_scenario(tmp_path, {"task": "classifier", "table": {"file": "five.csv"}}, count=5,
+                              valuation=valuation)
+    assert run_cli(scenario, tmp_path / "a") == 0 and run_cli(scenario, tmp_path / "b") == 0
+    a = values(tmp_path / "a")
+    pd.testing.assert_frame_equal(a, values(tmp_path / "b"))
+    inrun = a["value[inrun_shapley]"].to_numpy()
+    assert int(np.argmin(inrun)) == 4 and int(np.argmin(a["value[exact_shapley]"].to_numpy())) == 4
+    recorded = json.loads((tmp_path / "a" / "valuations.json").read_text())
+    text = json.dumps(recorded)
+    assert "taylor_remainder" in text and "training_seed" in text

@@ -94,3 +94,42 @@ def logistic_regression_correct(
     clf = LogisticRegression(C=regularization, max_iter=500)
     clf.fit(X, y)
     return np.asarray(clf.predict(X_val) == y_val)
+
+
+class SoftmaxValidation:
+    """Softmax regression as a :class:`~dataprice.valuation.inrun.LinearFeatureModel`: the
+    example gradient of ``l_i = -log p(y_i | x_i)`` is ``x_i (p_i - e_{y_i})^T``, and the
+    validation utility is the mean log-likelihood ``U(theta) = -(1/m) sum_v l_v(theta)``,
+    with ``grad U = -(1/m) X_v^T (P_v - Y_v)`` and
+    ``H_U V = -(1/m) sum_v x_v [diag(p_v) - p_v p_v^T] V^T x_v``. Parameters are ``(d, k)``."""
+
+    def __init__(self, X1_val: NDArray, y_val: NDArray, n_classes: int) -> None:
+        self.X1_val, self.y_val, self.k = X1_val, np.asarray(y_val, dtype=np.int64), n_classes
+
+    @staticmethod
+    def _probabilities(theta: NDArray, X1: NDArray) -> NDArray:
+        logits = X1 @ theta
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def residuals(self, theta: NDArray, X1: NDArray, y: NDArray) -> NDArray:
+        r = self._probabilities(theta, X1)
+        r[np.arange(len(y)), y] -= 1.0
+        return r
+
+    def utility(self, theta: NDArray) -> float:
+        p = self._probabilities(theta, self.X1_val)
+        return float(np.mean(np.log(np.clip(p[np.arange(len(self.y_val)), self.y_val], 1e-300, None))))
+
+    def utility_gradient(self, theta: NDArray) -> NDArray:
+        return -(self.X1_val.T @ self.residuals(theta, self.X1_val, self.y_val)) / len(self.y_val)
+
+    def utility_hvp(self, theta: NDArray, direction: NDArray) -> NDArray:
+        p = self._probabilities(theta, self.X1_val)
+        a = self.X1_val @ direction
+        s = p * (a - np.sum(p * a, axis=1, keepdims=True))
+        return -(self.X1_val.T @ s) / len(self.y_val)
+
+    def accuracy(self, theta: NDArray) -> float:
+        return float(np.mean(self._probabilities(theta, self.X1_val).argmax(axis=1) == self.y_val))

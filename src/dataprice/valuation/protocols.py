@@ -5,7 +5,9 @@ Most methods only evaluate coalitions. Two read more of the buyer:
 * :class:`NearestNeighbours` -- KNN-Shapley's closed form reads the training points'
   labels, owners and neighbour order (capability ``knn``);
 * :class:`Unlearnable` -- Unlearning Shapley measures ``v(S)`` by removing data from one
-  trained model (capabilities ``unlearning:newton`` and ``unlearning:gradient_ascent``).
+  trained model (capabilities ``unlearning:newton`` and ``unlearning:gradient_ascent``);
+* :class:`InRunTrainable` -- In-Run Data Shapley splits each step of one training run among
+  the batch's examples (capability ``inrun``).
 
 A buyer declares what its game provides in ``Buyer.capabilities()``; a method's spec
 declares what it needs in ``MethodSpec.requires()``; the scenario check compares the two,
@@ -25,6 +27,7 @@ CAPABILITIES = {
     "knn": "the buyer's training points and labels (KNN-Shapley's closed form)",
     "unlearning:newton": "removing sellers' data from one trained model by a Newton step",
     "unlearning:gradient_ascent": "removing sellers' data from one trained model by gradient ascent",
+    "inrun": "one training run whose steps are split among the batch's examples (In-Run Data Shapley)",
 }
 
 
@@ -53,3 +56,18 @@ class Unlearnable(Protocol):
 
     def unlearning_game(self, targets: Sequence[int], method: str) -> Any:
         """The game of coalitions of ``targets`` measured by unlearning (the others kept)."""
+
+
+@runtime_checkable
+class InRunTrainable(Protocol):
+    """A game whose buyer can train once by minibatch steps and record In-Run Shapley values
+    (:mod:`dataprice.valuation.inrun`)."""
+
+    n_players: int
+    player_names: tuple[str, ...]
+    value_per_quality: float
+
+    def inrun_trace(self, *, order: int, seed: int, epochs: int | None = None, batch_size: int | None = None,
+                    learning_rate: float | None = None, progress: bool = False) -> Any:
+        """Train once (``None``: the buyer's own setting) and return the
+        :class:`~dataprice.valuation.inrun.InRunTrace` of per-example values."""

@@ -197,7 +197,9 @@ class ClassifierBuyer(ShardsBuyer):
     max_points: Annotated[int, within(2, 10_000_000)] | None = None
 
     label: ClassVar[str] = "a classifier trained on the sellers' data shards"
-    offers: ClassVar[frozenset[str]] = frozenset({"knn", "copies", "unlearning:newton", "unlearning:gradient_ascent"})
+    offers: ClassVar[frozenset[str]] = frozenset(
+        {"knn", "copies", "unlearning:newton", "unlearning:gradient_ascent", "inrun"}
+    )
 
     @model_validator(mode="after")
     def _one_model(self) -> ClassifierBuyer:

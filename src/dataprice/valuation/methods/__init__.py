@@ -15,6 +15,7 @@ from dataprice.valuation.methods.auto import AutoShapley
 from dataprice.valuation.methods.banzhaf import MSRBanzhaf
 from dataprice.valuation.methods.base import METHODS, MethodSpec, ValuationMethod, register_method
 from dataprice.valuation.methods.exact import ExactBanzhaf, ExactShapley
+from dataprice.valuation.methods.inrun import InRunShapley
 from dataprice.valuation.methods.kernel import KernelShapley
 from dataprice.valuation.methods.knn_shapley import KNNShapley
 from dataprice.valuation.methods.loo import LeaveOneOut
@@ -26,7 +27,7 @@ from dataprice.valuation.methods.unlearning import UnlearningShapley
 #: import order, which is alphabetical here).
 BUILT_IN = ("loo", "shapley", "exact_shapley", "exact_banzhaf", "tmc_shapley", "stratified_shapley", "kernel_shapley",
             "msr_banzhaf", "knn_shapley",
-            "exact_asymmetric_shapley", "asymmetric_shapley", "unlearning_shapley")
+            "exact_asymmetric_shapley", "asymmetric_shapley", "unlearning_shapley", "inrun_shapley")
 for _name in BUILT_IN:
     METHODS[_name] = METHODS.pop(_name)
 
@@ -37,6 +38,7 @@ __all__ = [
     "ExactAsymmetricShapley",
     "ExactBanzhaf",
     "ExactShapley",
+    "InRunShapley",
     "KNNShapley",
     "KernelShapley",
     "LeaveOneOut",

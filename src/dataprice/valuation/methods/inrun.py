@@ -1,0 +1,85 @@
+"""In-Run Data Shapley as a valuation method: seller values from the buyer's one training run.
+
+The buyer trains once by minibatch steps; each step's change in validation utility is
+split among the batch's examples by the closed-form Shapley values of its second-order
+Taylor expansion (:mod:`dataprice.valuation.inrun`, Wang et al., "Data Shapley in One
+Training Run"). A seller's value is the sum over its examples, times the buyer's value per
+unit of quality. The utility is the buyer's differentiable validation utility (the mean
+validation log-likelihood for the classifier), not the accuracy its other games measure,
+so these values need not sum to ``v(N) - v(empty)`` of the coalition game: they sum to the
+run's utility change minus the reported Taylor remainder. They value the data for *this*
+run (its seed, order and batches are recorded), not for a retraining on a coalition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import PositiveFloat, PositiveInt
+
+from dataprice.valuation.game import Game
+from dataprice.valuation.methods.base import MethodSpec, ValuationMethod, register_method
+from dataprice.valuation.protocols import InRunTrainable
+from dataprice.valuation.result import ValuationResult
+
+
+class InRunShapleySpec(MethodSpec):
+    method: Literal["inrun_shapley"]
+    order: Literal[1, 2] = 2
+    epochs: PositiveInt | None = None  # None: the buyer's own training settings
+    batch_size: PositiveInt | None = None
+    learning_rate: PositiveFloat | None = None
+
+    def requires(self) -> frozenset[str]:
+        return frozenset({"inrun"})
+
+
+@register_method
+class InRunShapley(ValuationMethod):
+    """Per-seller In-Run Data Shapley values of one training run of the buyer's model.
+
+    Args:
+        order: 1 (first-order terms: the gradient dot products) or 2 (plus each batch's
+            pairwise interactions through the validation Hessian).
+        epochs, batch_size, learning_rate: the run's settings (None: the buyer's own).
+        seed: seed of the run (batch order).
+    """
+
+    name = "inrun_shapley"
+    Spec: ClassVar[type[MethodSpec]] = InRunShapleySpec
+    uses_buyer_game = True
+
+    @classmethod
+    def from_spec(cls, spec: Any, *, seed: int, progress: bool = False) -> InRunShapley:
+        return cls(order=spec.order, epochs=spec.epochs, batch_size=spec.batch_size,
+                   learning_rate=spec.learning_rate, seed=seed, progress=progress)
+
+    def __init__(self, *, order: int = 2, epochs: int | None = None, batch_size: int | None = None,
+                 learning_rate: float | None = None, seed: int = 0, progress: bool = False) -> None:
+        super().__init__()
+        self.order, self.epochs, self.batch_size, self.learning_rate = order, epochs, batch_size, learning_rate
+        self.seed, self.progress = int(seed), progress
+        self.trace: Any = None
+
+    def fit(self, game: Game) -> InRunShapley:
+        if not isinstance(game, InRunTrainable):
+            raise TypeError(
+                f"inrun_shapley needs a buyer that trains by minibatch steps (the classifier's own model), "
+                f"got {type(game).__name__}"
+            )
+        trace = game.inrun_trace(order=self.order, seed=self.seed, epochs=self.epochs, batch_size=self.batch_size,
+                                 learning_rate=self.learning_rate, progress=self.progress)
+        self.trace = trace
+        scale = game.value_per_quality
+        result = ValuationResult.exact(
+            np.asarray(trace.seller_values(), dtype=np.float64) * scale, game.player_names, self.name, n_evaluations=0,
+            note=(f"in-run Shapley, order {trace.order}, of one training run (seed {trace.seed}, {trace.steps} steps): "
+                  "sums of per-example splits of each step's validation-utility change"),
+            order=trace.order, steps=trace.steps, training_seed=trace.seed, model_trainings=1,
+            utility_change=trace.utility_change * scale, taylor_remainder=trace.remainder * scale,
+            validation_points=trace.validation_points, utility=trace.extra.get("utility", ""),
+        )
+        self._result = replace(result, seed=self.seed)
+        return self
