@@ -21,30 +21,11 @@ import time
 
 import numpy as np
 from scipy.stats import spearmanr
-from sklearn.datasets import make_classification
-from sklearn.preprocessing import StandardScaler
 
 from dataprice.buyers.classifier.unlearning import RetrainingGame, UnlearningGame
-from dataprice.data.shards import SellerShards, corrupt_shards, make_shards, partition_points
-from dataprice.rng import Stream, child_rng
+from dataprice.data.shards import SellerShards, generated_shards, make_shards
 from dataprice.valuation.game import tabulate
 from dataprice.valuation.methods import ExactShapley
-
-
-def generated_shards(points: int, n_sellers: int, noisy: list[int], seed: int) -> SellerShards:
-    """A generated 3-class problem: ``points`` training points split IID among the sellers,
-    5,000 validation points, the ``noisy`` sellers with 80% of their labels redrawn."""
-    X, y = make_classification(n_samples=points + 5000, n_features=40, n_informative=20, n_redundant=10,
-                               n_classes=3, class_sep=0.8, random_state=seed)
-    X_train, y_train, X_val, y_val = X[:points], y[:points], X[points:], y[points:]
-    scaler = StandardScaler().fit(X_train)
-    X_train, X_val = scaler.transform(X_train), scaler.transform(X_val)
-    owners = partition_points(y_train, n_sellers, child_rng(seed, Stream.PARTITION))
-    X_train, y_train, owners, flipped = corrupt_shards(X_train, y_train, owners, 3, seed,
-                                                      noisy_sellers=noisy, noise_fraction=0.8)
-    return SellerShards(X_train=X_train, y_train=y_train, X_val=X_val, y_val=y_val.astype(np.int64),
-                        owners=owners, n_sellers=n_sellers, n_classes=3, noisy_points=flipped,
-                        dataset=f"generated {points:,}")
 
 
 def compare(name: str, shards: SellerShards) -> None:
@@ -84,7 +65,7 @@ def main() -> None:
         for dataset in ("breast_cancer", "wine", "digits"):
             compare(dataset, make_shards(dataset, n, seed=args.seed, noisy_sellers=noisy, noise_fraction=0.8))
     for points in args.large:
-        compare(f"generated {points:,}", generated_shards(points, n, noisy, args.seed))
+        compare(f"generated {points:,}", generated_shards(points, n, noisy_sellers=noisy, seed=args.seed))
 
 
 if __name__ == "__main__":

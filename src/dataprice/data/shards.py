@@ -199,3 +199,26 @@ def corrupt_shards(
         owners = np.concatenate([owners, np.full(src.size, seller)])
         noisy = np.concatenate([noisy, noisy[src]])
     return X_train, y_train, owners, noisy
+
+
+def generated_shards(points: int, n_sellers: int, *, noisy_sellers: Sequence[int] = (), noise_fraction: float = 0.8,
+                     n_features: int = 40, n_classes: int = 3, n_validation: int = 5000, seed: int = 0) -> SellerShards:
+    """A generated classification problem of any size (scikit-learn's ``make_classification``:
+    half the features informative, a quarter redundant, ``class_sep`` 0.8), standardised,
+    ``points`` training points split IID among the sellers and ``n_validation`` held out;
+    ``noisy_sellers`` get ``noise_fraction`` of their labels redrawn. For benchmarks where
+    training is the expensive part; nothing is downloaded."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=points + n_validation, n_features=n_features,
+                               n_informative=n_features // 2, n_redundant=n_features // 4, n_classes=n_classes,
+                               class_sep=0.8, random_state=seed)
+    X_train, y_train, X_val, y_val = X[:points], y[:points], X[points:], y[points:]
+    scaler = StandardScaler().fit(X_train)
+    X_train, X_val = scaler.transform(X_train), scaler.transform(X_val)
+    owners = partition_points(y_train, n_sellers, child_rng(seed, Stream.PARTITION))
+    X_train, y_train, owners, noisy = corrupt_shards(X_train, y_train, owners, n_classes, seed,
+                                                    noisy_sellers=noisy_sellers, noise_fraction=noise_fraction)
+    return SellerShards(X_train=X_train, y_train=y_train, X_val=X_val, y_val=y_val.astype(np.int64), owners=owners,
+                        n_sellers=n_sellers, n_classes=n_classes, noisy_points=noisy, dataset=f"generated {points:,}")
+

@@ -105,6 +105,11 @@ class SoftmaxValidation:
 
     def __init__(self, X1_val: NDArray, y_val: NDArray, n_classes: int) -> None:
         self.X1_val, self.y_val, self.k = X1_val, np.asarray(y_val, dtype=np.int64), n_classes
+        self._at: tuple[NDArray, NDArray] | None = None  # (theta, validation probabilities) last computed
+
+    def subset(self, rows: NDArray[np.int64]) -> SoftmaxValidation:
+        """The same model with the utility on validation rows ``rows`` only."""
+        return SoftmaxValidation(self.X1_val[rows], self.y_val[rows], self.k)
 
     @staticmethod
     def _probabilities(theta: NDArray, X1: NDArray) -> NDArray:
@@ -113,20 +118,29 @@ class SoftmaxValidation:
         p = np.exp(logits)
         return p / p.sum(axis=1, keepdims=True)
 
+    def _validation_probabilities(self, theta: NDArray) -> NDArray:
+        """``P_v`` at ``theta``, computed once per parameter array (a step asks for the
+        gradient and the Hessian-vector product at the same ``theta``)."""
+        if self._at is None or self._at[0] is not theta:
+            self._at = (theta, self._probabilities(theta, self.X1_val))
+        return self._at[1]
+
     def residuals(self, theta: NDArray, X1: NDArray, y: NDArray) -> NDArray:
         r = self._probabilities(theta, X1)
         r[np.arange(len(y)), y] -= 1.0
         return r
 
     def utility(self, theta: NDArray) -> float:
-        p = self._probabilities(theta, self.X1_val)
+        p = self._validation_probabilities(theta)
         return float(np.mean(np.log(np.clip(p[np.arange(len(self.y_val)), self.y_val], 1e-300, None))))
 
     def utility_gradient(self, theta: NDArray) -> NDArray:
-        return -(self.X1_val.T @ self.residuals(theta, self.X1_val, self.y_val)) / len(self.y_val)
+        r = self._validation_probabilities(theta).copy()
+        r[np.arange(len(self.y_val)), self.y_val] -= 1.0
+        return -(self.X1_val.T @ r) / len(self.y_val)
 
     def utility_hvp(self, theta: NDArray, direction: NDArray) -> NDArray:
-        p = self._probabilities(theta, self.X1_val)
+        p = self._validation_probabilities(theta)
         a = self.X1_val @ direction
         s = p * (a - np.sum(p * a, axis=1, keepdims=True))
         return -(self.X1_val.T @ s) / len(self.y_val)

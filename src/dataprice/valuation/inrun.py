@@ -116,6 +116,10 @@ class LinearFeatureModel(Protocol):
         """``H_U(theta) direction``, ``float[d, k]``."""
         ...
 
+    def subset(self, rows: NDArray[np.int64]) -> LinearFeatureModel:
+        """The model with ``U`` on validation rows ``rows`` only (for a validation batch)."""
+        ...
+
 
 def ghost_dots(X1: NDArray, R: NDArray, M: NDArray) -> NDArray:
     """``g_i . M = x_i^T M r_i`` for every row, without forming ``g_i = x_i r_i^T``."""
@@ -136,18 +140,26 @@ class SGDConfig:
 def linear_inrun(
     model: LinearFeatureModel, X1: NDArray, y: NDArray, owners: NDArray[np.int64], n_sellers: int,
     theta0: NDArray, config: SGDConfig, *, order: int = 2, value: bool = True, progress: bool = False,
+    validation_batch: int | None = None, n_validation: int | None = None, validation_seed: int | None = None,
 ) -> tuple[NDArray, InRunTrace | None]:
     """Train ``model`` by SGD from ``theta0``; with ``value``, record In-Run Shapley values.
 
     Returns the trained parameters and the trace (None when ``value`` is False: the plain
     run, for measuring the overhead). Per step the extra work is one validation gradient
     and, for ``order=2``, one validation Hessian-vector product, plus two matrix products
-    over the batch: no per-example gradient is formed.
+    over the batch: no per-example gradient is formed. With ``validation_batch`` (and the
+    ``n_validation`` points ``model`` holds), each step's ``U`` is the mean over that many
+    validation points drawn afresh (without replacement, from the stream
+    ``[validation_seed, 1]``, by default the run's seed; the training batches do not change): each step's values are then unbiased estimates,
+    at a cost that no longer grows with the validation set.
     """
     if order not in (1, 2):
         raise ValueError(f"order must be 1 or 2, got {order}")
     n = X1.shape[0]
     rng = np.random.default_rng(config.seed)
+    validation_rng = np.random.default_rng([config.seed if validation_seed is None else validation_seed, 1])
+    total_validation = int(n_validation or 0)
+    drawn = int(validation_batch) if validation_batch is not None and validation_batch < total_validation else 0
     theta = np.array(theta0, dtype=np.float64, copy=True)
     first, second = np.zeros(n), np.zeros(n)
     start_utility = model.utility(theta) if value else 0.0
@@ -166,11 +178,12 @@ def linear_inrun(
         G = Xb.T @ R + c * batch.size * theta  # sum of the batch's gradients
         s = config.learning_rate / batch.size
         if value:
-            grad_u = model.utility_gradient(theta)
+            on = model.subset(validation_rng.choice(total_validation, drawn, replace=False)) if drawn else model
+            grad_u = on.utility_gradient(theta)
             grad_dots = ghost_dots(Xb, R, grad_u) + c * float(np.sum(theta * grad_u))
             hess_dots = None
             if order == 2:
-                hg = model.utility_hvp(theta, G)
+                hg = on.utility_hvp(theta, G)
                 hess_dots = ghost_dots(Xb, R, hg) + c * float(np.sum(theta * hg))
             f, q = taylor_split(s, grad_dots, hess_dots)
             first[batch] += f  # a batch holds each example once
@@ -181,5 +194,5 @@ def linear_inrun(
         return theta, None
     trace = InRunTrace(first=first, second=second, owners=np.asarray(owners, dtype=np.int64), n_sellers=n_sellers,
                        utility_change=model.utility(theta) - start_utility, order=order, steps=steps,
-                       seed=config.seed)
+                       seed=config.seed, validation_points=drawn or total_validation)
     return theta, trace

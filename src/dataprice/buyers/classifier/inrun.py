@@ -29,15 +29,16 @@ def sgd_config(shards: SellerShards, regularization: float, seed: int, epochs: i
 
 
 def softmax_inrun(shards: SellerShards, config: SGDConfig, *, order: int = 2, value: bool = True,
-                  progress: bool = False) -> tuple[np.ndarray, InRunTrace | None]:
+                  validation_batch: int | None = None, progress: bool = False) -> tuple[np.ndarray, InRunTrace | None]:
     """Train softmax regression by SGD from zero on every seller's points; with ``value``,
-    the run's In-Run Shapley trace (None otherwise: the plain run)."""
+    the run's In-Run Shapley trace (None otherwise: the plain run). ``validation_batch``:
+    validation points drawn per step (None: all)."""
     model = SoftmaxValidation(with_intercept(shards.X_val), shards.y_val, shards.n_classes)
     X1 = with_intercept(shards.X_train)
     theta0 = np.zeros((X1.shape[1], shards.n_classes))
     theta, trace = linear_inrun(model, X1, shards.y_train, shards.owners, shards.n_sellers, theta0, config,
-                                order=order, value=value, progress=progress)
+                                order=order, value=value, progress=progress, validation_batch=validation_batch,
+                                n_validation=int(shards.y_val.shape[0]))
     if trace is not None:
-        trace.validation_points = int(shards.y_val.shape[0])
         trace.extra.update(utility="mean validation log-likelihood", validation_accuracy=model.accuracy(theta))
     return theta, trace

@@ -31,6 +31,7 @@ class InRunShapleySpec(MethodSpec):
     epochs: PositiveInt | None = None  # None: the buyer's own training settings
     batch_size: PositiveInt | None = None
     learning_rate: PositiveFloat | None = None
+    validation_batch: PositiveInt | None = None  # validation points drawn per step (None: all)
 
     def requires(self) -> frozenset[str]:
         return frozenset({"inrun"})
@@ -44,6 +45,8 @@ class InRunShapley(ValuationMethod):
         order: 1 (first-order terms: the gradient dot products) or 2 (plus each batch's
             pairwise interactions through the validation Hessian).
         epochs, batch_size, learning_rate: the run's settings (None: the buyer's own).
+        validation_batch: validation points drawn afresh per step for ``U`` (None: all of
+            them); unbiased per-step values at a cost independent of the validation set.
         seed: seed of the run (batch order).
     """
 
@@ -54,12 +57,15 @@ class InRunShapley(ValuationMethod):
     @classmethod
     def from_spec(cls, spec: Any, *, seed: int, progress: bool = False) -> InRunShapley:
         return cls(order=spec.order, epochs=spec.epochs, batch_size=spec.batch_size,
-                   learning_rate=spec.learning_rate, seed=seed, progress=progress)
+                   learning_rate=spec.learning_rate, validation_batch=spec.validation_batch, seed=seed,
+                   progress=progress)
 
     def __init__(self, *, order: int = 2, epochs: int | None = None, batch_size: int | None = None,
-                 learning_rate: float | None = None, seed: int = 0, progress: bool = False) -> None:
+                 learning_rate: float | None = None, validation_batch: int | None = None, seed: int = 0,
+                 progress: bool = False) -> None:
         super().__init__()
         self.order, self.epochs, self.batch_size, self.learning_rate = order, epochs, batch_size, learning_rate
+        self.validation_batch = validation_batch
         self.seed, self.progress = int(seed), progress
         self.trace: Any = None
 
@@ -70,7 +76,8 @@ class InRunShapley(ValuationMethod):
                 f"got {type(game).__name__}"
             )
         trace = game.inrun_trace(order=self.order, seed=self.seed, epochs=self.epochs, batch_size=self.batch_size,
-                                 learning_rate=self.learning_rate, progress=self.progress)
+                                 learning_rate=self.learning_rate, validation_batch=self.validation_batch,
+                                 progress=self.progress)
         self.trace = trace
         scale = game.value_per_quality
         result = ValuationResult.exact(
