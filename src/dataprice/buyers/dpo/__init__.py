@@ -95,7 +95,9 @@ class DPOBuyer(Buyer):
     model_path_fields: ClassVar[tuple[str, ...]] = ("model.path",)
 
     def capabilities(self) -> frozenset[str]:
-        return frozenset() if self.utility == "generation" else self.offers
+        if self.utility == "generation":
+            return frozenset()
+        return self.offers | ({"inrun"} if self.training.lora_r > 0 else set())
 
     def problems(self, scenario: Any) -> Iterable[str]:
         n = scenario.sellers.count

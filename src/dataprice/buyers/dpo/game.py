@@ -124,6 +124,27 @@ class DPOShapleyGame(Game):
         return DPOUnlearningGame(self.context, targets=targets, utility=self.utility,
                                  value_per_quality=self.value_per_quality, player_names=names)
 
+    def inrun_trace(self, *, order: int, seed: int, epochs: int | None = None, batch_size: int | None = None,
+                    learning_rate: float | None = None, validation_batch: int | None = None, progress: bool = False):
+        """One SGD run of the LoRA policy on every owner's pairs with first-order In-Run
+        Shapley values per pair (:mod:`dataprice.buyers.dpo.inrun`); the learning rate
+        defaults to the buyer's (an AdamW rate: SGD usually wants a larger one)."""
+        from dataclasses import replace
+
+        from dataprice.buyers.dpo.inrun import dpo_inrun
+
+        if self.context is None:
+            raise TypeError("this DPO game was built without its training context; in-run Shapley needs it")
+        if order != 1:
+            raise ValueError("in-run Shapley for the DPO buyer is first order only (order: 1)")
+        if validation_batch is not None:
+            raise ValueError("in-run Shapley for the DPO buyer scores every held-out pair per step (no validation_batch)")
+        c = self.context
+        config = replace(c.config, seed=seed % (2**31))
+        return dpo_inrun(c.base, c.tokenizer, c.sold, c.heldout, config,
+                         learning_rate=learning_rate or c.config.learning_rate, epochs=epochs,
+                         batch_size=batch_size, progress=progress)[1]
+
     def coalition_margins(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
         return composition_weights(coalitions, self.sizes) @ self.margins
 

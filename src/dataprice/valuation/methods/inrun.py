@@ -34,7 +34,7 @@ class InRunShapleySpec(MethodSpec):
     validation_batch: PositiveInt | None = None  # validation points drawn per step (None: all)
 
     def requires(self) -> frozenset[str]:
-        return frozenset({"inrun"})
+        return frozenset({"inrun", "inrun:second_order"} if self.order == 2 else {"inrun"})
 
 
 @register_method

@@ -1,0 +1,173 @@
+"""In-Run Data Shapley for the DPO buyer: per-pair values from one SGD run of the LoRA policy.
+
+The run is plain minibatch SGD on the DPO loss of the LoRA adapters (``theta <- theta -
+(lr / |B|) sum_{i in B} g_i``), the setting In-Run Data Shapley is defined for (Wang et al.,
+"Data Shapley in One Training Run"); the buyer's usual AdamW run is not the one valued. The
+utility is the held-out pairs' mean ``log sigma(beta margin)`` (minus their DPO loss), whose
+gradient is one backward pass per step. A pair's first-order value at a step is
+``-(lr / |B|) grad U . g_i`` (:func:`dataprice.valuation.inrun.taylor_split`).
+
+The dot products ``grad U . g_i`` are "ghost" products: every trained parameter is the
+weight of a linear layer (the LoRA factors ``A`` and ``B``), whose per-pair gradient is
+``sum_t delta_{i,t}^T a_{i,t}`` (output gradient times input, over the pair's tokens of its
+chosen and rejected sequences). With the layer's inputs and output gradients recorded in the
+batch's one backward pass, ``g_i . M = sum_t delta_{i,t} . (M a_{i,t})``: no per-pair
+gradient is formed. Full fine-tuning (``lora_r: 0``: embeddings and norms are trained too)
+is refused. Second order is not offered for this buyer yet (it needs a Hessian-vector
+product of the held-out utility through the LM).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from dataprice.buyers.dpo.training import DPOConfig, dpo_loss
+from dataprice.data.preferences import PreferenceSet
+from dataprice.models.lm import sequence_logprobs
+from dataprice.valuation.inrun import InRunTrace, taylor_split
+
+
+class LinearTaps:
+    """Inputs and output gradients of the trained linear layers of ``model``, per forward call.
+
+    ``record`` switches recording on for the forward passes that follow; every trained
+    parameter must be the weight of an ``nn.Linear`` without a trained bias.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.layers: list[torch.nn.Linear] = []
+        covered = set()
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear) and module.weight.requires_grad:
+                if module.bias is not None and module.bias.requires_grad:
+                    raise ValueError("in-run ghost products need linear layers without a trained bias")
+                self.layers.append(module)
+                covered.add(id(module.weight))
+        others = [name for name, p in model.named_parameters() if p.requires_grad and id(p) not in covered]
+        if others:
+            raise ValueError(
+                f"in-run Shapley for the DPO buyer needs LoRA (lora_r > 0): parameter {others[0]!r} is trained "
+                "and is not a linear layer's weight"
+            )
+        self.inputs: dict[int, list[torch.Tensor]] = {id(m): [] for m in self.layers}
+        self.grads: dict[int, list[torch.Tensor | None]] = {id(m): [] for m in self.layers}
+        self.recording = False
+        self._handles = [m.register_forward_hook(self._forward) for m in self.layers]
+
+    def _forward(self, module, args, output) -> None:
+        if not self.recording:
+            return
+        key = id(module)
+        slot = len(self.grads[key])
+        self.inputs[key].append(args[0].detach())
+        self.grads[key].append(None)
+
+        def keep(grad: torch.Tensor, key: int = key, slot: int = slot) -> None:
+            self.grads[key][slot] = grad.detach()
+
+        output.register_hook(keep)
+
+    def clear(self) -> None:
+        for key in self.inputs:
+            self.inputs[key].clear()
+            self.grads[key].clear()
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+    def dots(self, directions: dict[int, torch.Tensor], rows: int) -> torch.Tensor:
+        """``g_i . M`` for each of the ``rows`` pairs of the recorded calls (each call's row
+        ``i`` belongs to pair ``i``), with ``M`` the weight-shaped ``directions`` per layer."""
+        total = torch.zeros(rows, dtype=torch.float64)
+        for layer in self.layers:
+            key = id(layer)
+            M = directions[key]
+            for a, delta in zip(self.inputs[key], self.grads[key], strict=True):
+                if delta is None:
+                    continue
+                total += torch.einsum("bto,bto->b", delta.double(), (a.double() @ M.double().T))
+        return total
+
+
+def _logprobs(model, tokenizer, pairs: PreferenceSet, idx: list[int], config: DPOConfig, grad: bool):
+    prompts = [pairs.prompts[i] for i in idx]
+    return tuple(
+        sequence_logprobs(model, tokenizer, prompts, [getattr(pairs, column)[i] for i in idx],
+                          max_prompt_tokens=config.max_prompt_tokens, batch_size=len(idx), grad=grad)
+        for column in ("chosen", "rejected")
+    )
+
+
+def _grad_of(weight: torch.Tensor) -> torch.Tensor:
+    return torch.zeros_like(weight) if weight.grad is None else weight.grad.detach().clone()
+
+
+def dpo_inrun(
+    base, tokenizer, sold: PreferenceSet, heldout: PreferenceSet, config: DPOConfig, *, learning_rate: float,
+    epochs: int | None = None, batch_size: int | None = None, value: bool = True, progress: bool = False,
+) -> tuple[torch.nn.Module, InRunTrace | None]:
+    """One SGD run of ``config``'s LoRA policy on ``sold``; with ``value``, the first-order
+    In-Run Shapley value of every pair (None otherwise: the plain run, same steps)."""
+    from dataprice.progress import progress as progress_display
+
+    if config.lora_r <= 0:
+        raise ValueError("in-run Shapley for the DPO buyer trains LoRA adapters; set buyer.training.lora_r > 0")
+    epochs = epochs or config.epochs
+    batch_size = batch_size or config.batch_size
+    model = config.trainable(base)
+    params = [p for p in model.parameters() if p.requires_grad]
+    taps = LinearTaps(model) if value else None
+    all_idx = list(range(len(sold)))
+    ref_sold = _logprobs(base, tokenizer, sold, all_idx, config, grad=False)
+    ref_held = _logprobs(base, tokenizer, heldout, list(range(len(heldout))), config, grad=False)
+
+    def held_utility(with_grad: bool) -> float:
+        pw, pl = _logprobs(model, tokenizer, heldout, list(range(len(heldout))), config, grad=with_grad)
+        utility = -dpo_loss(pw, pl, ref_held[0], ref_held[1], config.beta)
+        if with_grad:
+            model.zero_grad()
+            utility.backward()
+        return float(utility.detach())
+
+    rng = np.random.default_rng(config.seed)
+    first = np.zeros(len(sold))
+    steps, started = 0, time.perf_counter()
+    model.train()
+    start_utility = held_utility(False) if value else 0.0
+    batches = [rng.permutation(len(sold)) for _ in range(epochs)]
+    flat = [order[s:s + batch_size].tolist() for order in batches for s in range(0, len(order), batch_size)]
+    for idx in progress_display(flat, desc="in-run DPO", enabled=progress):
+        directions = None
+        if taps is not None:
+            held_utility(True)
+            directions = {id(layer): _grad_of(layer.weight) for layer in taps.layers}
+            taps.clear()
+            taps.recording = True
+        pw, pl = _logprobs(model, tokenizer, sold, idx, config, grad=True)
+        if taps is not None:
+            taps.recording = False
+        # the sum of the pairs' losses: each pair's output gradients are its own
+        loss = dpo_loss(pw, pl, ref_sold[0][idx], ref_sold[1][idx], config.beta) * len(idx)
+        model.zero_grad()
+        loss.backward()
+        step = learning_rate / len(idx)
+        if taps is not None and directions is not None:
+            f, _ = taylor_split(step, taps.dots(directions, len(idx)).numpy(), None)
+            first[idx] += f
+        with torch.no_grad():
+            for p in params:
+                p -= step * p.grad
+        steps += 1
+    model.eval()
+    if taps is None:
+        return model, None
+    taps.remove()
+    trace = InRunTrace(first=first, second=np.zeros_like(first), owners=np.asarray(sold.owners, dtype=np.int64),
+                       n_sellers=sold.n_sellers, utility_change=held_utility(False) - start_utility, order=1,
+                       steps=steps, seed=config.seed, validation_points=len(heldout),
+                       extra={"utility": "held-out mean log sigma(beta margin)", "seconds": time.perf_counter() - started})
+    return model, trace

@@ -1,0 +1,119 @@
+"""In-Run Data Shapley on the DPO buyer (tiny LM with LoRA): ghost products and values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from dataprice.buyers.dpo.inrun import LinearTaps, _logprobs, dpo_inrun
+from dataprice.buyers.dpo.training import DPOConfig, dpo_loss
+from dataprice.data.preferences import medical_preferences
+from dataprice.models.lm import tiny_causal_lm
+
+CONFIG = DPOConfig(lora_r=8, lora_alpha=16, learning_rate=3e-3, epochs=2, batch_size=8, beta=0.5, seed=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    sold, held = medical_preferences([16, 16, 16, 16], flipped_sellers=[3], n_heldout=24, n_categories=6, seed=1)
+    base, tokenizer = tiny_causal_lm()
+    return sold, held, base, tokenizer
+
+
+def test_ghost_products_equal_per_pair_gradients(data):
+    """``g_i . M`` from the recorded inputs and output gradients of one batch equals the dot
+    product with the pair's own gradient (one backward pass per pair)."""
+    sold, _, base, tokenizer = data
+    model = CONFIG.trainable(base)
+    with torch.no_grad():  # move B off zero so that both LoRA factors have gradients
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.02, generator=torch.Generator().manual_seed(0))
+    taps = LinearTaps(model)
+    idx = [0, 5, 17, 40, 63]
+    ref = _logprobs(base, tokenizer, sold, idx, CONFIG, grad=False)
+    gen = torch.Generator().manual_seed(1)
+    directions = {id(layer): torch.randn(layer.weight.shape, generator=gen) for layer in taps.layers}
+    taps.recording = True
+    pw, pl = _logprobs(model, tokenizer, sold, idx, CONFIG, grad=True)
+    taps.recording = False
+    (dpo_loss(pw, pl, ref[0], ref[1], CONFIG.beta) * len(idx)).backward()
+    ghost = taps.dots(directions, len(idx))
+    for row, i in enumerate(idx):
+        model.zero_grad()
+        one_ref = _logprobs(base, tokenizer, sold, [i], CONFIG, grad=False)
+        w, lo = _logprobs(model, tokenizer, sold, [i], CONFIG, grad=True)
+        dpo_loss(w, lo, one_ref[0], one_ref[1], CONFIG.beta).backward()
+        explicit = sum(float((layer.weight.grad.double() * directions[id(layer)].double()).sum()) for layer in taps.layers)
+        assert float(ghost[row]) == pytest.approx(explicit, rel=1e-4, abs=1e-8)
+
+
+def test_full_fine_tuning_is_refused(data):
+    sold, held, base, tokenizer = data
+    with pytest.raises(ValueError, match="LoRA"):
+        dpo_inrun(base, tokenizer, sold, held, DPOConfig(lora_r=0), learning_rate=0.1)
+
+
+def test_one_run_values_pairs_and_owners_and_the_plain_run_is_the_same_run(data):
+    """16 SGD steps at learning rate 0.005. Measured: the flipped owner is the only negative
+    one, pair-level AUC 0.76 for flipped pairs, and the first-order values miss 17% of the
+    run's utility change (5% at learning rate 0.002, 100% at 0.02: the second-order terms
+    matter at larger steps, and are not offered for this buyer yet)."""
+    sold, held, base, tokenizer = data
+    model, trace = dpo_inrun(base, tokenizer, sold, held, CONFIG, learning_rate=0.005)
+    plain, none = dpo_inrun(base, tokenizer, sold, held, CONFIG, learning_rate=0.005, value=False)
+    assert none is None
+    for a, b in zip(model.parameters(), plain.parameters(), strict=True):
+        if a.requires_grad:
+            torch.testing.assert_close(a, b)
+    assert trace.steps == 2 * 8 and trace.order == 1 and trace.utility_change > 0
+    owners = trace.seller_values()
+    assert int(np.argmin(owners)) == 3 and owners[3] < 0 < owners[:3].min()
+    flipped = np.asarray(sold.owners) == 3
+    assert roc_auc_score(flipped, -trace.values) > 0.7
+    assert abs(trace.remainder) < 0.25 * trace.utility_change
+
+
+def test_a_users_pairs_through_the_cli_with_inrun_shapley(tmp_path, monkeypatch, capsys):
+    """The user's pairs file and held-out file, the tiny LM with LoRA: ``inrun_shapley`` order
+    1 runs through ``dataprice run`` and records its run; order 2 is refused at validation
+    in one line naming the field."""
+    import json
+
+    import yaml
+
+    from dataprice.cli import main
+
+    from ..conftest import run_cli
+
+    monkeypatch.setenv("DATAPRICE_CACHE", str(tmp_path / "cache"))
+    sold, held = medical_preferences([8, 8, 8], flipped_sellers=[2], n_heldout=12, n_categories=6, seed=3)
+    rows = [{"prompt": p, "chosen": c, "rejected": r, "owner": f"lab_{o}"}
+            for p, c, r, o in zip(sold.prompts, sold.chosen, sold.rejected, sold.owners, strict=True)]
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(tmp_path / "pairs.csv", index=False)
+    pd.DataFrame({"prompt": held.prompts, "chosen": held.chosen, "rejected": held.rejected}).to_csv(
+        tmp_path / "heldout.csv", index=False)
+    data = {
+        "name": "inrun_pairs", "seed": 3, "sellers": {"count": 3, "costs": [1.0, 1.0, 1.0]},
+        "buyer": {"task": "dpo", "model": "tiny", "training": {"epochs": 2, "lora_r": 8, "beta": 0.5},
+                  "preferences": {"source": "files", "file": "pairs.csv", "heldout_file": "heldout.csv"}},
+        "valuation": [{"method": "exact_shapley"}, {"method": "inrun_shapley", "order": 1, "learning_rate": 0.005}],
+        "market": {"payment_rules": ["shapley", "vcg"]}, "audit": {"grid_points": 3},
+    }
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert run_cli(path, tmp_path / "out") == 0
+    sellers = pd.read_csv(tmp_path / "out" / "sellers.csv").set_index("seller")
+    assert np.isfinite(sellers["value[inrun_shapley]"]).all()
+    recorded = json.dumps(json.loads((tmp_path / "out" / "valuations.json").read_text()))
+    assert "taylor_remainder" in recorded and "training_seed" in recorded
+    data["valuation"][1] = {"method": "inrun_shapley", "order": 2}
+    path.write_text(yaml.safe_dump(data))
+    capsys.readouterr()
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "valuation[1].method: 'inrun_shapley' needs second-order in-run terms" in err and "\n" not in err
