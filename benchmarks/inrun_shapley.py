@@ -12,13 +12,22 @@ on 8 sellers' shards, two of them with 80% of their labels redrawn. Printed per 
 * per-example ROC AUC of "a low value means a redrawn label";
 * Spearman between the seller values of runs with different seeds (batch orders).
 
+With ``--dpo tiny`` (or ``smollm2``) the DPO buyer instead: one SGD run of the LoRA
+adapters on ``--owners`` owners' preference pairs (owner 3 flipped), first order, timed
+against the plain run (all held-out pairs per step, and a held-out batch of 8), with the
+flipped-pair AUC and per-owner Spearman against DPO Shapley (n trainings) and retraining
+Shapley (2^n - 1 trainings, through ``--cache``: policies trained before are read).
+
     python benchmarks/inrun_shapley.py [--repeats 5] [--large 200000]
+    python benchmarks/inrun_shapley.py --dpo tiny --owners 4 [--cache DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr
@@ -48,7 +57,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--large", type=int, nargs="*", default=[], metavar="POINTS",
                         help="also a generated set of this many training points (no exact reference)")
+    parser.add_argument("--dpo", choices=["tiny", "smollm2"], default=None, help="value the DPO buyer's pairs instead")
+    parser.add_argument("--owners", type=int, default=4)
+    parser.add_argument("--learning-rate", type=float, default=0.005, help="SGD rate of the DPO run")
+    parser.add_argument("--cache", type=Path, default=None, help="DPO policy folder kept between runs")
     args = parser.parse_args()
+    if args.dpo:
+        dpo(args)
+        return
     n = args.sellers
     noisy = [n - 2, n - 1]
     print(f"{n} sellers, sellers {noisy} with 80% of labels redrawn; SGD 5 epochs, batch 32, lr 0.1\n")
@@ -93,6 +109,58 @@ def row(name: str, shards, repeats: int, *, exact: bool) -> None:
           f"{first * 1e3:.1f} ms | {second * 1e3:.1f} ms | {batched * 1e3:.1f} ms | "
           f"{first / plain:.2f}x / {second / plain:.2f}x / {batched / plain:.2f}x | {rem[1]:+.3f} / {rem[2]:+.3f} | "
           f"{agreement} | {auc[1]:.3f} / {auc[2]:.3f} / {auc_sub:.3f} | {between:.3f} |", flush=True)
+
+def dpo(args) -> None:
+    from dataprice.buyers import dpo_base_model
+    from dataprice.buyers.dpo.game import DPOShapleyGame, retrain_coalitions, score_owners
+    from dataprice.buyers.dpo.inrun import dpo_inrun
+    from dataprice.buyers.dpo.training import DPOConfig
+    from dataprice.data.preferences import medical_preferences
+    from dataprice.models.cache import PolicyCache
+    from dataprice.valuation.game import TabulatedGame, masks_to_coalitions
+
+    n = args.owners
+    sizes = [16 + 8 * (j % 2) for j in range(n)] if args.dpo == "tiny" else [8 + 8 * (j % 2) for j in range(n)]
+    sold, held = medical_preferences(sizes, flipped_sellers=[3], n_heldout=32, n_categories=6, seed=0)
+    base, tokenizer, base_id = dpo_base_model(args.dpo)
+    if args.dpo == "tiny":
+        config = DPOConfig(lora_r=8, learning_rate=3e-3, epochs=3, beta=0.5, seed=0)
+    else:
+        config = DPOConfig(lora_r=8, learning_rate=1e-3, epochs=2, beta=0.1, seed=0)
+    lr = args.learning_rate
+    print(f"DPO ({args.dpo}, LoRA r=8): {n} owners with {sizes} pairs (owner 3 flipped), {len(held)} held-out "
+          f"pairs; SGD {config.epochs} epochs, batch {config.batch_size}, learning rate {lr}")
+
+    def run(**kw):
+        return dpo_inrun(base, tokenizer, sold, held, config, learning_rate=lr, **kw)
+
+    plain = _median_seconds(lambda: run(value=False), args.repeats)
+    full = _median_seconds(lambda: run(), args.repeats)
+    batched = _median_seconds(lambda: run(validation_batch=8), args.repeats)
+    trace, sub = run()[1], run(validation_batch=8)[1]
+    flipped = np.asarray(sold.owners) == 3
+    print(f"plain run {plain:.2f} s; with in-run values {full:.2f} s ({full / plain:.2f}x, all {len(held)} held-out "
+          f"pairs per step), {batched:.2f} s ({batched / plain:.2f}x, held-out batch of 8)")
+    print(f"utility change {trace.utility_change:+.4f}, first-order remainder {trace.remainder:+.4f} "
+          f"({trace.remainder / trace.utility_change:+.1%} of the change)")
+    print(f"flipped-pair AUC {roc_auc_score(flipped, -trace.values):.3f} (held-out batch 8: "
+          f"{roc_auc_score(flipped, -sub.values):.3f})")
+    cache = PolicyCache(base_id, args.cache or Path(tempfile.mkdtemp(prefix="inrun-dpo-")))
+    policies = [cache.policy(base, tokenizer, sold.of_owner(j), config) for j in range(n)]
+    game = DPOShapleyGame(score_owners(base, tokenizer, policies, held, config).margins(), sold.sizes(),
+                          value_per_quality=100)
+    coalitions = masks_to_coalitions(np.arange(2**n), n)
+    dpo_shapley = ExactShapley().fit(TabulatedGame(game(coalitions))).result.values
+    retrained = retrain_coalitions(base, tokenizer, sold, held, config, coalitions, game, cache).retrained
+    retraining_shapley = ExactShapley().fit(TabulatedGame(retrained)).result.values
+    print("owner  in-run  in-run (batch 8)  DPO Shapley  retraining Shapley")
+    for j in range(n):
+        print(f"{j:5d}  {trace.seller_values()[j]:+.4f}  {sub.seller_values()[j]:+.4f}  {dpo_shapley[j]:11.2f}  "
+              f"{retraining_shapley[j]:18.2f}")
+    for label, ref in (("DPO Shapley", dpo_shapley), ("retraining Shapley", retraining_shapley)):
+        print(f"Spearman of in-run owner values vs {label}: {spearmanr(trace.seller_values(), ref).statistic:.3f} "
+              f"(batch 8: {spearmanr(sub.seller_values(), ref).statistic:.3f})")
+
 
 if __name__ == "__main__":
     main()

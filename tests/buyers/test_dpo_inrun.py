@@ -50,6 +50,18 @@ def test_ghost_products_equal_per_pair_gradients(data):
         assert float(ghost[row]) == pytest.approx(explicit, rel=1e-4, abs=1e-8)
 
 
+def test_valuing_does_not_change_the_run(data):
+    """The valued run (with a held-out batch drawn per step) ends at the plain run's adapters."""
+    sold, held, base, tokenizer = data
+    one_epoch = DPOConfig(**{**CONFIG.__dict__, "epochs": 1})
+    model, trace = dpo_inrun(base, tokenizer, sold, held, one_epoch, learning_rate=0.005, validation_batch=4)
+    plain, none = dpo_inrun(base, tokenizer, sold, held, one_epoch, learning_rate=0.005, value=False)
+    assert none is None and trace.validation_points == 4 and trace.steps == 8
+    for a, b in zip(model.parameters(), plain.parameters(), strict=True):
+        if a.requires_grad:
+            torch.testing.assert_close(a, b)
+
+
 def test_full_fine_tuning_is_refused(data):
     sold, held, base, tokenizer = data
     with pytest.raises(ValueError, match="LoRA"):
@@ -63,11 +75,6 @@ def test_one_run_values_pairs_and_owners_and_the_plain_run_is_the_same_run(data)
     matter at larger steps, and are not offered for this buyer yet)."""
     sold, held, base, tokenizer = data
     model, trace = dpo_inrun(base, tokenizer, sold, held, CONFIG, learning_rate=0.005)
-    plain, none = dpo_inrun(base, tokenizer, sold, held, CONFIG, learning_rate=0.005, value=False)
-    assert none is None
-    for a, b in zip(model.parameters(), plain.parameters(), strict=True):
-        if a.requires_grad:
-            torch.testing.assert_close(a, b)
     assert trace.steps == 2 * 8 and trace.order == 1 and trace.utility_change > 0
     owners = trace.seller_values()
     assert int(np.argmin(owners)) == 3 and owners[3] < 0 < owners[:3].min()
@@ -89,7 +96,7 @@ def test_a_users_pairs_through_the_cli_with_inrun_shapley(tmp_path, monkeypatch,
     from ..conftest import run_cli
 
     monkeypatch.setenv("DATAPRICE_CACHE", str(tmp_path / "cache"))
-    sold, held = medical_preferences([8, 8, 8], flipped_sellers=[2], n_heldout=12, n_categories=6, seed=3)
+    sold, held = medical_preferences([6, 6, 6], flipped_sellers=[2], n_heldout=8, n_categories=6, seed=3)
     rows = [{"prompt": p, "chosen": c, "rejected": r, "owner": f"lab_{o}"}
             for p, c, r, o in zip(sold.prompts, sold.chosen, sold.rejected, sold.owners, strict=True)]
     import pandas as pd
@@ -99,7 +106,7 @@ def test_a_users_pairs_through_the_cli_with_inrun_shapley(tmp_path, monkeypatch,
         tmp_path / "heldout.csv", index=False)
     data = {
         "name": "inrun_pairs", "seed": 3, "sellers": {"count": 3, "costs": [1.0, 1.0, 1.0]},
-        "buyer": {"task": "dpo", "model": "tiny", "training": {"epochs": 2, "lora_r": 8, "beta": 0.5},
+        "buyer": {"task": "dpo", "model": "tiny", "training": {"epochs": 1, "lora_r": 8, "beta": 0.5},
                   "preferences": {"source": "files", "file": "pairs.csv", "heldout_file": "heldout.csv"}},
         "valuation": [{"method": "exact_shapley"}, {"method": "inrun_shapley", "order": 1, "learning_rate": 0.005}],
         "market": {"payment_rules": ["shapley", "vcg"]}, "audit": {"grid_points": 3},

@@ -137,13 +137,11 @@ class DPOShapleyGame(Game):
             raise TypeError("this DPO game was built without its training context; in-run Shapley needs it")
         if order != 1:
             raise ValueError("in-run Shapley for the DPO buyer is first order only (order: 1)")
-        if validation_batch is not None:
-            raise ValueError("in-run Shapley for the DPO buyer scores every held-out pair per step (no validation_batch)")
         c = self.context
         config = replace(c.config, seed=seed % (2**31))
         return dpo_inrun(c.base, c.tokenizer, c.sold, c.heldout, config,
                          learning_rate=learning_rate or c.config.learning_rate, epochs=epochs,
-                         batch_size=batch_size, progress=progress)[1]
+                         batch_size=batch_size, validation_batch=validation_batch, progress=progress)[1]
 
     def coalition_margins(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
         return composition_weights(coalitions, self.sizes) @ self.margins

@@ -108,10 +108,13 @@ def _grad_of(weight: torch.Tensor) -> torch.Tensor:
 
 def dpo_inrun(
     base, tokenizer, sold: PreferenceSet, heldout: PreferenceSet, config: DPOConfig, *, learning_rate: float,
-    epochs: int | None = None, batch_size: int | None = None, value: bool = True, progress: bool = False,
+    epochs: int | None = None, batch_size: int | None = None, value: bool = True,
+    validation_batch: int | None = None, progress: bool = False,
 ) -> tuple[torch.nn.Module, InRunTrace | None]:
     """One SGD run of ``config``'s LoRA policy on ``sold``; with ``value``, the first-order
-    In-Run Shapley value of every pair (None otherwise: the plain run, same steps)."""
+    In-Run Shapley value of every pair (None otherwise: the plain run, same steps).
+    ``validation_batch``: held-out pairs drawn afresh per step for the utility's gradient
+    (stream ``[seed, 1]``; None: all of them), so a step costs a bounded extra pass."""
     from dataprice.progress import progress as progress_display
 
     if config.lora_r <= 0:
@@ -125,9 +128,14 @@ def dpo_inrun(
     ref_sold = _logprobs(base, tokenizer, sold, all_idx, config, grad=False)
     ref_held = _logprobs(base, tokenizer, heldout, list(range(len(heldout))), config, grad=False)
 
+    validation_rng = np.random.default_rng([config.seed, 1])
+    drawn = validation_batch if validation_batch is not None and validation_batch < len(heldout) else 0
+
     def held_utility(with_grad: bool) -> float:
-        pw, pl = _logprobs(model, tokenizer, heldout, list(range(len(heldout))), config, grad=with_grad)
-        utility = -dpo_loss(pw, pl, ref_held[0], ref_held[1], config.beta)
+        rows = sorted(validation_rng.choice(len(heldout), drawn, replace=False).tolist()) if with_grad and drawn \
+            else list(range(len(heldout)))
+        pw, pl = _logprobs(model, tokenizer, heldout, rows, config, grad=with_grad)
+        utility = -dpo_loss(pw, pl, ref_held[0][rows], ref_held[1][rows], config.beta)
         if with_grad:
             model.zero_grad()
             utility.backward()
@@ -168,6 +176,6 @@ def dpo_inrun(
     taps.remove()
     trace = InRunTrace(first=first, second=np.zeros_like(first), owners=np.asarray(sold.owners, dtype=np.int64),
                        n_sellers=sold.n_sellers, utility_change=held_utility(False) - start_utility, order=1,
-                       steps=steps, seed=config.seed, validation_points=len(heldout),
+                       steps=steps, seed=config.seed, validation_points=drawn or len(heldout),
                        extra={"utility": "held-out mean log sigma(beta margin)", "seconds": time.perf_counter() - started})
     return model, trace
