@@ -147,11 +147,13 @@ def linear_inrun(
     Returns the trained parameters and the trace (None when ``value`` is False: the plain
     run, for measuring the overhead). Per step the extra work is one validation gradient
     and, for ``order=2``, one validation Hessian-vector product, plus two matrix products
-    over the batch: no per-example gradient is formed. With ``validation_batch`` (and the
-    ``n_validation`` points ``model`` holds), each step's ``U`` is the mean over that many
-    validation points drawn afresh (without replacement, from the stream
-    ``[validation_seed, 1]``, by default the run's seed; the training batches do not change): each step's values are then unbiased estimates,
-    at a cost that no longer grows with the validation set.
+    over the batch: no per-example gradient is formed.
+
+    With ``validation_batch`` (and the ``n_validation`` points ``model`` holds), each step's
+    ``U`` is the mean over that many validation points drawn afresh, without replacement,
+    from the stream ``[validation_seed, 1]`` (by default the run's seed; the training
+    batches do not change). Each step's values are then unbiased estimates, at a cost that
+    no longer grows with the validation set.
     """
     if order not in (1, 2):
         raise ValueError(f"order must be 1 or 2, got {order}")
@@ -165,6 +167,7 @@ def linear_inrun(
     start_utility = model.utility(theta) if value else 0.0
     c = config.weight_decay
     steps = 0
+
     def batches():
         for _ in range(config.epochs):
             permutation = rng.permutation(n)
