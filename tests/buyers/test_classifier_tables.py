@@ -279,3 +279,24 @@ def test_inrun_shapley_on_a_users_table_from_one_training_run(tmp_path):
     recorded = json.loads((tmp_path / "a" / "valuations.json").read_text())
     text = json.dumps(recorded)
     assert "taylor_remainder" in text and "training_seed" in text
+
+
+def test_gradient_similarity_screens_a_users_table_and_statements_do_not_quote_it_as_a_value(tmp_path):
+    """``gradient_similarity`` from a user's CSV: the flipped owner scores lowest; each
+    statement shows it as a screening score, outside the table of values."""
+    table = make_table(240, seed=5).assign(owner=[f"owner_{i % 5}" for i in range(240)])
+    flipped = table["owner"] == "owner_4"
+    labels = sorted(table["label"].unique())
+    table.loc[flipped, "label"] = table.loc[flipped, "label"].map(dict(zip(labels, labels[1:] + labels[:1], strict=True)))
+    table.to_csv(tmp_path / "five.csv", index=False)
+    valuation = [{"method": "gradient_similarity", "epochs": 3}, {"method": "loo"}]
+    scenario = write_scenario(tmp_path, {"task": "classifier", "table": {"file": "five.csv"}}, count=5,
+                              valuation=valuation)
+    assert run_cli(scenario, tmp_path / "a") == 0
+    scores = values(tmp_path / "a")["value[gradient_similarity]"].to_numpy()
+    assert int(np.argmin(scores)) == 4 and np.all(np.abs(scores) <= 1.0)
+    report = (tmp_path / "a" / "report.md").read_text()
+    statement = report.split("### Statement: owner_0")[1].split("### Statement:")[0]
+    values_table, rest = statement.split("**Screening scores** (not a value and not a basis for payment")
+    assert "| LOO |" in values_table and "gradient similarity" not in values_table
+    assert rest.split("\n")[0].rstrip().endswith(f"gradient similarity {scores[0]:+.3f}.")

@@ -141,3 +141,26 @@ def test_a_validation_batch_per_step_gives_unbiased_values_and_the_same_training
     mean = np.mean(draws, axis=0)
     assert np.abs(mean - full.seller_values()).max() < 0.03 * np.abs(full.seller_values()).max()
     assert np.std(draws, axis=0).max() > 0.01 * np.abs(full.seller_values()).max()  # the draws do differ
+
+
+def test_gradient_similarity_is_the_mean_cosine_of_descent_and_utility_gradients():
+    """One full-batch step with weight decay: the score is ``cos(-g_i, grad U)`` computed from
+    each example's explicit gradient; over a run the flipped seller scores lowest."""
+    rng = np.random.default_rng(5)
+    X1, y = rng.normal(size=(6, 4)), rng.integers(0, 3, 6)
+    model = SoftmaxValidation(rng.normal(size=(30, 4)), rng.integers(0, 3, 30), 3)
+    theta0 = rng.normal(size=(4, 3))
+    config = SGDConfig(epochs=1, batch_size=6, learning_rate=0.1, weight_decay=0.3, seed=0)
+    _, trace = linear_inrun(model, X1, y, np.arange(6), 6, theta0, config, order=1)
+    R = model.residuals(theta0, X1, y)
+    grad_u = model.utility_gradient(theta0)
+    for i in range(6):
+        g = np.outer(X1[i], R[i]) + 0.3 * theta0
+        expected = -np.sum(g * grad_u) / (np.linalg.norm(g) * np.linalg.norm(grad_u))
+        assert trace.similarity[i] == pytest.approx(expected, rel=1e-10)
+    X_train, y_train, owners, X_val, y_val = _noisy_problem()
+    _, run = linear_inrun(SoftmaxValidation(X_val, y_val, 3), X_train, y_train, owners, 6, np.zeros((7, 3)),
+                          SGDConfig(epochs=3, batch_size=16, learning_rate=0.1, seed=0), order=1)
+    assert np.all(np.abs(run.similarity) <= 1.0)
+    per_seller = np.bincount(owners, weights=run.similarity) / np.bincount(owners)
+    assert int(np.argmin(per_seller)) == 5 and per_seller[5] < 0 < per_seller[:5].min()

@@ -120,14 +120,26 @@ def _names(names: list[str], limit: int = 8) -> str:
     return ", ".join(names[:limit]) + more
 
 
-def _main_value(run: RunResult) -> str:
-    """The method a statement compares a report with: exact Shapley, else the first Shapley, else the first."""
+def _split_screening(run: RunResult) -> tuple[list[str], list[str]]:
+    """The run's method keys: semivalues (values a payment can rest on), then screening scores."""
+    from dataprice.valuation.methods import METHODS
+
+    semivalue = {spec.key: METHODS[spec.method].is_semivalue for spec in run.scenario.valuation}
+    keys = list(run.methods)
+    return [k for k in keys if semivalue.get(k, True)], [k for k in keys if not semivalue.get(k, True)]
+
+
+def _main_value(run: RunResult) -> str | None:
+    """The method a statement compares a report with: exact Shapley, else the first Shapley,
+    else the first semivalue; never a screening score (None when there is only those)."""
+    from dataprice.valuation.methods import METHODS
+
     for wanted in ("exact_shapley", "shapley", "tmc_shapley", "stratified_shapley", "kernel_shapley",
                    "permutation_shapley", "knn_shapley"):
         for spec in run.scenario.valuation:
             if spec.method == wanted:
                 return spec.key
-    return run.methods[0]
+    return next((spec.key for spec in run.scenario.valuation if METHODS[spec.method].is_semivalue), None)
 
 
 def why(run: RunResult, facts: _Facts, j: int, rule: str) -> str:
@@ -149,9 +161,9 @@ def why(run: RunResult, facts: _Facts, j: int, rule: str) -> str:
         critical = facts.critical_won.get(rule, nothing)[j]
     if share == 0:
         main = _main_value(run)
-        value = float(row[f"value[{main}]"])
-        line = (f"**{name}: not selected.** You reported {_money(report)}; your value ({name_of(main)}) is "
-                f"{_money(value)}. ")
+        line = f"**{name}: not selected.** You reported {_money(report)}"
+        line += (f"; your value ({name_of(main)}) is {_money(float(row[f'value[{main}]']))}. " if main is not None
+                 else ". ")
         if np.isfinite(critical):
             line += ("At the others' reports you would not have been selected at any report, even 0: your data "
                      "does not raise the buyer's value beyond what the sellers chosen give it. " if critical <= 1e-9 else
@@ -198,10 +210,11 @@ def statement(run: RunResult, facts: _Facts, j: int) -> Section:
         f"**your report** {_money(row['bid'])}" + (f" ({truthful})" if truthful else "") + "."
     )
     level = f"{facts.level:.0%} interval"
+    valued, screened = _split_screening(run)
     values = pd.DataFrame({
-        "method": [name_of(m) for m in run.methods],
-        "value": [row[f"value[{m}]"] for m in run.methods],
-        level: [_interval(facts.sellers, j, "value", m) for m in run.methods],
+        "method": [name_of(m) for m in valued],
+        "value": [row[f"value[{m}]"] for m in valued],
+        level: [_interval(facts.sellers, j, "value", m) for m in valued],
     })
     payments = pd.DataFrame({
         "rule": [name_of(r) for r in run.rules],
@@ -210,7 +223,13 @@ def statement(run: RunResult, facts: _Facts, j: int) -> Section:
         level: [_interval(facts.sellers, j, "payment", r) for r in run.rules],
         "utility (paid − cost)": [row[f"utility[{r}]"] for r in run.rules],
     })
-    section.blocks.append(Table(values, "Your data's value under each method.", digits=2))
+    if valued:
+        section.blocks.append(Table(values, "Your data's value under each method.", digits=2))
+    if screened:
+        section.blocks.append(
+            "**Screening scores** (not a value and not a basis for payment: they do not add up to the buyer's "
+            "gain): " + "; ".join(f"{name_of(m)} {float(row[f'value[{m}]']):+.3f}" for m in screened) + "."
+        )
     section.blocks.append(Table(payments, "Your payment under each rule.", digits=2))
     section.blocks.append(
         "Means over replicates and rounds; selected: share of the settlements. "

@@ -64,6 +64,9 @@ class InRunTrace:
     seed: int
     validation_points: int = 0
     extra: dict = field(default_factory=dict)
+    #: ``float[n_points]``: each example's mean over its steps of ``cos(-g_i, grad U)`` (the
+    #: gradient-similarity screening score, DVGS-style; None where not computed).
+    similarity: NDArray[np.float64] | None = None
 
     @property
     def values(self) -> NDArray[np.float64]:
@@ -164,6 +167,7 @@ def linear_inrun(
     drawn = int(validation_batch) if validation_batch is not None and validation_batch < total_validation else 0
     theta = np.array(theta0, dtype=np.float64, copy=True)
     first, second = np.zeros(n), np.zeros(n)
+    cosine_sum, visits = np.zeros(n), np.zeros(n)
     start_utility = model.utility(theta) if value else 0.0
     c = config.weight_decay
     steps = 0
@@ -188,6 +192,12 @@ def linear_inrun(
             if order == 2:
                 hg = on.utility_hvp(theta, G)
                 hess_dots = ghost_dots(Xb, R, hg) + c * float(np.sum(theta * hg))
+            # ||g_i||^2 = ||x_i||^2 ||r_i||^2 + 2 c x_i^T theta r_i + c^2 ||theta||^2 (ghost norms)
+            norms = (np.einsum("ij,ij->i", Xb, Xb) * np.einsum("ij,ij->i", R, R)
+                     + 2 * c * ghost_dots(Xb, R, theta) + c * c * float(np.sum(theta * theta)))
+            scale = np.sqrt(np.maximum(norms, 0.0)) * float(np.linalg.norm(grad_u))
+            cosine_sum[batch] += np.divide(-grad_dots, scale, out=np.zeros_like(scale), where=scale > 0)
+            visits[batch] += 1
             f, q = taylor_split(s, grad_dots, hess_dots)
             first[batch] += f  # a batch holds each example once
             second[batch] += q
@@ -197,5 +207,6 @@ def linear_inrun(
         return theta, None
     trace = InRunTrace(first=first, second=second, owners=np.asarray(owners, dtype=np.int64), n_sellers=n_sellers,
                        utility_change=model.utility(theta) - start_utility, order=order, steps=steps,
-                       seed=config.seed, validation_points=drawn or total_validation)
+                       seed=config.seed, validation_points=drawn or total_validation,
+                       similarity=np.divide(cosine_sum, visits, out=np.zeros(n), where=visits > 0))
     return theta, trace

@@ -28,6 +28,7 @@ CAPABILITIES = {
     "unlearning:newton": "removing sellers' data from one trained model by a Newton step",
     "unlearning:gradient_ascent": "removing sellers' data from one trained model by gradient ascent",
     "inrun": "one training run whose steps are split among the batch's examples (In-Run Data Shapley)",
+    "inrun:similarity": "gradient-similarity scores from its in-run training (the classifier's)",
     "inrun:second_order": "second-order in-run terms (a validation Hessian-vector product per step; order: 1 needs none)",
 }
 

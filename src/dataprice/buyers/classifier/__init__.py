@@ -198,7 +198,8 @@ class ClassifierBuyer(ShardsBuyer):
 
     label: ClassVar[str] = "a classifier trained on the sellers' data shards"
     offers: ClassVar[frozenset[str]] = frozenset(
-        {"knn", "copies", "unlearning:newton", "unlearning:gradient_ascent", "inrun", "inrun:second_order"}
+        {"knn", "copies", "unlearning:newton", "unlearning:gradient_ascent", "inrun", "inrun:second_order",
+         "inrun:similarity"}
     )
 
     @model_validator(mode="after")

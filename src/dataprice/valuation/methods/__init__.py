@@ -20,6 +20,7 @@ from dataprice.valuation.methods.kernel import KernelShapley
 from dataprice.valuation.methods.knn_shapley import KNNShapley
 from dataprice.valuation.methods.loo import LeaveOneOut
 from dataprice.valuation.methods.permutation import PermutationShapley
+from dataprice.valuation.methods.similarity import GradientSimilarity
 from dataprice.valuation.methods.stratified import StratifiedShapley
 from dataprice.valuation.methods.unlearning import UnlearningShapley
 
@@ -27,7 +28,8 @@ from dataprice.valuation.methods.unlearning import UnlearningShapley
 #: import order, which is alphabetical here).
 BUILT_IN = ("loo", "shapley", "exact_shapley", "exact_banzhaf", "tmc_shapley", "stratified_shapley", "kernel_shapley",
             "msr_banzhaf", "knn_shapley",
-            "exact_asymmetric_shapley", "asymmetric_shapley", "unlearning_shapley", "inrun_shapley")
+            "exact_asymmetric_shapley", "asymmetric_shapley", "unlearning_shapley", "inrun_shapley",
+            "gradient_similarity")
 for _name in BUILT_IN:
     METHODS[_name] = METHODS.pop(_name)
 
@@ -38,6 +40,7 @@ __all__ = [
     "ExactAsymmetricShapley",
     "ExactBanzhaf",
     "ExactShapley",
+    "GradientSimilarity",
     "InRunShapley",
     "KNNShapley",
     "KernelShapley",

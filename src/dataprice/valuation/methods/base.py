@@ -60,6 +60,9 @@ class ValuationMethod(ABC):
     #: What the values estimate: ``shapley``, ``banzhaf`` or ``leave_one_out`` (tests check
     #: every registered method against these on games with known values).
     estimates: ClassVar[str] = "shapley"
+    #: False for screening scores (no efficiency: gradient similarity); reports never quote
+    #: them as a seller's value.
+    is_semivalue: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self._result: ValuationResult | None = None

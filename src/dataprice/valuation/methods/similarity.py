@@ -1,0 +1,83 @@
+"""Gradient-similarity screening (DVGS-style): how each seller's gradients point over training.
+
+Evans et al., "Data Valuation with Gradient Similarity" (DVGS), score a training example by
+the cosine between its loss gradient and the validation gradient, averaged over training;
+LESS (Xia et al.) does the same with LoRA gradients. Here the score of an example is its
+mean over the steps of one SGD run (the in-run training of :mod:`dataprice.valuation.inrun`,
+same seed and batches) of ``cos(-g_i, grad U)``: +1 when a step on the example alone moves
+the parameters straight up the validation utility, -1 when straight down. A seller's score
+is the mean over its examples, so it does not grow with the seller's size.
+
+**Not a semivalue.** The scores do not add up to any utility change (no efficiency), and a
+seller's score ignores how much data it has. They screen data (flipped labels, off-task
+sources), and are not a basis for payment: reports do not quote them as a seller's value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import PositiveFloat, PositiveInt
+
+from dataprice.valuation.game import Game
+from dataprice.valuation.methods.base import MethodSpec, ValuationMethod, register_method
+from dataprice.valuation.protocols import InRunTrainable
+from dataprice.valuation.result import ValuationResult
+
+
+class GradientSimilaritySpec(MethodSpec):
+    method: Literal["gradient_similarity"]
+    epochs: PositiveInt | None = None  # None: the buyer's own in-run training settings
+    batch_size: PositiveInt | None = None
+    learning_rate: PositiveFloat | None = None
+    validation_batch: PositiveInt | None = None
+
+    def requires(self) -> frozenset[str]:
+        return frozenset({"inrun", "inrun:similarity"})
+
+
+@register_method
+class GradientSimilarity(ValuationMethod):
+    """Per-seller mean gradient-similarity score of one training run (screening, not payment)."""
+
+    name = "gradient_similarity"
+    Spec: ClassVar[type[MethodSpec]] = GradientSimilaritySpec
+    uses_buyer_game = True
+    is_semivalue = False
+
+    @classmethod
+    def from_spec(cls, spec: Any, *, seed: int, progress: bool = False) -> GradientSimilarity:
+        return cls(epochs=spec.epochs, batch_size=spec.batch_size, learning_rate=spec.learning_rate,
+                   validation_batch=spec.validation_batch, seed=seed, progress=progress)
+
+    def __init__(self, *, epochs: int | None = None, batch_size: int | None = None,
+                 learning_rate: float | None = None, validation_batch: int | None = None, seed: int = 0,
+                 progress: bool = False) -> None:
+        super().__init__()
+        self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
+        self.validation_batch, self.seed, self.progress = validation_batch, int(seed), progress
+        self.trace: Any = None
+
+    def fit(self, game: Game) -> GradientSimilarity:
+        if not isinstance(game, InRunTrainable):
+            raise TypeError(f"gradient_similarity needs a buyer that trains by minibatch steps, got {type(game).__name__}")
+        trace = game.inrun_trace(order=1, seed=self.seed, epochs=self.epochs, batch_size=self.batch_size,
+                                 learning_rate=self.learning_rate, validation_batch=self.validation_batch,
+                                 progress=self.progress)
+        if trace.similarity is None:
+            raise TypeError(f"the {type(game).__name__} in-run training does not compute gradient similarity")
+        self.trace = trace
+        sums = np.bincount(trace.owners, weights=trace.similarity, minlength=game.n_players)
+        counts = np.bincount(trace.owners, minlength=game.n_players)
+        scores = np.divide(sums, counts, out=np.full(game.n_players, np.nan), where=counts > 0)
+        result = ValuationResult.exact(
+            scores, game.player_names, self.name, n_evaluations=0,
+            note=("mean cosine of each example's descent direction with the validation-utility gradient over one "
+                  f"training run (seed {trace.seed}, {trace.steps} steps): a screening score in [-1, 1], not a "
+                  "semivalue and not a payment basis"),
+            semivalue=False, steps=trace.steps, training_seed=trace.seed, model_trainings=1,
+        )
+        self._result = replace(result, seed=self.seed)
+        return self
