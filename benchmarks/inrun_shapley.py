@@ -9,7 +9,8 @@ on 8 sellers' shards, two of them with 80% of their labels redrawn. Printed per 
 * the Taylor remainder (what the values miss of the run's utility change);
 * per-seller Spearman correlation with exact Shapley and LOO of the buyer's retraining game
   (logistic regression trained per coalition, validation accuracy: 2^8 trainings);
-* per-example ROC AUC of "a low value means a redrawn label";
+* per-example ROC AUC of "a low value means a redrawn label", for the in-run values and
+  for the gradient-similarity screening score of the same run;
 * Spearman between the seller values of runs with different seeds (batch orders).
 
 With ``--dpo tiny`` (or ``smollm2``) the DPO buyer instead: one SGD run of the LoRA
@@ -70,8 +71,8 @@ def main() -> None:
     print(f"{n} sellers, sellers {noisy} with 80% of labels redrawn; SGD 5 epochs, batch 32, lr 0.1\n")
     print("| data set | points (train / validation) | plain run | order 1 | order 2 | order 2, validation batch 32 "
           "| overhead (1 / 2 / 2 batched) | remainder / change (1 / 2) | Spearman vs exact Shapley (1 / 2 / 2 batched) "
-          "| vs LOO (2) | flipped-label AUC (1 / 2 / 2 batched) | seed-to-seed Spearman (2) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| vs LOO (2) | flipped-label AUC (1 / 2 / 2 batched) | gradient-similarity AUC | seed-to-seed Spearman (2) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     with threadpool_limits(1):
         for dataset in ("breast_cancer", "wine", "digits"):
             shards = make_shards(dataset, n, seed=args.seed, noisy_sellers=noisy, noise_fraction=0.8)
@@ -92,6 +93,8 @@ def row(name: str, shards, repeats: int, *, exact: bool) -> None:
     sub = softmax_inrun(shards, config, order=2, validation_batch=32)[1]
     auc = {o: roc_auc_score(shards.noisy_points, -t.values) for o, t in traces.items()}
     auc_sub = roc_auc_score(shards.noisy_points, -sub.values)
+    screened = softmax_inrun(shards, config, order=1, similarity=True)[1]
+    auc_similarity = roc_auc_score(shards.noisy_points, -screened.similarity)
     rem = {o: t.remainder / t.utility_change for o, t in traces.items()}
     agreement = "n/a (2^8 trainings on this data not run) | n/a"
     if exact:
@@ -108,7 +111,8 @@ def row(name: str, shards, repeats: int, *, exact: bool) -> None:
     print(f"| {name} | {shards.X_train.shape[0]:,} / {shards.X_val.shape[0]:,} | {plain * 1e3:.1f} ms | "
           f"{first * 1e3:.1f} ms | {second * 1e3:.1f} ms | {batched * 1e3:.1f} ms | "
           f"{first / plain:.2f}x / {second / plain:.2f}x / {batched / plain:.2f}x | {rem[1]:+.3f} / {rem[2]:+.3f} | "
-          f"{agreement} | {auc[1]:.3f} / {auc[2]:.3f} / {auc_sub:.3f} | {between:.3f} |", flush=True)
+          f"{agreement} | {auc[1]:.3f} / {auc[2]:.3f} / {auc_sub:.3f} | {auc_similarity:.3f} | {between:.3f} |",
+          flush=True)
 
 def dpo(args) -> None:
     from dataprice.buyers import dpo_base_model

@@ -151,7 +151,7 @@ def test_gradient_similarity_is_the_mean_cosine_of_descent_and_utility_gradients
     model = SoftmaxValidation(rng.normal(size=(30, 4)), rng.integers(0, 3, 30), 3)
     theta0 = rng.normal(size=(4, 3))
     config = SGDConfig(epochs=1, batch_size=6, learning_rate=0.1, weight_decay=0.3, seed=0)
-    _, trace = linear_inrun(model, X1, y, np.arange(6), 6, theta0, config, order=1)
+    _, trace = linear_inrun(model, X1, y, np.arange(6), 6, theta0, config, order=1, similarity=True)
     R = model.residuals(theta0, X1, y)
     grad_u = model.utility_gradient(theta0)
     for i in range(6):
@@ -160,7 +160,7 @@ def test_gradient_similarity_is_the_mean_cosine_of_descent_and_utility_gradients
         assert trace.similarity[i] == pytest.approx(expected, rel=1e-10)
     X_train, y_train, owners, X_val, y_val = _noisy_problem()
     _, run = linear_inrun(SoftmaxValidation(X_val, y_val, 3), X_train, y_train, owners, 6, np.zeros((7, 3)),
-                          SGDConfig(epochs=3, batch_size=16, learning_rate=0.1, seed=0), order=1)
+                          SGDConfig(epochs=3, batch_size=16, learning_rate=0.1, seed=0), order=1, similarity=True)
     assert np.all(np.abs(run.similarity) <= 1.0)
     per_seller = np.bincount(owners, weights=run.similarity) / np.bincount(owners)
     assert int(np.argmin(per_seller)) == 5 and per_seller[5] < 0 < per_seller[:5].min()

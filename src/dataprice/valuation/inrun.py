@@ -144,13 +144,15 @@ def linear_inrun(
     model: LinearFeatureModel, X1: NDArray, y: NDArray, owners: NDArray[np.int64], n_sellers: int,
     theta0: NDArray, config: SGDConfig, *, order: int = 2, value: bool = True, progress: bool = False,
     validation_batch: int | None = None, n_validation: int | None = None, validation_seed: int | None = None,
+    similarity: bool = False,
 ) -> tuple[NDArray, InRunTrace | None]:
     """Train ``model`` by SGD from ``theta0``; with ``value``, record In-Run Shapley values.
 
     Returns the trained parameters and the trace (None when ``value`` is False: the plain
     run, for measuring the overhead). Per step the extra work is one validation gradient
     and, for ``order=2``, one validation Hessian-vector product, plus two matrix products
-    over the batch: no per-example gradient is formed.
+    over the batch: no per-example gradient is formed. With ``similarity``, also each
+    example's mean ``cos(-g_i, grad U)`` (:attr:`InRunTrace.similarity`, from ghost norms).
 
     With ``validation_batch`` (and the ``n_validation`` points ``model`` holds), each step's
     ``U`` is the mean over that many validation points drawn afresh, without replacement,
@@ -192,12 +194,13 @@ def linear_inrun(
             if order == 2:
                 hg = on.utility_hvp(theta, G)
                 hess_dots = ghost_dots(Xb, R, hg) + c * float(np.sum(theta * hg))
-            # ||g_i||^2 = ||x_i||^2 ||r_i||^2 + 2 c x_i^T theta r_i + c^2 ||theta||^2 (ghost norms)
-            norms = (np.einsum("ij,ij->i", Xb, Xb) * np.einsum("ij,ij->i", R, R)
-                     + 2 * c * ghost_dots(Xb, R, theta) + c * c * float(np.sum(theta * theta)))
-            scale = np.sqrt(np.maximum(norms, 0.0)) * float(np.linalg.norm(grad_u))
-            cosine_sum[batch] += np.divide(-grad_dots, scale, out=np.zeros_like(scale), where=scale > 0)
-            visits[batch] += 1
+            if similarity:
+                # ||g_i||^2 = ||x_i||^2 ||r_i||^2 + 2 c x_i^T theta r_i + c^2 ||theta||^2 (ghost norms)
+                norms = (np.einsum("ij,ij->i", Xb, Xb) * np.einsum("ij,ij->i", R, R)
+                         + 2 * c * ghost_dots(Xb, R, theta) + c * c * float(np.sum(theta * theta)))
+                scale = np.sqrt(np.maximum(norms, 0.0)) * float(np.linalg.norm(grad_u))
+                cosine_sum[batch] += np.divide(-grad_dots, scale, out=np.zeros_like(scale), where=scale > 0)
+                visits[batch] += 1
             f, q = taylor_split(s, grad_dots, hess_dots)
             first[batch] += f  # a batch holds each example once
             second[batch] += q
@@ -208,5 +211,5 @@ def linear_inrun(
     trace = InRunTrace(first=first, second=second, owners=np.asarray(owners, dtype=np.int64), n_sellers=n_sellers,
                        utility_change=model.utility(theta) - start_utility, order=order, steps=steps,
                        seed=config.seed, validation_points=drawn or total_validation,
-                       similarity=np.divide(cosine_sum, visits, out=np.zeros(n), where=visits > 0))
+                       similarity=np.divide(cosine_sum, visits, out=np.zeros(n), where=visits > 0) if similarity else None)
     return theta, trace

@@ -71,7 +71,8 @@ class InRunTrainable(Protocol):
 
     def inrun_trace(self, *, order: int, seed: int, epochs: int | None = None, batch_size: int | None = None,
                     learning_rate: float | None = None, validation_batch: int | None = None,
-                    progress: bool = False) -> Any:
+                    similarity: bool = False, progress: bool = False) -> Any:
         """Train once (``None``: the buyer's own setting; ``validation_batch``: validation
-        points drawn per step, None: all) and return the
+        points drawn per step, None: all; ``similarity``: also gradient-similarity scores) and
+        return the
         :class:`~dataprice.valuation.inrun.InRunTrace` of per-example values."""

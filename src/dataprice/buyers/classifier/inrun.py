@@ -29,7 +29,8 @@ def sgd_config(shards: SellerShards, regularization: float, seed: int, epochs: i
 
 
 def softmax_inrun(shards: SellerShards, config: SGDConfig, *, order: int = 2, value: bool = True,
-                  validation_batch: int | None = None, progress: bool = False) -> tuple[np.ndarray, InRunTrace | None]:
+                  validation_batch: int | None = None, similarity: bool = False,
+                  progress: bool = False) -> tuple[np.ndarray, InRunTrace | None]:
     """Train softmax regression by SGD from zero on every seller's points; with ``value``,
     the run's In-Run Shapley trace (None otherwise: the plain run). ``validation_batch``:
     validation points drawn per step (None: all)."""
@@ -38,7 +39,7 @@ def softmax_inrun(shards: SellerShards, config: SGDConfig, *, order: int = 2, va
     theta0 = np.zeros((X1.shape[1], shards.n_classes))
     theta, trace = linear_inrun(model, X1, shards.y_train, shards.owners, shards.n_sellers, theta0, config,
                                 order=order, value=value, progress=progress, validation_batch=validation_batch,
-                                n_validation=int(shards.y_val.shape[0]))
+                                n_validation=int(shards.y_val.shape[0]), similarity=similarity)
     if trace is not None:
         trace.extra.update(utility="mean validation log-likelihood", validation_accuracy=model.accuracy(theta))
     return theta, trace

@@ -125,7 +125,8 @@ class DPOShapleyGame(Game):
                                  value_per_quality=self.value_per_quality, player_names=names)
 
     def inrun_trace(self, *, order: int, seed: int, epochs: int | None = None, batch_size: int | None = None,
-                    learning_rate: float | None = None, validation_batch: int | None = None, progress: bool = False):
+                    learning_rate: float | None = None, validation_batch: int | None = None,
+                    similarity: bool = False, progress: bool = False):
         """One SGD run of the LoRA policy on every owner's pairs with first-order In-Run
         Shapley values per pair (:mod:`dataprice.buyers.dpo.inrun`); the learning rate
         defaults to the buyer's (an AdamW rate: SGD usually wants a larger one)."""
@@ -135,6 +136,8 @@ class DPOShapleyGame(Game):
 
         if self.context is None:
             raise TypeError("this DPO game was built without its training context; in-run Shapley needs it")
+        if similarity:
+            raise ValueError("gradient similarity is not computed by the DPO buyer's in-run training yet")
         if order != 1:
             raise ValueError("in-run Shapley for the DPO buyer is first order only (order: 1)")
         c = self.context

@@ -65,7 +65,7 @@ class GradientSimilarity(ValuationMethod):
             raise TypeError(f"gradient_similarity needs a buyer that trains by minibatch steps, got {type(game).__name__}")
         trace = game.inrun_trace(order=1, seed=self.seed, epochs=self.epochs, batch_size=self.batch_size,
                                  learning_rate=self.learning_rate, validation_batch=self.validation_batch,
-                                 progress=self.progress)
+                                 similarity=True, progress=self.progress)
         if trace.similarity is None:
             raise TypeError(f"the {type(game).__name__} in-run training does not compute gradient similarity")
         self.trace = trace
