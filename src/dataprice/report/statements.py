@@ -132,14 +132,13 @@ def _split_screening(run: RunResult) -> tuple[list[str], list[str]]:
 def _main_value(run: RunResult) -> str | None:
     """The method a statement compares a report with: exact Shapley, else the first Shapley,
     else the first semivalue; never a screening score (None when there is only those)."""
-    from dataprice.valuation.methods import METHODS
-
     for wanted in ("exact_shapley", "shapley", "tmc_shapley", "stratified_shapley", "kernel_shapley",
                    "permutation_shapley", "knn_shapley"):
         for spec in run.scenario.valuation:
             if spec.method == wanted:
                 return spec.key
-    return next((spec.key for spec in run.scenario.valuation if METHODS[spec.method].is_semivalue), None)
+    valued, _ = _split_screening(run)
+    return valued[0] if valued else None
 
 
 def why(run: RunResult, facts: _Facts, j: int, rule: str) -> str:
