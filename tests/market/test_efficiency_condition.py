@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dataprice.market import SubsetMarket, settle
-from dataprice.market.conditions import buyer_condition, restricted_table, submodularity_gap
+from dataprice.market.conditions import buyer_condition, submodularity_gap
 from dataprice.market.metrics import market_span, subset_settler, truthfulness_audit
 from dataprice.valuation.game import TabulatedGame
 
@@ -47,10 +47,11 @@ def test_gap_is_zero_on_additive_positive_on_complements_negative_on_coverage():
     assert submodularity_gap(np.array([0.0, 5.0, 5.0, 5.0])) == pytest.approx(-5.0)  # substitutes
 
 
-def test_restricted_table_renumbers_the_members():
+def test_the_bought_sets_table_renumbers_the_members():
+    """The condition reads the table of the bought set (TabulatedGame.restrict)."""
     table = TabulatedGame(np.arange(8, dtype=float))  # v(mask) = mask
     # members {0, 2}: sub-masks 0, {0}, {2}, {0, 2} -> full masks 0, 1, 4, 5
-    assert restricted_table(table, np.array([True, False, True])).tolist() == [0, 1, 4, 5]
+    assert table.restrict(np.flatnonzero(np.array([True, False, True]))).values.tolist() == [0, 1, 4, 5]
 
 
 @settings(max_examples=60, deadline=None)

@@ -59,16 +59,6 @@ def submodularity_gap(values: NDArray[np.float64]) -> float:
     return 0.0 if gap == -np.inf else gap
 
 
-def restricted_table(table: TabulatedGame, members: NDArray[np.bool_]) -> NDArray[np.float64]:
-    """The table of ``v`` on the subsets of ``members`` (``2^k`` entries, players renumbered)."""
-    players = np.flatnonzero(members)
-    sub = np.arange(2 ** players.size)
-    full = np.zeros(sub.size, dtype=np.int64)
-    for position, player in enumerate(players):
-        full |= ((sub >> position) & 1) << int(player)
-    return np.asarray(table.values, dtype=np.float64)[full]
-
-
 @dataclass(frozen=True)
 class BuyerCondition:
     """Whether the diminishing-returns condition holds on the bought set.
@@ -100,5 +90,5 @@ def buyer_condition(table: TabulatedGame, selected: NDArray[np.bool_], *, tolera
     k = int(selected.sum())
     if k > MAX_CHECKED_SELLERS:
         return None
-    gap = submodularity_gap(restricted_table(table, selected)) if k >= 2 else 0.0
+    gap = submodularity_gap(table.restrict(np.flatnonzero(selected)).values) if k >= 2 else 0.0
     return BuyerCondition(sellers=k, gap=gap, holds=gap <= tolerance * max(1.0, float(np.max(np.abs(table.values)))))
