@@ -14,7 +14,7 @@ run (its seed, order and batches are recorded), not for a retraining on a coalit
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 from pydantic import PositiveFloat, PositiveInt
@@ -25,61 +25,85 @@ from dataprice.valuation.protocols import InRunTrainable
 from dataprice.valuation.result import ValuationResult
 
 
-class InRunShapleySpec(MethodSpec):
-    method: Literal["inrun_shapley"]
-    order: Literal[1, 2] = 2
-    epochs: PositiveInt | None = None  # None: the buyer's own training settings
+class InRunRunSpec(MethodSpec):
+    """The in-run training's settings, shared by the methods that read one run (None: the
+    buyer's own)."""
+
+    epochs: PositiveInt | None = None
     batch_size: PositiveInt | None = None
     learning_rate: PositiveFloat | None = None
     validation_batch: PositiveInt | None = None  # validation points drawn per step (None: all)
+
+    def run_options(self) -> dict[str, Any]:
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "learning_rate": self.learning_rate,
+                "validation_batch": self.validation_batch}
+
+
+class InRunRun(ValuationMethod):
+    """What the methods reading one in-run training share: its settings, and the run.
+
+    Args:
+        epochs, batch_size, learning_rate: the run's settings (None: the buyer's own).
+        validation_batch: validation points drawn afresh per step for ``U`` (None: all of
+            them); unbiased per-step values at a cost independent of the validation set.
+        seed: seed of the run (batch order, initialisation).
+    """
+
+    uses_buyer_game = True
+
+    def __init__(self, *, epochs: int | None = None, batch_size: int | None = None,
+                 learning_rate: float | None = None, validation_batch: int | None = None, seed: int = 0,
+                 progress: bool = False) -> None:
+        super().__init__()
+        self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
+        self.validation_batch, self.seed, self.progress = validation_batch, int(seed), progress
+        self.trace: Any = None
+
+    def _train(self, game: Game, *, order: int, similarity: bool = False) -> Any:
+        """The buyer's one in-run training (kept as :attr:`trace`)."""
+        if not isinstance(game, InRunTrainable):
+            raise TypeError(
+                f"{self.name} needs a buyer that trains by minibatch steps (the classifier's own model, or the DPO "
+                f"buyer with LoRA), got {type(game).__name__}"
+            )
+        self.trace = game.inrun_trace(order=order, seed=self.seed, epochs=self.epochs, batch_size=self.batch_size,
+                                      learning_rate=self.learning_rate, validation_batch=self.validation_batch,
+                                      similarity=similarity, progress=self.progress)
+        return self.trace
+
+
+class InRunShapleySpec(InRunRunSpec):
+    method: Literal["inrun_shapley"]
+    order: Literal[1, 2] = 2
 
     def requires(self) -> frozenset[str]:
         return frozenset({"inrun", "inrun:second_order"} if self.order == 2 else {"inrun"})
 
 
 @register_method
-class InRunShapley(ValuationMethod):
+class InRunShapley(InRunRun):
     """Per-seller In-Run Data Shapley values of one training run of the buyer's model.
 
     Args:
         order: 1 (first-order terms: the gradient dot products) or 2 (plus each batch's
             pairwise interactions through the validation Hessian).
-        epochs, batch_size, learning_rate: the run's settings (None: the buyer's own).
-        validation_batch: validation points drawn afresh per step for ``U`` (None: all of
-            them); unbiased per-step values at a cost independent of the validation set.
-        seed: seed of the run (batch order).
+        **run: the run's settings (:class:`InRunRun`).
     """
 
     name = "inrun_shapley"
     Spec: ClassVar[type[MethodSpec]] = InRunShapleySpec
-    uses_buyer_game = True
 
     @classmethod
     def from_spec(cls, spec: Any, *, seed: int, progress: bool = False) -> InRunShapley:
-        return cls(order=spec.order, epochs=spec.epochs, batch_size=spec.batch_size,
-                   learning_rate=spec.learning_rate, validation_batch=spec.validation_batch, seed=seed,
-                   progress=progress)
+        return cls(order=spec.order, **spec.run_options(), seed=seed, progress=progress)
 
-    def __init__(self, *, order: int = 2, epochs: int | None = None, batch_size: int | None = None,
-                 learning_rate: float | None = None, validation_batch: int | None = None, seed: int = 0,
-                 progress: bool = False) -> None:
-        super().__init__()
-        self.order, self.epochs, self.batch_size, self.learning_rate = order, epochs, batch_size, learning_rate
-        self.validation_batch = validation_batch
-        self.seed, self.progress = int(seed), progress
-        self.trace: Any = None
+    def __init__(self, *, order: int = 2, **run: Any) -> None:
+        super().__init__(**run)
+        self.order = order
 
     def fit(self, game: Game) -> InRunShapley:
-        if not isinstance(game, InRunTrainable):
-            raise TypeError(
-                f"inrun_shapley needs a buyer that trains by minibatch steps (the classifier's own model), "
-                f"got {type(game).__name__}"
-            )
-        trace = game.inrun_trace(order=self.order, seed=self.seed, epochs=self.epochs, batch_size=self.batch_size,
-                                 learning_rate=self.learning_rate, validation_batch=self.validation_batch,
-                                 progress=self.progress)
-        self.trace = trace
-        scale = game.value_per_quality
+        trace = self._train(game, order=self.order)
+        scale = cast(InRunTrainable, game).value_per_quality  # _train checked the protocol
         result = ValuationResult.exact(
             np.asarray(trace.seller_values(), dtype=np.float64) * scale, game.player_names, self.name, n_evaluations=0,
             note=(f"in-run Shapley, order {trace.order}, of one training run (seed {trace.seed}, {trace.steps} steps): "

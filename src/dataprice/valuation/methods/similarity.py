@@ -19,56 +19,36 @@ from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import PositiveFloat, PositiveInt
 
 from dataprice.valuation.game import Game
-from dataprice.valuation.methods.base import MethodSpec, ValuationMethod, register_method
-from dataprice.valuation.protocols import InRunTrainable
+from dataprice.valuation.methods.base import MethodSpec, register_method
+from dataprice.valuation.methods.inrun import InRunRun, InRunRunSpec
 from dataprice.valuation.result import ValuationResult
 
 
-class GradientSimilaritySpec(MethodSpec):
+class GradientSimilaritySpec(InRunRunSpec):
     method: Literal["gradient_similarity"]
-    epochs: PositiveInt | None = None  # None: the buyer's own in-run training settings
-    batch_size: PositiveInt | None = None
-    learning_rate: PositiveFloat | None = None
-    validation_batch: PositiveInt | None = None
 
     def requires(self) -> frozenset[str]:
         return frozenset({"inrun", "inrun:similarity"})
 
 
 @register_method
-class GradientSimilarity(ValuationMethod):
+class GradientSimilarity(InRunRun):
     """Per-seller mean gradient-similarity score of one training run (screening, not payment)."""
 
     name = "gradient_similarity"
     Spec: ClassVar[type[MethodSpec]] = GradientSimilaritySpec
-    uses_buyer_game = True
     is_semivalue = False
 
     @classmethod
     def from_spec(cls, spec: Any, *, seed: int, progress: bool = False) -> GradientSimilarity:
-        return cls(epochs=spec.epochs, batch_size=spec.batch_size, learning_rate=spec.learning_rate,
-                   validation_batch=spec.validation_batch, seed=seed, progress=progress)
-
-    def __init__(self, *, epochs: int | None = None, batch_size: int | None = None,
-                 learning_rate: float | None = None, validation_batch: int | None = None, seed: int = 0,
-                 progress: bool = False) -> None:
-        super().__init__()
-        self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
-        self.validation_batch, self.seed, self.progress = validation_batch, int(seed), progress
-        self.trace: Any = None
+        return cls(**spec.run_options(), seed=seed, progress=progress)
 
     def fit(self, game: Game) -> GradientSimilarity:
-        if not isinstance(game, InRunTrainable):
-            raise TypeError(f"gradient_similarity needs a buyer that trains by minibatch steps, got {type(game).__name__}")
-        trace = game.inrun_trace(order=1, seed=self.seed, epochs=self.epochs, batch_size=self.batch_size,
-                                 learning_rate=self.learning_rate, validation_batch=self.validation_batch,
-                                 similarity=True, progress=self.progress)
+        trace = self._train(game, order=1, similarity=True)
         if trace.similarity is None:
             raise TypeError(f"the {type(game).__name__} in-run training does not compute gradient similarity")
-        self.trace = trace
         sums = np.bincount(trace.owners, weights=trace.similarity, minlength=game.n_players)
         counts = np.bincount(trace.owners, minlength=game.n_players)
         scores = np.divide(sums, counts, out=np.full(game.n_players, np.nan), where=counts > 0)
