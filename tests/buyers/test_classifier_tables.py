@@ -257,17 +257,22 @@ def test_the_default_shapley_and_the_proxy_control_variate_on_a_users_table(tmp_
         assert np.linalg.norm(estimate - exact) < 0.35 * np.linalg.norm(exact), (key, estimate, exact)
 
 
+def five_owners_last_flipped(path: Path) -> None:
+    """240 rows of five owners; every label of ``owner_4`` replaced by another class."""
+    table = make_table(240, seed=5).assign(owner=[f"owner_{i % 5}" for i in range(240)])
+    flipped = table["owner"] == "owner_4"
+    labels = sorted(table["label"].unique())
+    table.loc[flipped, "label"] = table.loc[flipped, "label"].map(dict(zip(labels, labels[1:] + labels[:1], strict=True)))
+    table.to_csv(path, index=False)
+
+
 def test_inrun_shapley_on_a_users_table_from_one_training_run(tmp_path):
     """``inrun_shapley`` from a user's CSV through the CLI: the owner whose labels are all
     flipped gets the lowest value, as under exact retraining Shapley; the run's seed and
     Taylor remainder are recorded; the same seed gives the same numbers."""
     import json
 
-    table = make_table(240, seed=5).assign(owner=[f"owner_{i % 5}" for i in range(240)])
-    flipped = table["owner"] == "owner_4"
-    labels = sorted(table["label"].unique())
-    table.loc[flipped, "label"] = table.loc[flipped, "label"].map(dict(zip(labels, labels[1:] + labels[:1], strict=True)))
-    table.to_csv(tmp_path / "five.csv", index=False)
+    five_owners_last_flipped(tmp_path / "five.csv")
     valuation = [{"method": "exact_shapley"}, {"method": "inrun_shapley", "epochs": 4, "batch_size": 16}]
     scenario = write_scenario(tmp_path, {"task": "classifier", "table": {"file": "five.csv"}}, count=5,
                               valuation=valuation)
@@ -284,11 +289,7 @@ def test_inrun_shapley_on_a_users_table_from_one_training_run(tmp_path):
 def test_gradient_similarity_screens_a_users_table_and_statements_do_not_quote_it_as_a_value(tmp_path):
     """``gradient_similarity`` from a user's CSV: the flipped owner scores lowest; each
     statement shows it as a screening score, outside the table of values."""
-    table = make_table(240, seed=5).assign(owner=[f"owner_{i % 5}" for i in range(240)])
-    flipped = table["owner"] == "owner_4"
-    labels = sorted(table["label"].unique())
-    table.loc[flipped, "label"] = table.loc[flipped, "label"].map(dict(zip(labels, labels[1:] + labels[:1], strict=True)))
-    table.to_csv(tmp_path / "five.csv", index=False)
+    five_owners_last_flipped(tmp_path / "five.csv")
     valuation = [{"method": "gradient_similarity", "epochs": 3}, {"method": "loo"}]
     scenario = write_scenario(tmp_path, {"task": "classifier", "table": {"file": "five.csv"}}, count=5,
                               valuation=valuation)
