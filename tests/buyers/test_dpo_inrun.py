@@ -7,8 +7,8 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from dataprice.buyers.dpo.inrun import LinearTaps, _logprobs, dpo_inrun
-from dataprice.buyers.dpo.training import DPOConfig, dpo_loss
+from dataprice.buyers.dpo.inrun import LinearTaps, dpo_inrun
+from dataprice.buyers.dpo.training import DPOConfig, dpo_loss, pair_logprobs
 from dataprice.data.preferences import medical_preferences
 from dataprice.models.lm import tiny_causal_lm
 
@@ -33,18 +33,18 @@ def test_ghost_products_equal_per_pair_gradients(data):
                 p.normal_(0, 0.02, generator=torch.Generator().manual_seed(0))
     taps = LinearTaps(model)
     idx = [0, 5, 17, 40, 63]
-    ref = _logprobs(base, tokenizer, sold, idx, CONFIG, grad=False)
+    ref = pair_logprobs(base, tokenizer, sold, idx, CONFIG, grad=False)
     gen = torch.Generator().manual_seed(1)
     directions = {id(layer): torch.randn(layer.weight.shape, generator=gen) for layer in taps.layers}
     taps.recording = True
-    pw, pl = _logprobs(model, tokenizer, sold, idx, CONFIG, grad=True)
+    pw, pl = pair_logprobs(model, tokenizer, sold, idx, CONFIG, grad=True)
     taps.recording = False
     (dpo_loss(pw, pl, ref[0], ref[1], CONFIG.beta) * len(idx)).backward()
     ghost = taps.dots(directions, len(idx))
     for row, i in enumerate(idx):
         model.zero_grad()
-        one_ref = _logprobs(base, tokenizer, sold, [i], CONFIG, grad=False)
-        w, lo = _logprobs(model, tokenizer, sold, [i], CONFIG, grad=True)
+        one_ref = pair_logprobs(base, tokenizer, sold, [i], CONFIG, grad=False)
+        w, lo = pair_logprobs(model, tokenizer, sold, [i], CONFIG, grad=True)
         dpo_loss(w, lo, one_ref[0], one_ref[1], CONFIG.beta).backward()
         explicit = sum(float((layer.weight.grad.double() * directions[id(layer)].double()).sum()) for layer in taps.layers)
         assert float(ghost[row]) == pytest.approx(explicit, rel=1e-4, abs=1e-8)

@@ -38,7 +38,7 @@ import torch
 from numpy.typing import NDArray
 
 from dataprice._typing import CoalitionMatrix
-from dataprice.buyers.dpo.training import DPOConfig, dpo_loss
+from dataprice.buyers.dpo.training import DPOConfig, dpo_loss, pair_logprobs
 from dataprice.data.preferences import PreferenceSet
 from dataprice.models.cache import PolicyCache
 from dataprice.models.lm import encode_pairs, sequence_logprobs
@@ -393,11 +393,7 @@ class DPOUnlearningGame(Game):
         policy.train()
         for _ in range(self.max_steps):
             batch = rng.choice(index, size=min(c.config.batch_size, index.size), replace=False).tolist()
-            prompts = [sold.prompts[i] for i in batch]
-            pw = sequence_logprobs(policy, c.tokenizer, prompts, [sold.chosen[i] for i in batch],
-                                   max_prompt_tokens=c.config.max_prompt_tokens, batch_size=len(batch), grad=True)
-            pl = sequence_logprobs(policy, c.tokenizer, prompts, [sold.rejected[i] for i in batch],
-                                   max_prompt_tokens=c.config.max_prompt_tokens, batch_size=len(batch), grad=True)
+            pw, pl = pair_logprobs(policy, c.tokenizer, sold, batch, c.config)
             margin = c.config.beta * ((pw - ref_w[batch]) - (pl - ref_l[batch]))
             if float(margin.detach().mean()) <= 0.0:  # the removed pairs look no better than to the reference
                 break

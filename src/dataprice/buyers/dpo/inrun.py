@@ -24,9 +24,8 @@ import time
 import numpy as np
 import torch
 
-from dataprice.buyers.dpo.training import DPOConfig, dpo_loss
+from dataprice.buyers.dpo.training import DPOConfig, dpo_loss, pair_logprobs
 from dataprice.data.preferences import PreferenceSet
-from dataprice.models.lm import sequence_logprobs
 from dataprice.valuation.inrun import InRunTrace, taylor_split
 
 
@@ -93,15 +92,6 @@ class LinearTaps:
         return total
 
 
-def _logprobs(model, tokenizer, pairs: PreferenceSet, idx: list[int], config: DPOConfig, grad: bool):
-    prompts = [pairs.prompts[i] for i in idx]
-    return tuple(
-        sequence_logprobs(model, tokenizer, prompts, [getattr(pairs, column)[i] for i in idx],
-                          max_prompt_tokens=config.max_prompt_tokens, batch_size=len(idx), grad=grad)
-        for column in ("chosen", "rejected")
-    )
-
-
 def _grad_of(weight: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(weight) if weight.grad is None else weight.grad.detach().clone()
 
@@ -125,8 +115,8 @@ def dpo_inrun(
     params = [p for p in model.parameters() if p.requires_grad]
     taps = LinearTaps(model) if value else None
     all_idx = list(range(len(sold)))
-    ref_sold = _logprobs(base, tokenizer, sold, all_idx, config, grad=False)
-    ref_held = _logprobs(base, tokenizer, heldout, list(range(len(heldout))), config, grad=False)
+    ref_sold = pair_logprobs(base, tokenizer, sold, all_idx, config, grad=False)
+    ref_held = pair_logprobs(base, tokenizer, heldout, list(range(len(heldout))), config, grad=False)
 
     validation_rng = np.random.default_rng([config.seed, 1])
     drawn = validation_batch if validation_batch is not None and validation_batch < len(heldout) else 0
@@ -134,7 +124,7 @@ def dpo_inrun(
     def held_utility(with_grad: bool) -> float:
         rows = sorted(validation_rng.choice(len(heldout), drawn, replace=False).tolist()) if with_grad and drawn \
             else list(range(len(heldout)))
-        pw, pl = _logprobs(model, tokenizer, heldout, rows, config, grad=with_grad)
+        pw, pl = pair_logprobs(model, tokenizer, heldout, rows, config, grad=with_grad)
         utility = -dpo_loss(pw, pl, ref_held[0][rows], ref_held[1][rows], config.beta)
         if with_grad:
             model.zero_grad()
@@ -155,7 +145,7 @@ def dpo_inrun(
             directions = {id(layer): _grad_of(layer.weight) for layer in taps.layers}
             taps.clear()
             taps.recording = True
-        pw, pl = _logprobs(model, tokenizer, sold, idx, config, grad=True)
+        pw, pl = pair_logprobs(model, tokenizer, sold, idx, config, grad=True)
         if taps is not None:
             taps.recording = False
         # the sum of the pairs' losses: each pair's output gradients are its own

@@ -63,6 +63,16 @@ class DPOConfig:
         return self.lora_r == 0 or "lora_" in name
 
 
+def pair_logprobs(model, tokenizer, pairs: PreferenceSet, idx: list[int], config: DPOConfig, *, grad: bool = True):
+    """``(log pi(chosen | prompt), log pi(rejected | prompt))`` for pairs ``idx``, one batch."""
+    prompts = [pairs.prompts[i] for i in idx]
+    return tuple(
+        sequence_logprobs(model, tokenizer, prompts, [getattr(pairs, column)[i] for i in idx],
+                          max_prompt_tokens=config.max_prompt_tokens, batch_size=len(idx), grad=grad)
+        for column in ("chosen", "rejected")
+    )
+
+
 def dpo_loss(policy_w, policy_l, ref_w, ref_l, beta: float) -> torch.Tensor:
     """Mean DPO loss ``-log sigma(beta [(pi_w - ref_w) - (pi_l - ref_l)])`` (log-probs)."""
     return -torch.nn.functional.logsigmoid(beta * ((policy_w - ref_w) - (policy_l - ref_l))).mean()
@@ -114,11 +124,7 @@ def train_dpo(
         order = rng.permutation(len(pairs))
         for start in range(0, len(order), config.batch_size):
             idx = order[start : start + config.batch_size].tolist()
-            prompts = [pairs.prompts[i] for i in idx]
-            pw = sequence_logprobs(model, tokenizer, prompts, [pairs.chosen[i] for i in idx],
-                                   max_prompt_tokens=config.max_prompt_tokens, batch_size=len(idx), grad=True)
-            pl = sequence_logprobs(model, tokenizer, prompts, [pairs.rejected[i] for i in idx],
-                                   max_prompt_tokens=config.max_prompt_tokens, batch_size=len(idx), grad=True)
+            pw, pl = pair_logprobs(model, tokenizer, pairs, idx, config)
             loss = dpo_loss(pw, pl, ref_w[idx], ref_l[idx], config.beta)
             optimizer.zero_grad()
             loss.backward()
