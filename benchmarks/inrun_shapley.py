@@ -43,12 +43,17 @@ from dataprice.valuation.methods import ExactShapley, LeaveOneOut
 
 
 def _median_seconds(run, repeats: int) -> float:
-    times = []
+    return _timed(run, repeats)[0]
+
+
+def _timed(run, repeats: int):
+    """Median seconds of ``repeats`` calls of ``run``, and the last call's result."""
+    times, result = [], None
     for _ in range(repeats):
         started = time.perf_counter()
-        run()
+        result = run()
         times.append(time.perf_counter() - started)
-    return float(np.median(times))
+    return float(np.median(times)), result
 
 
 def main() -> None:
@@ -139,9 +144,8 @@ def dpo(args) -> None:
         return dpo_inrun(base, tokenizer, sold, held, config, learning_rate=lr, **kw)
 
     plain = _median_seconds(lambda: run(value=False), args.repeats)
-    full = _median_seconds(lambda: run(), args.repeats)
-    batched = _median_seconds(lambda: run(validation_batch=8), args.repeats)
-    trace, sub = run()[1], run(validation_batch=8)[1]
+    full, (_, trace) = _timed(lambda: run(), args.repeats)
+    batched, (_, sub) = _timed(lambda: run(validation_batch=8), args.repeats)
     flipped = np.asarray(sold.owners) == 3
     print(f"plain run {plain:.2f} s; with in-run values {full:.2f} s ({full / plain:.2f}x, all {len(held)} held-out "
           f"pairs per step), {batched:.2f} s ({batched / plain:.2f}x, held-out batch of 8)")

@@ -36,11 +36,11 @@ def make_table(n: int = 90, seed: int = 0) -> pd.DataFrame:
 
 
 def write_scenario(tmp_path: Path, buyer: dict, *, count: int = 3, name: str = "tab", valuation=None,
-                   seed: int = 3) -> Path:
+                   seed: int = 3, market: dict | None = None) -> Path:
     data = {
         "name": name, "seed": seed, "sellers": {"count": count, "costs": {"distribution": "uniform", "high": 2.0}},
         "buyer": buyer, "valuation": valuation or [{"method": "exact_shapley"}],
-        "market": {"payment_rules": ["shapley", "vcg"]}, "audit": {"grid_points": 3},
+        "market": market or {"payment_rules": ["shapley", "vcg"]}, "audit": {"grid_points": 3},
     }
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -301,3 +301,38 @@ def test_gradient_similarity_screens_a_users_table_and_statements_do_not_quote_i
     values_table, rest = statement.split("**Screening scores** (not a value and not a basis for payment")
     assert "| LOO |" in values_table and "gradient similarity" not in values_table
     assert rest.split("\n")[0].rstrip().endswith(f"gradient similarity {scores[0]:+.3f}.")
+
+
+def test_every_rule_pays_on_inrun_values_of_a_users_table(tmp_path, capsys):
+    """``market.value_basis: inrun_shapley``: the rules settle on the additive game of the
+    in-run values, so LOO, Shapley, Myerson and VCG pay a selected seller its value, a seller
+    is selected exactly when its value covers its report, and pay-as-bid pays the report. The
+    coalition game is never tabulated (no retraining per coalition). A screening score or an
+    unknown entry is refused in one line."""
+    five_owners_last_flipped(tmp_path / "five.csv")
+    rules = ["loo", "shapley", "myerson", "vcg", "pay_as_bid"]
+    valuation = [{"method": "inrun_shapley", "epochs": 4, "batch_size": 16, "label": "inrun"},
+                 {"method": "gradient_similarity", "epochs": 2}]
+    buyer = {"task": "classifier", "table": {"file": "five.csv"}, "value_per_quality": 40.0}
+    scenario = write_scenario(tmp_path, buyer, count=5, valuation=valuation,
+                              market={"payment_rules": rules, "value_basis": "inrun"})
+    assert run_cli(scenario, tmp_path / "a") == 0
+    a = values(tmp_path / "a")
+    phi, bids = a["value[inrun]"].to_numpy(), a["bid"].to_numpy()
+    chosen = phi >= bids
+    assert 0 < chosen.sum() < 5, (phi, bids)  # the flipped owner's negative value is never bought
+    assert not chosen[4]
+    for rule in rules:
+        assert np.array_equal(a[f"selected[{rule}]"].to_numpy() > 0, chosen), rule
+        expected = np.where(chosen, bids if rule == "pay_as_bid" else phi, 0.0)
+        np.testing.assert_allclose(a[f"payment[{rule}]"].to_numpy(), expected, rtol=1e-9, atol=1e-12, err_msg=rule)
+    report = (tmp_path / "a" / "report.md").read_text()
+    assert "settled on the additive game of the inrun values" in report
+
+    for basis, part in (("gradient_similarity", "is a screening score"), ("nothing", "is not a valuation entry")):
+        bad = write_scenario(tmp_path, buyer, count=5, valuation=valuation, name=f"bad_{basis}",
+                             market={"payment_rules": rules, "value_basis": basis})
+        capsys.readouterr()
+        assert main(["validate", str(bad)]) != 0
+        err = capsys.readouterr().err
+        assert "market.value_basis" in err and part in err, err

@@ -124,3 +124,41 @@ def test_a_users_pairs_through_the_cli_with_inrun_shapley(tmp_path, monkeypatch,
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "valuation[1].method: 'inrun_shapley' needs second-order in-run terms" in err and "\n" not in err
+
+
+def test_paying_on_inrun_values_trains_once_on_a_users_pairs(tmp_path, monkeypatch):
+    """``market.value_basis: inrun_shapley`` with only in-run methods: the buyer trains no
+    policy per owner (``trainings_run`` 0, nothing in the policy cache), the one in-run
+    training values the pairs, and every rule but pay-as-bid pays a selected owner its value."""
+    import pandas as pd
+    import yaml
+
+    from ..conftest import run_cli
+
+    monkeypatch.setenv("DATAPRICE_CACHE", str(tmp_path / "cache"))
+    sold, held = medical_preferences([6, 6, 6], flipped_sellers=[2], n_heldout=8, n_categories=6, seed=3)
+    pd.DataFrame({"prompt": sold.prompts, "chosen": sold.chosen, "rejected": sold.rejected,
+                  "owner": [f"lab_{o}" for o in sold.owners]}).to_csv(tmp_path / "pairs.csv", index=False)
+    pd.DataFrame({"prompt": held.prompts, "chosen": held.chosen, "rejected": held.rejected}).to_csv(
+        tmp_path / "heldout.csv", index=False)
+    rules = ["loo", "shapley", "myerson", "vcg", "pay_as_bid"]
+    data = {
+        "name": "inrun_paid", "seed": 3, "sellers": {"count": 3, "costs": [0.001, 0.001, 0.001]},
+        "buyer": {"task": "dpo", "model": "tiny", "training": {"epochs": 1, "lora_r": 8, "beta": 0.5},
+                  "value_per_quality": 1000.0,
+                  "preferences": {"source": "files", "file": "pairs.csv", "heldout_file": "heldout.csv"}},
+        "valuation": [{"method": "inrun_shapley", "order": 1, "learning_rate": 0.005}],
+        "market": {"payment_rules": rules, "value_basis": "inrun_shapley"}, "audit": {"grid_points": 3},
+    }
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert run_cli(path, tmp_path / "out") == 0
+    sellers = pd.read_csv(tmp_path / "out" / "sellers.csv")
+    assert (sellers["trainings_run"] == 0).all()
+    assert not list((tmp_path / "cache").rglob("*.pt"))
+    phi, bids = sellers["value[inrun_shapley]"].to_numpy(), sellers["bid"].to_numpy()
+    chosen = phi >= bids
+    assert chosen.any()
+    for rule in rules:
+        expected = np.where(chosen, bids if rule == "pay_as_bid" else phi, 0.0)
+        np.testing.assert_allclose(sellers[f"payment[{rule}]"].to_numpy(), expected, rtol=1e-9, atol=1e-12)

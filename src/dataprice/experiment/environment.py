@@ -14,7 +14,8 @@ import numpy as np
 from dataprice.agents.model import MarketEnvironment, RoundMarket
 from dataprice.buyers.base import BuiltTask
 from dataprice.market.allocation import ALLOCATION_RULES, subset_sums
-from dataprice.market.kinds import SubsetMarket
+from dataprice.market.basis import basis_game
+from dataprice.market.kinds import MARKET_KINDS, SubsetMarket
 from dataprice.market.protocol import Market
 from dataprice.rng import Stream, child_rng
 from dataprice.scenario import Scenario
@@ -29,6 +30,11 @@ def make_market(scenario: Scenario, seed: int, built: BuiltTask, valued: Game,
     if built.market is not None:
         return built.market
     exact = next((values[m.key].values for m in scenario.valuation if m.method == "exact_shapley"), None)
+    if scenario.market.value_basis is not None:  # pay on a method's values: their additive game
+        kind = MARKET_KINDS[scenario.market_kind]
+        valued = basis_game(values[scenario.market.value_basis], built.game.empty_value(),
+                            table=kind.needs_table(scenario.market.allocation))
+        exact = values[scenario.market.value_basis].values  # Shapley values of an additive game
     return SubsetMarket(
         valued,
         allocation=ALLOCATION_RULES[scenario.market.allocation](),

@@ -52,14 +52,20 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
     game = built.game
     # a buyer that averages over an evaluation set keeps each coalition's per-point scores,
     # so the intervals below resample that set without training anything again
-    points = PointCache(game) if scenario.uncertainty.resamples and is_pointwise(game) else None
+    # (payments on a method's values (market.value_basis) come from one run, not from the
+    # evaluation set: there is nothing of theirs to resample)
+    basis = scenario.market.value_basis
+    resampled = scenario.uncertainty.resamples and basis is None
+    points = PointCache(game) if resampled and is_pointwise(game) else None
     kind = MARKET_KINDS.get(scenario.market_kind)
-    needs_table = kind is not None and kind.needs_table(scenario.market.allocation)
+    # the market's table is the basis game's own when it pays on a method's values
+    needs_table = kind is not None and kind.needs_table(scenario.market.allocation) and basis is None
     needs_table |= any(METHODS[m.method].needs_tabulation for m in scenario.valuation)
     store = CoalitionStore(scenario.engine.coalition_cache_path) if scenario.engine.coalition_cache else None
     counted = CachedGame(points if points is not None else game, store=store, key=game_key(scenario, seed) if store is not None else None)
     valued: Game = tabulate(counted, progress=progress) if needs_table else counted
-    check_finite(valued, scenario)
+    if basis is None:
+        check_finite(valued, scenario)
 
     values: dict[str, ValuationResult] = {}
     for k, spec in enumerate(scenario.valuation):

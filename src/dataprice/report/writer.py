@@ -174,6 +174,8 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
     basis = ("Payments are settled on the sellers selected: a Shapley payment is the Shapley value in the game "
              "among the selected sellers, not the value over all sellers in the table above. "
              if "shapley" in rules and s.market.shapley_scope == "selected" else "")
+    if s.market.value_basis is not None:
+        basis = value_basis_line(s.market.value_basis) + " "
     statement.blocks.append(Table(pays, basis + "Payment and utility (payment minus cost of what was used) under each "
                                   "rule" + ("; [lo, hi] the last round's payment over the resampled evaluation sets"
                                             if any(f"payment_lo[{r}]" in sellers.columns for r in rules) else "") + "."))
@@ -222,6 +224,15 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
     sections += [head, *pages]
     sections.append(reproduce_section(run, "run"))
     return title, intro, sections
+
+
+def value_basis_line(key: str) -> str:
+    """What paying on a method's values means (:mod:`dataprice.market.basis`), in one paragraph."""
+    return (f"Payments are settled on the additive game of the {key} values, v(S) = v(empty) + the sum of the "
+            f"values of the sellers in S (market.value_basis), not on the buyer's coalition values. On it a seller "
+            "is selected when its value covers its report (and the reserve), and LOO, Shapley, Myerson and VCG "
+            "each pay a selected seller its value; pay-as-bid pays the report. The game has no interactions: "
+            "sellers holding the same data are each paid for it.")
 
 
 def dynamics_section(run: RunResult, directory: Path) -> Section:

@@ -160,6 +160,9 @@ class Market(StrictModel):
     (each round brings new queries, on which each seller's data is worth a little more or
     less). ``budget`` caps what the buyer pays per round (payments scaled down pro rata).
     ``payment_rules`` are names of registered rules (:data:`dataprice.market.rules.RULES`).
+    ``value_basis`` names a ``valuation`` entry (its label or method) whose values the rules pay
+    on, through the additive game ``v(S) = v(empty) + sum_{j in S} phi_j``
+    (:mod:`dataprice.market.basis`); left out, they pay on the buyer's coalition values.
     """
 
     allocation: Literal["exact", "greedy"] = "exact"
@@ -170,6 +173,7 @@ class Market(StrictModel):
     reserve: NonNegativeFloat | None = None
     value_noise: Annotated[float, Field(ge=0.0, le=100.0)] = 0.0
     budget: PositiveFloat | None = None
+    value_basis: Name | None = None
 
 
 class Bidding(StrictModel):
@@ -278,6 +282,15 @@ class Scenario(StrictModel):
     def market_kind(self) -> str:
         """The kind of market the buyer buys in (``subset``, ``continuous``, ``per_query``, ...)."""
         return self.buyer.market_kind
+
+    @property
+    def needs_coalition_values(self) -> bool:
+        """Whether anything in the run asks the buyer's game for a coalition's value: False
+        only when the rules pay on a method's values (``market.value_basis``) and every
+        valuation entry reads one training run instead (``ValuationMethod.reads_coalitions``)."""
+        if self.market.value_basis is None or self.market_kind != "subset":
+            return True
+        return any(METHODS[m.method].reads_coalitions for m in self.valuation)
 
     def resolved_output_dir(self, override: Any = None):
         from pathlib import Path
@@ -399,7 +412,26 @@ def consistency_problems(s: Scenario) -> Iterable[str]:
                    f"(buyer.task {buyer.task!r}); it is defined for: {', '.join(sorted(RULES[name].pay))}")
     if kind is not None:
         yield from kind.problems(s.market, n)
+    yield from _basis_problems(s)
     yield from buyer.problems(s)
+
+
+def _basis_problems(s: Scenario) -> Iterable[str]:
+    """``market.value_basis`` must name a semivalue entry of ``valuation``, in a subset market."""
+    basis = s.market.value_basis
+    if basis is None:
+        return
+    keys = {m.key: m for m in s.valuation}
+    if basis not in keys:
+        yield f"market.value_basis: {basis!r} is not a valuation entry; choose one of {', '.join(map(repr, keys))}"
+        return
+    if not METHODS[keys[basis].method].is_semivalue:
+        allowed = [k for k, m in keys.items() if METHODS[m.method].is_semivalue]
+        yield (f"market.value_basis: {keys[basis].method!r} is a screening score, not a value (its scores do not add "
+               f"up to the buyer's gain) and cannot be paid on; choose one of {', '.join(map(repr, allowed)) or 'none'}")
+    if s.market_kind != "subset":
+        yield (f"market.value_basis: paying on a method's values is defined for the subset market; the "
+               f"{s.market_kind} market of buyer.task {s.buyer.task!r} pays on its own values (remove value_basis)")
 
 
 def _tasks_offering(capability: str) -> str:

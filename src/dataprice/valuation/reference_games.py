@@ -46,9 +46,10 @@ class AdditiveGame(Game):
     ``sum phi = v(N) - v(empty)``).
     """
 
-    def __init__(self, weights: Sequence[float], constant: float = 0.0) -> None:
+    def __init__(self, weights: Sequence[float] | NDArray[np.float64], constant: float = 0.0,
+                 player_names: Sequence[str] | None = None) -> None:
         self.weights = np.asarray(weights, dtype=np.float64)
-        super().__init__(self.weights.shape[0])
+        super().__init__(self.weights.shape[0], player_names)
         self.constant = float(constant)
 
     def value_function(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:

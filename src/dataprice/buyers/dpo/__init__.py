@@ -189,6 +189,15 @@ class DPOBuyer(Buyer):
         base, tokenizer, base_id = dpo_base_model(self.model, progress=context.progress)
         config = DPOConfig(**self.training.model_dump(), seed=context.seed % (2**31))
         cache = PolicyCache(base_id)
+        contributions = sold.describe_sellers().drop(columns="seller").assign(seller=names)
+        game: DPOGenerationGame | DPOShapleyGame
+        if not context.scenario.needs_coalition_values:
+            # only in-run values, paid on: the one in-run training is all there is to train
+            game = DPOShapleyGame(None, sold.sizes(), utility=self.utility, value_per_quality=self.value_per_quality,
+                                  player_names=names)
+            game.context = DPOContext(base, tokenizer, sold, heldout, config, cache)
+            contributions["trainings_run"] = 0
+            return BuiltTask(game, pd.DataFrame(contributions))
         policies = [
             cache.policy(base, tokenizer, sold.of_owner(j), config)
             for j in progress_display(range(sold.n_sellers), desc="DPO per owner", leave=False,
@@ -196,7 +205,6 @@ class DPOBuyer(Buyer):
         ]
         scores = score_owners(base, tokenizer, policies, heldout, config)
         margins = scores.margins()
-        game: DPOGenerationGame | DPOShapleyGame
         if self.utility == "generation":
             game = DPOGenerationGame(base, tokenizer, policies, sold.sizes(), heldout,
                                      value_per_quality=self.value_per_quality, player_names=names)
@@ -204,7 +212,6 @@ class DPOBuyer(Buyer):
             game = DPOShapleyGame(margins, sold.sizes(), utility=self.utility,
                                   value_per_quality=self.value_per_quality, player_names=names)
             game.context = DPOContext(base, tokenizer, sold, heldout, config, cache)
-        contributions = sold.describe_sellers().drop(columns="seller").assign(seller=names)
         contributions["heldout_accuracy_alone"] = (margins > 0).mean(axis=1)
         if sold.prices is not None:
             contributions["list_price"] = sold.owner_prices()

@@ -100,14 +100,19 @@ class DPOShapleyGame(Game):
 
     ``U`` is :func:`preference_utility`; the empty coalition is the reference (margin 0),
     so ``v(empty) = 0``. Vectorised over coalitions: one matrix product per batch.
+
+    ``margins=None``: no owner policy was trained (a run that only reads the in-run training,
+    :attr:`Scenario.needs_coalition_values`); ``v(empty) = 0`` still, and any other
+    coalition's value is refused.
     """
 
     def __init__(
-        self, margins: NDArray[np.float64], sizes: NDArray[np.int64], *,
+        self, margins: NDArray[np.float64] | None, sizes: NDArray[np.int64], *,
         utility: str = "accuracy", value_per_quality: float = 1.0, player_names: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(margins.shape[0], player_names)
-        self.margins = np.asarray(margins, dtype=np.float64)
+        super().__init__(len(sizes), player_names)
+        self.trained = margins is not None
+        self.margins = np.zeros((len(sizes), 1)) if margins is None else np.asarray(margins, dtype=np.float64)
         self.sizes = np.asarray(sizes)
         self.utility = utility
         self.value_per_quality = float(value_per_quality)
@@ -167,6 +172,9 @@ class DPOShapleyGame(Game):
         return self.value_per_quality * (quality - self.baseline)
 
     def value_function(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
+        if not self.trained and np.asarray(coalitions).any():
+            raise TypeError("this DPO run trained no policy per owner (it pays on in-run values only); a "
+                            "coalition's value needs them: add a method that reads coalitions")
         return self.from_points(self.point_values(coalitions))
 
 

@@ -63,6 +63,10 @@ class ValuationMethod(ABC):
     #: False for screening scores (no efficiency: gradient similarity); reports never quote
     #: them as a seller's value.
     is_semivalue: ClassVar[bool] = True
+    #: False for methods that never ask the buyer's game for a coalition's value (the in-run
+    #: methods read one training run): a run with only those, paying on their values
+    #: (``market.value_basis``), lets the buyer skip what only coalition values need.
+    reads_coalitions: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self._result: ValuationResult | None = None

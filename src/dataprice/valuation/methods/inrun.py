@@ -50,6 +50,7 @@ class InRunRun(ValuationMethod):
     """
 
     uses_buyer_game = True
+    reads_coalitions = False
 
     def __init__(self, *, epochs: int | None = None, batch_size: int | None = None,
                  learning_rate: float | None = None, validation_batch: int | None = None, seed: int = 0,
