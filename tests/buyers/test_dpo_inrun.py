@@ -162,3 +162,48 @@ def test_paying_on_inrun_values_trains_once_on_a_users_pairs(tmp_path, monkeypat
     for rule in rules:
         expected = np.where(chosen, bids if rule == "pay_as_bid" else phi, 0.0)
         np.testing.assert_allclose(sellers[f"payment[{rule}]"].to_numpy(), expected, rtol=1e-9, atol=1e-12)
+
+
+def test_utility_robustness_of_a_users_pairs_in_the_report(tmp_path, monkeypatch):
+    """The DPO buyer offers accuracy and log-sigmoid: the report's "Utility robustness"
+    section has both utilities' exact Shapley values (the declared one equal to the run's
+    exact Shapley values) and each rule's payments (the declared one equal to the run's), and
+    a report rebuilt from the saved results says the same."""
+    import pandas as pd
+    import yaml
+
+    from dataprice.cli import main
+
+    from ..conftest import run_cli
+
+    monkeypatch.setenv("DATAPRICE_CACHE", str(tmp_path / "cache"))
+    sold, held = medical_preferences([6, 6, 6, 6], flipped_sellers=[2], n_heldout=8, n_categories=6, seed=3)
+    pd.DataFrame({"prompt": sold.prompts, "chosen": sold.chosen, "rejected": sold.rejected,
+                  "owner": [f"lab_{o}" for o in sold.owners]}).to_csv(tmp_path / "pairs.csv", index=False)
+    pd.DataFrame({"prompt": held.prompts, "chosen": held.chosen, "rejected": held.rejected}).to_csv(
+        tmp_path / "heldout.csv", index=False)
+    data = {
+        "name": "robust", "seed": 3, "sellers": {"count": 4, "costs": [1.0, 1.0, 1.0, 1.0]},
+        "buyer": {"task": "dpo", "model": "tiny", "training": {"epochs": 1, "lora_r": 8, "beta": 0.5},
+                  "preferences": {"source": "files", "file": "pairs.csv", "heldout_file": "heldout.csv"}},
+        "valuation": [{"method": "exact_shapley"}],
+        "market": {"payment_rules": ["shapley", "myerson"]}, "audit": {"enabled": False},
+        "uncertainty": {"resamples": 0},
+    }
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    assert run_cli(path, out) == 0
+    sellers = pd.read_csv(out / "sellers.csv")
+    table = pd.read_csv(out / "utilities.csv")
+    np.testing.assert_allclose(table["shapley[accuracy]"], sellers["value[exact_shapley]"], rtol=1e-9, atol=1e-12)
+    for rule in ("shapley", "myerson"):
+        np.testing.assert_allclose(table[f"payment[{rule}][accuracy]"], sellers[f"payment[{rule}]"], atol=1e-9)
+    assert {"shapley[logsigmoid]", "banzhaf[logsigmoid]", "payment[myerson][logsigmoid]"} <= set(table.columns)
+    report = (out / "report.md").read_text()
+    section = report.split("## Utility robustness")[1].split("\n## ")[0]
+    assert "Shapley values under accuracy and logsigmoid: Spearman" in section
+    assert "Under myerson, measuring by logsigmoid would change" in section
+    assert main(["report", str(out), "--out", str(tmp_path / "again")]) == 0
+    again = (tmp_path / "again" / "report.md").read_text()
+    assert again.split("## Utility robustness")[1].split("\n## ")[0] == section

@@ -369,3 +369,23 @@ def test_the_lm_reader_game_offers_retrieval_on_the_same_ranking_as_its_proxy(me
     np.testing.assert_array_equal(proxy(coalitions), retrieval(coalitions))
     assert proxy.player_names == game.player_names and reader.n_forward_items == 0
     assert retrieval.proxy_game() is None
+
+
+def test_retrieval_offers_hit_and_mrr_for_utility_robustness(medical):
+    """The retrieval game under each metric, the declared one first and itself; MRR never
+    exceeds hit@k for any coalition; the utility comparison of the two rankings is finite."""
+    from dataprice.valuation.game import tabulate
+    from dataprice.valuation.robustness import compare_utilities
+
+    corpus, docs, queries = medical
+    topk = SellerTopK(docs, corpus.owners, queries, corpus.n_sellers, k=3)
+    game = RAGGame(topk, RetrievalScorer(corpus.relevance(), "mrr"), value_per_quality=100)
+    variants = game.utility_variants()
+    assert list(variants) == ["mrr", "hit"] and variants["mrr"] is game
+    fresh = RAGGame(topk, RetrievalScorer(corpus.relevance(), "hit"), value_per_quality=100)
+    hit, mrr = tabulate(variants["hit"]).values, tabulate(game).values
+    np.testing.assert_array_equal(hit, tabulate(fresh).values)
+    assert np.all(mrr <= hit + 1e-12) and np.any(mrr < hit)
+    values = {name: ExactShapley().fit(tabulate(g)).result.values for name, g in variants.items()}
+    (comparison,) = compare_utilities(values, "mrr")
+    assert np.isfinite(comparison.spearman) and 0.0 <= comparison.swapped <= 1.0

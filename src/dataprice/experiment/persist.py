@@ -11,7 +11,9 @@ A saved replicate is a folder of plain files, read back into exactly the
 * ``audits.parquet``: the truthfulness audit per rule and seller;
 * ``sellers.parquet``, ``dynamics.parquet``, ``transactions.parquet``: the replicate's
   tables as they are; ``resamples.parquet``: bootstrap draws of values and payments
-  (:mod:`.resampling`), when the buyer's value averages over an evaluation set.
+  (:mod:`.resampling`), when the buyer's value averages over an evaluation set;
+  ``utilities.parquet``: values and payments under each utility the buyer offers
+  (:mod:`.utilities`), when it offers more than one.
 
 A saved run (``run/`` inside a report directory) is ``run.json`` (seller names, true costs,
 provenance, the report kind, what the report says about the buyer and the rules), one such
@@ -38,6 +40,7 @@ import pandas as pd
 from dataprice.errors import DataError
 from dataprice.experiment.resampling import empty_draws
 from dataprice.experiment.results import ReplicateResult, RunResult
+from dataprice.experiment.utilities import no_utilities
 from dataprice.inputs import load_yaml
 from dataprice.market.mechanism import Outcome
 from dataprice.market.metrics import AuditResult
@@ -112,6 +115,7 @@ def write_replicate(rep: ReplicateResult, folder: Path, *, seconds: bool = True)
         "values": {key: result.to_dict() for key, result in rep.values.items()},
         "critical": {rule: [float(c) for c in critical] for rule, critical in rep.critical.items()},
         "evaluation_points": int(rep.evaluation_points),
+        "utilities": not rep.utilities.empty,
     }
     (folder / "replicate.json").write_text(_dumps(meta))
     empty_outcomes = pd.DataFrame({"rule": pd.Series([], dtype=str), "round": pd.Series([], dtype=np.int64),
@@ -128,6 +132,8 @@ def write_replicate(rep: ReplicateResult, folder: Path, *, seconds: bool = True)
     _write_table(rep.transactions, folder / "transactions.parquet")
     if rep.evaluation_points:
         _write_table(rep.resamples, folder / "resamples.parquet")
+    if not rep.utilities.empty:
+        _write_table(rep.utilities, folder / "utilities.parquet")
 
 
 def _array(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -186,6 +192,7 @@ def read_replicate(read: Reader, prefix: str = "") -> ReplicateResult:
             critical={str(rule): np.asarray(c, dtype=np.float64) for rule, c in (meta.get("critical") or {}).items()},
             resamples=table("resamples.parquet") if meta.get("evaluation_points") else empty_draws(),
             evaluation_points=int(meta.get("evaluation_points") or 0),
+            utilities=table("utilities.parquet") if meta.get("utilities") else no_utilities(),
         )
     except DataError:
         raise

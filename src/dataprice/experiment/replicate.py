@@ -23,6 +23,7 @@ from dataprice.errors import DataError
 from dataprice.experiment.environment import audit_sample, build_environment, make_market
 from dataprice.experiment.resampling import empty_draws, resample_replicate
 from dataprice.experiment.results import ReplicateResult
+from dataprice.experiment.utilities import no_utilities, utility_values
 from dataprice.market.kinds import MARKET_KINDS
 from dataprice.market.mechanism import Outcome
 from dataprice.market.metrics import AuditResult, truthfulness_audit
@@ -114,6 +115,9 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
                 sellers=sample,
             )
     critical = critical_by_rule(scenario, market, outcomes)
+    utilities = no_utilities()
+    if scenario.uncertainty.utilities and scenario.needs_coalition_values:
+        utilities = utility_values(game, market if basis is None else None, outcomes)
     draws = empty_draws()
     if points is not None:
         draws = resample_replicate(scenario, seed, built, points, isinstance(valued, TabulatedGame), outcomes,
@@ -135,6 +139,7 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
         critical=critical,
         resamples=draws,
         evaluation_points=points.n_points if points is not None else 0,
+        utilities=utilities,
     )
 
 

@@ -25,6 +25,12 @@ def _no_draws() -> pd.DataFrame:
     return empty_draws()
 
 
+def _no_utilities() -> pd.DataFrame:
+    from dataprice.experiment.utilities import no_utilities
+
+    return no_utilities()
+
+
 @dataclass
 class ReplicateResult:
     """Everything one replicate produced."""
@@ -47,6 +53,9 @@ class ReplicateResult:
     #: bootstrap draws of values and payments (:mod:`dataprice.experiment.resampling`)
     resamples: pd.DataFrame = field(default_factory=lambda: _no_draws())
     evaluation_points: int = 0  # size of the evaluation set the draws resample (0: none)
+    #: values and re-settled payments under each utility the buyer offers
+    #: (:mod:`dataprice.experiment.utilities`; empty for a buyer with one utility)
+    utilities: pd.DataFrame = field(default_factory=lambda: _no_utilities())
 
     @property
     def best_welfare(self) -> float:

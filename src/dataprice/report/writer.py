@@ -39,6 +39,7 @@ from dataprice.report.document import (
 )
 from dataprice.report.labels import glossary
 from dataprice.report.statements import CONTRIBUTION, statements_section
+from dataprice.report.utilities import utility_section
 from dataprice.safedir import write_directory
 from dataprice.scenario import changed_fields, scenario_to_yaml
 
@@ -215,7 +216,11 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
     figures.blocks.append(Image(plots.payments_by_rule(sellers, rules, directory / "payments_by_rule.png"), "payments by rule"))
     figures.blocks.append(Image(plots.value_vs_cost(sellers, methods, directory / "value_vs_cost.png"), "value vs cost"))
 
-    sections = [summary, statement, methods_section, figures]
+    sections = [summary, statement, methods_section]
+    robustness = utility_section(run, directory)
+    if robustness is not None:
+        sections.append(robustness)
+    sections.append(figures)
     if s.rounds > 1:
         sections.append(dynamics_section(run, directory))
     if "aggregators" in run.tables:

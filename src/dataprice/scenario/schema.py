@@ -219,9 +219,12 @@ class Uncertainty(StrictModel):
     and the report gives the percentile interval at ``level`` of the draws pooled over
     replicates (so it also spans the replicates' data splits and training seeds). Buyers whose
     value is not an average over an evaluation set get no such interval (the report says so).
-    ``resamples: 0`` turns it off."""
+    ``resamples: 0`` turns it off. ``utilities``: for a buyer that could have measured quality
+    another way (DPO accuracy or log-sigmoid, RAG hit or MRR), values and payments under each
+    utility and how far they move (up to 16 sellers; no model call)."""
 
     resamples: Annotated[int, Field(ge=0, le=10_000)] = 100
+    utilities: bool = True
     level: Annotated[float, Field(ge=0.5, le=0.999)] = 0.95
 
 

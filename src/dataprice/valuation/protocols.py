@@ -76,3 +76,18 @@ class InRunTrainable(Protocol):
         points drawn per step, None: all; ``similarity``: also gradient-similarity scores) and
         return the
         :class:`~dataprice.valuation.inrun.InRunTrace` of per-example values."""
+
+
+@runtime_checkable
+class MultiUtility(Protocol):
+    """A game whose buyer could as well have measured quality another way (preference
+    accuracy or mean ``log sigma`` of the margin; hit@k or MRR): the same data and money
+    scale under each utility it offers, for the report's utility robustness
+    (:mod:`dataprice.valuation.robustness`)."""
+
+    n_players: int
+    player_names: tuple[str, ...]
+
+    def utility_variants(self) -> dict[str, Any]:
+        """``{utility name: game}``, the declared utility first (this game itself); empty
+        when the game cannot be measured another way (e.g. nothing was trained)."""

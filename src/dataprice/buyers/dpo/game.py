@@ -151,6 +151,18 @@ class DPOShapleyGame(Game):
                          learning_rate=learning_rate or c.config.learning_rate, epochs=epochs,
                          batch_size=batch_size, validation_batch=validation_batch, progress=progress)[1]
 
+    def utility_variants(self) -> dict[str, Game]:
+        """This game under each margin utility (``accuracy``, ``logsigmoid``), the declared one
+        first: the same owner margins, so each costs no model call (empty without margins)."""
+        if not self.trained:
+            return {}
+        out: dict[str, Game] = {self.utility: self}
+        for utility in ("accuracy", "logsigmoid"):
+            if utility != self.utility:
+                out[utility] = DPOShapleyGame(self.margins, self.sizes, utility=utility,
+                                              value_per_quality=self.value_per_quality, player_names=self.player_names)
+        return out
+
     def coalition_margins(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
         return composition_weights(coalitions, self.sizes) @ self.margins
 

@@ -257,6 +257,19 @@ class RAGGame(Game):
                        value_per_quality=self.value_per_quality, player_names=self.player_names,
                        batch_size=self.batch_size)
 
+    def utility_variants(self) -> dict[str, Game]:
+        """With a retrieval scorer: this game under ``hit`` and ``mrr`` (the declared metric
+        first), on the same ranking, questions and money scale; other scorers: none."""
+        if not isinstance(self.scorer, RetrievalScorer):
+            return {}
+        out: dict[str, Game] = {self.scorer.metric: self}
+        for metric in ("hit", "mrr"):
+            if metric != self.scorer.metric:
+                out[metric] = RAGGame(self.topk, RetrievalScorer(self.scorer.relevance, metric),
+                                      value_per_quality=self.value_per_quality, player_names=self.player_names,
+                                      batch_size=self.batch_size)
+        return out
+
     def _chunk_scores(self, coalitions: CoalitionMatrix) -> NDArray[np.float64]:
         """``float[B, Q]`` for one chunk of coalitions."""
         if self._by_position is not None:
