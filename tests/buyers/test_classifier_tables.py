@@ -328,6 +328,14 @@ def test_every_rule_pays_on_inrun_values_of_a_users_table(tmp_path, capsys):
         np.testing.assert_allclose(a[f"payment[{rule}]"].to_numpy(), expected, rtol=1e-9, atol=1e-12, err_msg=rule)
     report = (tmp_path / "a" / "report.md").read_text()
     assert "settled on the additive game of the inrun values" in report
+    # per-example values: they add up to each seller's value, and each statement names its extremes
+    examples = pd.read_csv(tmp_path / "a" / "examples.csv")
+    sums = examples.groupby("seller")["value"].sum().reindex(a["seller"]).to_numpy()
+    np.testing.assert_allclose(sums, phi, rtol=1e-9, atol=1e-12)
+    mine = examples[examples["seller"] == "owner_4"]
+    statement = report.split("### Statement: owner_4")[1].split("### Statement:")[0]
+    assert f"**Your {len(mine)} examples under inrun** add up to" in statement
+    assert f"Lowest: #{int(mine.loc[mine['value'].idxmin(), 'example'])} (" in statement
 
     for basis, part in (("gradient_similarity", "is a screening score"), ("nothing", "is not a valuation entry")):
         bad = write_scenario(tmp_path, buyer, count=5, valuation=valuation, name=f"bad_{basis}",

@@ -229,6 +229,7 @@ def statement(run: RunResult, facts: _Facts, j: int) -> Section:
             "**Screening scores** (not a value and not a basis for payment: they do not add up to the buyer's "
             "gain): " + "; ".join(f"{name_of(m)} {float(row[f'value[{m}]']):+.3f}" for m in screened) + "."
         )
+    section.blocks.extend(_example_lines(run, j))
     section.blocks.append(Table(payments, "Your payment under each rule.", digits=2))
     section.blocks.append(
         "Means over replicates and rounds; selected: share of the settlements. "
@@ -257,6 +258,39 @@ def statement(run: RunResult, facts: _Facts, j: int) -> Section:
             label_title="k (sellers before you)", value_title="mean marginal contribution",
         ))
     return section
+
+
+#: Examples named in a statement line (the lowest and the highest values).
+EXAMPLES_NAMED = 3
+
+
+def _example_lines(run: RunResult, j: int) -> list[str]:
+    """For methods that value each example (in-run Shapley): how seller ``j``'s value splits
+    over its examples, naming the lowest- and highest-valued (first replicate)."""
+    out = []
+    rep = run.replicates[0]
+    for key, result in rep.values.items():
+        values = result.extra.get("example_values")
+        if values is None:
+            continue
+        owners = np.asarray(result.extra["example_owners"], dtype=np.int64)
+        mine = np.flatnonzero(owners == j)
+        if mine.size == 0:
+            continue
+        own = np.asarray(values, dtype=np.float64)[mine]
+        order = np.argsort(own, kind="stable")
+        k = min(EXAMPLES_NAMED, mine.size)
+        low = ", ".join(f"#{mine[i]} ({_money(float(own[i]))})" for i in order[:k])
+        high = ", ".join(f"#{mine[i]} ({_money(float(own[i]))})" for i in order[::-1][:k])
+        negative = int((own < 0).sum())
+        out.append(
+            f"**Your {mine.size} examples under {name_of(key)}** add up to {_money(float(own.sum()))}"
+            + (" in the first replicate" if len(run.replicates) > 1 else "")
+            + f"; {negative} of them lowered the buyer's validation utility. Lowest: {low}. Highest: {high}. "
+            "(# is the example's position among the buyer's training examples, from 0: for a pairs file, its data "
+            "row; every example is in examples.csv.)"
+        )
+    return out
 
 
 def _fmt(value) -> str:

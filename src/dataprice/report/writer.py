@@ -231,6 +231,24 @@ def build_sections(run: RunResult, directory: Path) -> tuple[str, list[str], lis
     return title, intro, sections
 
 
+def example_table(run: RunResult) -> pd.DataFrame:
+    """Per-example values of the methods that give them (in-run Shapley), every replicate:
+    ``replicate, method, example, seller, value`` (``example``: the position among the
+    buyer's training examples, e.g. the row of a pairs file)."""
+    frames = []
+    for rep in run.replicates:
+        for key, result in rep.values.items():
+            values = result.extra.get("example_values")
+            if values is None:
+                continue
+            owners = np.asarray(result.extra["example_owners"], dtype=np.int64)
+            frames.append(pd.DataFrame({"replicate": rep.replicate, "method": key,
+                                        "example": np.arange(len(values), dtype=np.int64),
+                                        "seller": [run.player_names[o] for o in owners],
+                                        "value": np.asarray(values, dtype=np.float64)}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def value_basis_line(key: str) -> str:
     """What paying on a method's values means (:mod:`dataprice.market.basis`), in one paragraph."""
     return (f"Payments are settled on the additive game of the {key} values, v(S) = v(empty) + the sum of the "
@@ -306,6 +324,9 @@ def _write_common(run: RunResult, directory: Path, kind: str) -> None:
     _save_table(run.outcomes_table(), directory, "outcomes")
     _save_table(run.dynamics_table(), directory, "dynamics")
     _save_table(run.transactions_table(), directory, "transactions")
+    examples = example_table(run)
+    if not examples.empty:
+        _save_table(examples, directory, "examples")
     valuations = {str(rep.replicate): {m: r.to_dict() for m, r in rep.values.items()} for rep in run.replicates}
     (directory / "valuations.json").write_text(json.dumps(valuations, indent=1, default=float))
     (directory / "provenance.json").write_text(json.dumps(run.provenance, indent=1))

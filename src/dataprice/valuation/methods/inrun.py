@@ -112,6 +112,9 @@ class InRunShapley(InRunRun):
             order=trace.order, steps=trace.steps, training_seed=trace.seed, model_trainings=1,
             utility_change=trace.utility_change * scale, taylor_remainder=trace.remainder * scale,
             validation_points=trace.validation_points, utility=trace.extra.get("utility", ""),
+            # per example, in the buyer's order of its training examples (a pairs file's rows)
+            example_values=(np.asarray(trace.values, dtype=np.float64) * scale).tolist(),
+            example_owners=np.asarray(trace.owners, dtype=np.int64).tolist(),
         )
         self._result = replace(result, seed=self.seed)
         return self
