@@ -21,6 +21,7 @@ Shapley (2^n - 1 trainings, through ``--cache``: policies trained before are rea
 
     python benchmarks/inrun_shapley.py [--repeats 5] [--large 200000]
     python benchmarks/inrun_shapley.py --dpo tiny --owners 4 [--cache DIR]
+    python benchmarks/inrun_shapley.py --dpo smollm2 --owners 6 --learning-rate 0.05 --repeats 1 --overhead-only
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def main() -> None:
     parser.add_argument("--owners", type=int, default=4)
     parser.add_argument("--learning-rate", type=float, default=0.005, help="SGD rate of the DPO run")
     parser.add_argument("--cache", type=Path, default=None, help="DPO policy folder kept between runs")
+    parser.add_argument("--overhead-only", action="store_true",
+                        help="DPO: time the plain run and held-out batches of 8 and 4 only (no references)")
     args = parser.parse_args()
     if args.dpo:
         dpo(args)
@@ -144,6 +147,13 @@ def dpo(args) -> None:
         return dpo_inrun(base, tokenizer, sold, held, config, learning_rate=lr, **kw)
 
     plain = _median_seconds(lambda: run(value=False), args.repeats)
+    if args.overhead_only:  # the step cost with a held-out batch of 8 and 4 per step
+        for batch in (8, 4):
+            seconds, (_, part) = _timed(lambda b=batch: run(validation_batch=b), args.repeats)
+            print(f"plain run {plain:.2f} s; held-out batch of {batch}: {seconds:.2f} s ({seconds / plain:.2f}x), "
+                  f"flipped-pair AUC {roc_auc_score(np.asarray(sold.owners) == 3, -part.values):.3f}, remainder "
+                  f"{part.remainder / part.utility_change:+.1%} of the change", flush=True)
+        return
     full, (_, trace) = _timed(lambda: run(), args.repeats)
     batched, (_, sub) = _timed(lambda: run(validation_batch=8), args.repeats)
     flipped = np.asarray(sold.owners) == 3

@@ -7,10 +7,11 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from dataprice.buyers.dpo.inrun import LinearTaps, dpo_inrun
+from dataprice.buyers.dpo.inrun import LinearTaps, dpo_inrun, similarity_scores
 from dataprice.buyers.dpo.training import DPOConfig, dpo_loss, pair_logprobs
 from dataprice.data.preferences import medical_preferences
 from dataprice.models.lm import tiny_causal_lm
+from dataprice.valuation.inrun import CountSketch
 
 CONFIG = DPOConfig(lora_r=8, lora_alpha=16, learning_rate=3e-3, epochs=2, batch_size=8, beta=0.5, seed=0)
 
@@ -41,6 +42,9 @@ def test_ghost_products_equal_per_pair_gradients(data):
     taps.recording = False
     (dpo_loss(pw, pl, ref[0], ref[1], CONFIG.beta) * len(idx)).backward()
     ghost = taps.dots(directions, len(idx))
+    blocks = taps.example_blocks(len(idx))
+    ordered = [directions[id(layer)] for layer in taps.layers]
+    exact = similarity_scores(blocks, ordered, None)
     for row, i in enumerate(idx):
         model.zero_grad()
         one_ref = pair_logprobs(base, tokenizer, sold, [i], CONFIG, grad=False)
@@ -48,6 +52,19 @@ def test_ghost_products_equal_per_pair_gradients(data):
         dpo_loss(w, lo, one_ref[0], one_ref[1], CONFIG.beta).backward()
         explicit = sum(float((layer.weight.grad.double() * directions[id(layer)].double()).sum()) for layer in taps.layers)
         assert float(ghost[row]) == pytest.approx(explicit, rel=1e-4, abs=1e-8)
+        # the per-pair blocks are the pair's own gradients, and the similarity their cosine
+        own = torch.cat([layer.weight.grad.double().reshape(-1) for layer in taps.layers])
+        for k, layer in enumerate(taps.layers):
+            grad = layer.weight.grad.double().reshape(-1)  # (float32 sums: to 1e-4 of the block's largest entry)
+            torch.testing.assert_close(blocks[k][row], grad, rtol=1e-4, atol=1e-4 * float(grad.abs().max()))
+        direction = torch.cat([d.double().reshape(-1) for d in ordered])
+        cosine = -float(own @ direction) / float(own.norm() * direction.norm())
+        assert float(exact[row]) == pytest.approx(cosine, rel=1e-4, abs=1e-7)
+    # a count sketch of many coordinates keeps the cosines; a few keep their order roughly
+    wide = similarity_scores(blocks, ordered, CountSketch(4096, seed=0))
+    np.testing.assert_allclose(wide, exact, atol=0.05)
+    assert np.array_equal(similarity_scores(blocks, ordered, CountSketch(64, seed=3)),
+                          similarity_scores(blocks, ordered, CountSketch(64, seed=3)))
 
 
 def test_valuing_does_not_change_the_run(data):
@@ -74,13 +91,17 @@ def test_one_run_values_pairs_and_owners_and_the_plain_run_is_the_same_run(data)
     run's utility change (5% at learning rate 0.002, 100% at 0.02: the second-order terms
     matter at larger steps, and are not offered for this buyer yet)."""
     sold, held, base, tokenizer = data
-    model, trace = dpo_inrun(base, tokenizer, sold, held, CONFIG, learning_rate=0.005)
+    model, trace = dpo_inrun(base, tokenizer, sold, held, CONFIG, learning_rate=0.005, similarity=True)
     assert trace.steps == 2 * 8 and trace.order == 1 and trace.utility_change > 0
     owners = trace.seller_values()
     assert int(np.argmin(owners)) == 3 and owners[3] < 0 < owners[:3].min()
     flipped = np.asarray(sold.owners) == 3
     assert roc_auc_score(flipped, -trace.values) > 0.7
     assert abs(trace.remainder) < 0.25 * trace.utility_change
+    # gradient similarity from the same run (same values: computing it changes nothing)
+    assert np.all(np.abs(trace.similarity) <= 1.0) and roc_auc_score(flipped, -trace.similarity) > 0.7
+    _, plain = dpo_inrun(base, tokenizer, sold, held, CONFIG, learning_rate=0.005)
+    np.testing.assert_array_equal(plain.values, trace.values)
 
 
 def test_a_users_pairs_through_the_cli_with_inrun_shapley(tmp_path, monkeypatch, capsys):
@@ -108,7 +129,8 @@ def test_a_users_pairs_through_the_cli_with_inrun_shapley(tmp_path, monkeypatch,
         "name": "inrun_pairs", "seed": 3, "sellers": {"count": 3, "costs": [1.0, 1.0, 1.0]},
         "buyer": {"task": "dpo", "model": "tiny", "training": {"epochs": 1, "lora_r": 8, "beta": 0.5},
                   "preferences": {"source": "files", "file": "pairs.csv", "heldout_file": "heldout.csv"}},
-        "valuation": [{"method": "exact_shapley"}, {"method": "inrun_shapley", "order": 1, "learning_rate": 0.005}],
+        "valuation": [{"method": "exact_shapley"}, {"method": "inrun_shapley", "order": 1, "learning_rate": 0.005},
+                      {"method": "gradient_similarity", "projection_dim": 256, "learning_rate": 0.005}],
         "market": {"payment_rules": ["shapley", "vcg"]}, "audit": {"grid_points": 3},
     }
     path = tmp_path / "scenario.yaml"
@@ -116,6 +138,7 @@ def test_a_users_pairs_through_the_cli_with_inrun_shapley(tmp_path, monkeypatch,
     assert run_cli(path, tmp_path / "out") == 0
     sellers = pd.read_csv(tmp_path / "out" / "sellers.csv").set_index("seller")
     assert np.isfinite(sellers["value[inrun_shapley]"]).all()
+    assert (sellers["value[gradient_similarity]"].abs() <= 1.0).all()
     recorded = json.dumps(json.loads((tmp_path / "out" / "valuations.json").read_text()))
     assert "taylor_remainder" in recorded and "training_seed" in recorded
     data["valuation"][1] = {"method": "inrun_shapley", "order": 2}

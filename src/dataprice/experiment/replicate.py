@@ -31,7 +31,7 @@ from dataprice.market.rules.myerson import critical_reports
 from dataprice.progress import progress as progress_display
 from dataprice.rng import Stream, child_rng, child_seed, child_sequence
 from dataprice.scenario import Scenario
-from dataprice.valuation.game import CachedGame, Game, TabulatedGame, tabulate
+from dataprice.valuation.game import CachedGame, Game, TabulatedGame, coalitions_to_masks, tabulate
 from dataprice.valuation.methods import METHODS
 from dataprice.valuation.resampling import PointCache, is_pointwise
 from dataprice.valuation.result import ValuationResult
@@ -135,7 +135,8 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
         game_evaluations=counted.computed,
         seconds=time.monotonic() - started,
         notes=built.data_notes(),
-        findings=list(built.findings) + buyer_condition_findings(market, outcomes),
+        findings=list(built.findings) + buyer_condition_findings(market, outcomes)
+        + basis_findings(scenario, valued, values, outcomes),
         critical=critical,
         resamples=draws,
         evaluation_points=points.n_points if points is not None else 0,
@@ -166,6 +167,38 @@ def buyer_condition_findings(market, outcomes: dict[str, list[Outcome]]) -> list
         return [f"Under {rule} the buyer paid {last.total_paid:,.4g} for data worth {last.value - empty:,.4g} to it: "
                 + condition.sentence() + "."]
     return []
+
+
+#: Relative gap between what the basis values add up to and the buyer's own ``v(N) - v(empty)``
+#: above which the report warns that the payments use another measure of quality.
+BASIS_GAP = 0.25
+
+
+def basis_findings(scenario: Scenario, valued: Game, values: dict[str, ValuationResult],
+                   outcomes: dict[str, list[Outcome]]) -> list[str]:
+    """A finding when the rules pay on a method's values (``market.value_basis``) and, on
+    the sellers bought, those values add up to far more or less than the buyer's own value of
+    their data (known when the game was tabulated): the method measured quality another way
+    (in-run Shapley: the validation log-likelihood, not the accuracy) at the same money per
+    unit, so the payments are on another scale than the buyer's gain."""
+    key = scenario.market.value_basis
+    if key is None or not isinstance(valued, TabulatedGame) or not outcomes:
+        return []
+    bought = next(iter(outcomes.values()))[-1].selected
+    if not bought.any():
+        return []
+    total = float(np.sum(values[key].values[bought]))
+    own = float(valued.values[int(coalitions_to_masks(bought[None, :])[0])] - valued.values[0])
+    if abs(total - own) <= BASIS_GAP * max(abs(own), 1e-12):
+        return []
+    extra = values[key].extra
+    utility = extra.get("utility") or "another measure of quality"
+    scale = extra.get("value_per_unit", scenario.buyer.value_per_quality)
+    return [f"Payments are on the {key} values, which measure {utility} at {scale:g} per unit: for the "
+            f"{int(bought.sum())} sellers bought they add up to {total:,.4g}, while the buyer's own value of their "
+            f"data, by its declared utility at value_per_quality {scenario.buyer.value_per_quality:g}, is {own:,.4g}. "
+            f"The two measures differ in scale; set the method's money per unit (value_per_unit) for the one the "
+            "payments use."]
 
 
 def critical_by_rule(scenario: Scenario, market, outcomes: dict[str, list[Outcome]]) -> dict[str, np.ndarray]:

@@ -140,11 +140,46 @@ class SGDConfig:
     seed: int = 0
 
 
+class CountSketch:
+    """A random projection ``R^D -> R^k`` for gradients (count sketch: Charikar, Chen &
+    Farach-Colton 2002), as LESS (Xia et al., 2024) projects LoRA gradients before comparing
+    them: each coordinate ``c`` of a parameter block goes to bucket ``h(c)`` with sign
+    ``s(c)``, so ``E <P x, P y> = <x, y>`` over the draw of ``h, s`` and the error shrinks like
+    ``|x| |y| / sqrt(k)``. The map is fixed by ``seed`` and the block's index (one per trained
+    parameter), so every step of a run projects the same way.
+    """
+
+    def __init__(self, dim: int, seed: int) -> None:
+        if dim < 1:
+            raise ValueError(f"projection dimension must be positive, got {dim}")
+        self.dim, self.seed = int(dim), int(seed)
+        self._maps: dict[tuple[int, int], object] = {}
+
+    def __call__(self, block: int, X: NDArray) -> NDArray[np.float64]:
+        """``X`` (rows of a block's flattened coordinates, ``(b, D)``) projected: ``(b, k)``."""
+        from scipy.sparse import csr_matrix
+
+        X = np.asarray(X, dtype=np.float64)
+        D = X.shape[1]
+        key = (block, D)
+        if key not in self._maps:
+            rng = np.random.default_rng([self.seed, block, D])
+            buckets, signs = rng.integers(0, self.dim, D), rng.choice([-1.0, 1.0], D)
+            self._maps[key] = csr_matrix((signs, (np.arange(D), buckets)), shape=(D, self.dim))
+        return np.asarray(X @ self._maps[key])
+
+
+def projected_cosines(examples: NDArray[np.float64], direction: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``cos(-x_i, d)`` of each row of ``examples`` with ``direction`` (0 where a norm is 0)."""
+    scale = np.linalg.norm(examples, axis=1) * float(np.linalg.norm(direction))
+    return np.divide(-(examples @ direction), scale, out=np.zeros(examples.shape[0]), where=scale > 0)
+
+
 def linear_inrun(
     model: LinearFeatureModel, X1: NDArray, y: NDArray, owners: NDArray[np.int64], n_sellers: int,
     theta0: NDArray, config: SGDConfig, *, order: int = 2, value: bool = True, progress: bool = False,
     validation_batch: int | None = None, n_validation: int | None = None, validation_seed: int | None = None,
-    similarity: bool = False,
+    similarity: bool = False, projection_dim: int | None = None,
 ) -> tuple[NDArray, InRunTrace | None]:
     """Train ``model`` by SGD from ``theta0``; with ``value``, record In-Run Shapley values.
 
@@ -152,7 +187,9 @@ def linear_inrun(
     run, for measuring the overhead). Per step the extra work is one validation gradient
     and, for ``order=2``, one validation Hessian-vector product, plus two matrix products
     over the batch: no per-example gradient is formed. With ``similarity``, also each
-    example's mean ``cos(-g_i, grad U)`` (:attr:`InRunTrace.similarity`, from ghost norms).
+    example's mean ``cos(-g_i, grad U)`` (:attr:`InRunTrace.similarity`, from ghost norms;
+    with ``projection_dim``, of the :class:`CountSketch` projections of ``g_i`` and
+    ``grad U`` instead, which forms the batch's per-example gradients).
 
     With ``validation_batch`` (and the ``n_validation`` points ``model`` holds), each step's
     ``U`` is the mean over that many validation points drawn afresh, without replacement,
@@ -170,6 +207,7 @@ def linear_inrun(
     theta = np.array(theta0, dtype=np.float64, copy=True)
     first, second = np.zeros(n), np.zeros(n)
     cosine_sum, visits = np.zeros(n), np.zeros(n)
+    sketch = CountSketch(projection_dim, config.seed) if similarity and projection_dim else None
     start_utility = model.utility(theta) if value else 0.0
     c = config.weight_decay
     steps = 0
@@ -194,7 +232,12 @@ def linear_inrun(
             if order == 2:
                 hg = on.utility_hvp(theta, G)
                 hess_dots = ghost_dots(Xb, R, hg) + c * float(np.sum(theta * hg))
-            if similarity:
+            if sketch is not None:
+                per_example = Xb[:, :, None] * R[:, None, :] + c * theta[None]  # g_i, (b, d, K)
+                cosine_sum[batch] += projected_cosines(sketch(0, per_example.reshape(batch.size, -1)),
+                                                       sketch(0, grad_u.reshape(1, -1))[0])
+                visits[batch] += 1
+            elif similarity:
                 # ||g_i||^2 = ||x_i||^2 ||r_i||^2 + 2 c x_i^T theta r_i + c^2 ||theta||^2 (ghost norms)
                 norms = (np.einsum("ij,ij->i", Xb, Xb) * np.einsum("ij,ij->i", R, R)
                          + 2 * c * ghost_dots(Xb, R, theta) + c * c * float(np.sum(theta * theta)))

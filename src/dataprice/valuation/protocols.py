@@ -71,9 +71,10 @@ class InRunTrainable(Protocol):
 
     def inrun_trace(self, *, order: int, seed: int, epochs: int | None = None, batch_size: int | None = None,
                     learning_rate: float | None = None, validation_batch: int | None = None,
-                    similarity: bool = False, progress: bool = False) -> Any:
+                    similarity: bool = False, projection_dim: int | None = None, progress: bool = False) -> Any:
         """Train once (``None``: the buyer's own setting; ``validation_batch``: validation
-        points drawn per step, None: all; ``similarity``: also gradient-similarity scores) and
+        points drawn per step, None: all; ``similarity``: also gradient-similarity scores,
+        of gradients projected to ``projection_dim`` coordinates when given) and
         return the
         :class:`~dataprice.valuation.inrun.InRunTrace` of per-example values."""
 

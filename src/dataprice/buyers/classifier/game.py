@@ -81,7 +81,7 @@ class ClassifierGame(Game):
 
     def inrun_trace(self, *, order: int, seed: int, epochs: int | None = None, batch_size: int | None = None,
                     learning_rate: float | None = None, validation_batch: int | None = None,
-                    similarity: bool = False, progress: bool = False):
+                    similarity: bool = False, projection_dim: int | None = None, progress: bool = False):
         """One SGD run of the buyer's softmax regression on all shards, with In-Run Shapley
         values per training point (:mod:`dataprice.buyers.classifier.inrun`)."""
         from dataprice.buyers.classifier.inrun import sgd_config, softmax_inrun
@@ -90,7 +90,7 @@ class ClassifierGame(Game):
             raise TypeError("in-run Shapley trains the classifier's own model (model: logistic, no estimator)")
         config = sgd_config(self.shards, self.regularization, seed, epochs, batch_size, learning_rate)
         return softmax_inrun(self.shards, config, order=order, validation_batch=validation_batch,
-                             similarity=similarity, progress=progress)[1]
+                             similarity=similarity, projection_dim=projection_dim, progress=progress)[1]
 
     def proxy_game(self) -> Game | None:
         """The soft-KNN utility (``K = k_neighbors``) on the same shards, players and money

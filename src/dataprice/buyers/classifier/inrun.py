@@ -29,7 +29,7 @@ def sgd_config(shards: SellerShards, regularization: float, seed: int, epochs: i
 
 
 def softmax_inrun(shards: SellerShards, config: SGDConfig, *, order: int = 2, value: bool = True,
-                  validation_batch: int | None = None, similarity: bool = False,
+                  validation_batch: int | None = None, similarity: bool = False, projection_dim: int | None = None,
                   progress: bool = False) -> tuple[np.ndarray, InRunTrace | None]:
     """Train softmax regression by SGD from zero on every seller's points; with ``value``,
     the run's In-Run Shapley trace (None otherwise: the plain run). ``validation_batch``:
@@ -39,7 +39,8 @@ def softmax_inrun(shards: SellerShards, config: SGDConfig, *, order: int = 2, va
     theta0 = np.zeros((X1.shape[1], shards.n_classes))
     theta, trace = linear_inrun(model, X1, shards.y_train, shards.owners, shards.n_sellers, theta0, config,
                                 order=order, value=value, progress=progress, validation_batch=validation_batch,
-                                n_validation=int(shards.y_val.shape[0]), similarity=similarity)
+                                n_validation=int(shards.y_val.shape[0]), similarity=similarity,
+                                projection_dim=projection_dim)
     if trace is not None:
         trace.extra.update(utility="mean validation log-likelihood", validation_accuracy=model.accuracy(theta))
     return theta, trace

@@ -15,6 +15,11 @@ batch's one backward pass, ``g_i . M = sum_t delta_{i,t} . (M a_{i,t})``: no per
 gradient is formed. Full fine-tuning (``lora_r: 0``: embeddings and norms are trained too)
 is refused. Second order is not offered for this buyer yet (it needs a Hessian-vector
 product of the held-out utility through the LM).
+
+Gradient similarity (:mod:`dataprice.valuation.methods.similarity`) needs each pair's
+gradient norm: a LoRA factor's per-pair gradient is small (``r x d``), so it is formed per
+layer from the same recorded inputs and output gradients, and optionally count-sketched to
+a few coordinates (LESS's random projection of LoRA gradients).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import torch
 
 from dataprice.buyers.dpo.training import DPOConfig, dpo_loss, pair_logprobs
 from dataprice.data.preferences import PreferenceSet
-from dataprice.valuation.inrun import InRunTrace, taylor_split
+from dataprice.valuation.inrun import CountSketch, InRunTrace, projected_cosines, taylor_split
 
 
 class LinearTaps:
@@ -92,6 +97,35 @@ class LinearTaps:
         return total
 
 
+    def example_blocks(self, rows: int) -> list[torch.Tensor]:
+        """Each pair's gradient per trained layer, ``(rows, out * in)`` per layer:
+        ``sum_t delta_{i,t}^T a_{i,t}`` over the recorded calls (for gradient similarity;
+        a LoRA factor's block is small, ``r x d``)."""
+        blocks = []
+        for layer in self.layers:
+            key = id(layer)
+            total = torch.zeros((rows, *layer.weight.shape), dtype=torch.float64)
+            for a, delta in zip(self.inputs[key], self.grads[key], strict=True):
+                if delta is not None:
+                    total += torch.einsum("bto,bti->boi", delta.double(), a.double())
+            blocks.append(total.reshape(rows, -1))
+        return blocks
+
+
+def similarity_scores(blocks: list[torch.Tensor], directions: list[torch.Tensor],
+                      sketch: CountSketch | None) -> np.ndarray:
+    """``cos(-g_i, grad U)`` of each pair from its per-layer gradient ``blocks`` and the
+    held-out gradient's (``directions``, same layers), exact or of their ``sketch``."""
+    if sketch is None:
+        dots = torch.stack([b @ d.reshape(-1).double() for b, d in zip(blocks, directions, strict=True)]).sum(0)
+        norms = torch.stack([(b * b).sum(dim=1) for b in blocks]).sum(0).sqrt()
+        scale = (norms * torch.stack([(d.double() ** 2).sum() for d in directions]).sum().sqrt()).numpy()
+        return np.divide(-dots.numpy(), scale, out=np.zeros(scale.shape[0]), where=scale > 0)
+    projected = np.sum([sketch(k, b.numpy()) for k, b in enumerate(blocks)], axis=0)
+    direction = np.sum([sketch(k, d.reshape(1, -1).double().numpy())[0] for k, d in enumerate(directions)], axis=0)
+    return projected_cosines(projected, direction)
+
+
 def _grad_of(weight: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(weight) if weight.grad is None else weight.grad.detach().clone()
 
@@ -99,12 +133,16 @@ def _grad_of(weight: torch.Tensor) -> torch.Tensor:
 def dpo_inrun(
     base, tokenizer, sold: PreferenceSet, heldout: PreferenceSet, config: DPOConfig, *, learning_rate: float,
     epochs: int | None = None, batch_size: int | None = None, value: bool = True,
-    validation_batch: int | None = None, progress: bool = False,
+    validation_batch: int | None = None, similarity: bool = False, projection_dim: int | None = None,
+    progress: bool = False,
 ) -> tuple[torch.nn.Module, InRunTrace | None]:
     """One SGD run of ``config``'s LoRA policy on ``sold``; with ``value``, the first-order
     In-Run Shapley value of every pair (None otherwise: the plain run, same steps).
     ``validation_batch``: held-out pairs drawn afresh per step for the utility's gradient
-    (stream ``[seed, 1]``; None: all of them), so a step costs a bounded extra pass."""
+    (stream ``[seed, 1]``; None: all of them), so a step costs a bounded extra pass.
+    ``similarity``: also each pair's mean ``cos(-g_i, grad U)`` over its steps, from its
+    per-layer LoRA gradients (exact, or of their :class:`CountSketch` to ``projection_dim``
+    coordinates, LESS-style)."""
     from dataprice.progress import progress as progress_display
 
     if config.lora_r <= 0:
@@ -116,7 +154,9 @@ def dpo_inrun(
     taps = LinearTaps(model) if value else None
     all_idx = list(range(len(sold)))
     ref_sold = pair_logprobs(base, tokenizer, sold, all_idx, config, grad=False)
-    ref_held = pair_logprobs(base, tokenizer, heldout, list(range(len(heldout))), config, grad=False)
+    # (the plain run needs no held-out pass: its time is the training's alone)
+    ref_held = pair_logprobs(base, tokenizer, heldout, list(range(len(heldout))), config, grad=False) if value \
+        else None
 
     validation_rng = np.random.default_rng([config.seed, 1])
     drawn = validation_batch if validation_batch is not None and validation_batch < len(heldout) else 0
@@ -124,6 +164,7 @@ def dpo_inrun(
     def held_utility(with_grad: bool) -> float:
         rows = sorted(validation_rng.choice(len(heldout), drawn, replace=False).tolist()) if with_grad and drawn \
             else list(range(len(heldout)))
+        assert ref_held is not None
         pw, pl = pair_logprobs(model, tokenizer, heldout, rows, config, grad=with_grad)
         utility = -dpo_loss(pw, pl, ref_held[0][rows], ref_held[1][rows], config.beta)
         if with_grad:
@@ -133,6 +174,8 @@ def dpo_inrun(
 
     rng = np.random.default_rng(config.seed)
     first = np.zeros(len(sold))
+    cosine_sum, visits = np.zeros(len(sold)), np.zeros(len(sold))
+    sketch = CountSketch(projection_dim, config.seed) if similarity and projection_dim else None
     steps, started = 0, time.perf_counter()
     model.train()
     start_utility = held_utility(False) if value else 0.0
@@ -156,6 +199,10 @@ def dpo_inrun(
         if taps is not None and directions is not None:
             f, _ = taylor_split(step, taps.dots(directions, len(idx)).numpy(), None)
             first[idx] += f
+            if similarity:
+                cosine_sum[idx] += similarity_scores(taps.example_blocks(len(idx)),
+                                                     [directions[id(layer)] for layer in taps.layers], sketch)
+                visits[idx] += 1
         with torch.no_grad():
             for p in params:
                 p -= step * p.grad
@@ -167,5 +214,7 @@ def dpo_inrun(
     trace = InRunTrace(first=first, second=np.zeros_like(first), owners=np.asarray(sold.owners, dtype=np.int64),
                        n_sellers=sold.n_sellers, utility_change=held_utility(False) - start_utility, order=1,
                        steps=steps, seed=config.seed, validation_points=drawn or len(heldout),
+                       similarity=np.divide(cosine_sum, visits, out=np.zeros(len(sold)), where=visits > 0)
+                       if similarity else None,
                        extra={"utility": "held-out mean log sigma(beta margin)", "seconds": time.perf_counter() - started})
     return model, trace

@@ -60,7 +60,7 @@ class InRunRun(ValuationMethod):
         self.validation_batch, self.seed, self.progress = validation_batch, int(seed), progress
         self.trace: Any = None
 
-    def _train(self, game: Game, *, order: int, similarity: bool = False) -> Any:
+    def _train(self, game: Game, *, order: int, similarity: bool = False, projection_dim: int | None = None) -> Any:
         """The buyer's one in-run training (kept as :attr:`trace`)."""
         if not isinstance(game, InRunTrainable):
             raise TypeError(
@@ -69,13 +69,16 @@ class InRunRun(ValuationMethod):
             )
         self.trace = game.inrun_trace(order=order, seed=self.seed, epochs=self.epochs, batch_size=self.batch_size,
                                       learning_rate=self.learning_rate, validation_batch=self.validation_batch,
-                                      similarity=similarity, progress=self.progress)
+                                      similarity=similarity, projection_dim=projection_dim, progress=self.progress)
         return self.trace
 
 
 class InRunShapleySpec(InRunRunSpec):
     method: Literal["inrun_shapley"]
     order: Literal[1, 2] = 2
+    #: money per unit of the in-run utility (None: the buyer's value_per_quality, which is set
+    #: for its declared utility, e.g. accuracy, not for the validation log-likelihood)
+    value_per_unit: PositiveFloat | None = None
 
     def requires(self) -> frozenset[str]:
         return frozenset({"inrun", "inrun:second_order"} if self.order == 2 else {"inrun"})
@@ -88,6 +91,8 @@ class InRunShapley(InRunRun):
     Args:
         order: 1 (first-order terms: the gradient dot products) or 2 (plus each batch's
             pairwise interactions through the validation Hessian).
+        value_per_unit: money per unit of the in-run utility (None: the buyer's
+            ``value_per_quality``).
         **run: the run's settings (:class:`InRunRun`).
     """
 
@@ -96,20 +101,22 @@ class InRunShapley(InRunRun):
 
     @classmethod
     def from_spec(cls, spec: Any, *, seed: int, progress: bool = False) -> InRunShapley:
-        return cls(order=spec.order, **spec.run_options(), seed=seed, progress=progress)
+        return cls(order=spec.order, value_per_unit=spec.value_per_unit, **spec.run_options(), seed=seed,
+                   progress=progress)
 
-    def __init__(self, *, order: int = 2, **run: Any) -> None:
+    def __init__(self, *, order: int = 2, value_per_unit: float | None = None, **run: Any) -> None:
         super().__init__(**run)
         self.order = order
+        self.value_per_unit = value_per_unit
 
     def fit(self, game: Game) -> InRunShapley:
         trace = self._train(game, order=self.order)
-        scale = cast(InRunTrainable, game).value_per_quality  # _train checked the protocol
+        scale = self.value_per_unit or cast(InRunTrainable, game).value_per_quality  # _train checked the protocol
         result = ValuationResult.exact(
             np.asarray(trace.seller_values(), dtype=np.float64) * scale, game.player_names, self.name, n_evaluations=0,
             note=(f"in-run Shapley, order {trace.order}, of one training run (seed {trace.seed}, {trace.steps} steps): "
                   "sums of per-example splits of each step's validation-utility change"),
-            order=trace.order, steps=trace.steps, training_seed=trace.seed, model_trainings=1,
+            order=trace.order, steps=trace.steps, training_seed=trace.seed, model_trainings=1, value_per_unit=scale,
             utility_change=trace.utility_change * scale, taylor_remainder=trace.remainder * scale,
             validation_points=trace.validation_points, utility=trace.extra.get("utility", ""),
             # per example, in the buyer's order of its training examples (a pairs file's rows)

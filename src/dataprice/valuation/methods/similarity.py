@@ -16,9 +16,10 @@ sources), and are not a basis for payment: reports do not quote them as a seller
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field
 
 from dataprice.valuation.game import Game
 from dataprice.valuation.methods.base import MethodSpec, register_method
@@ -28,6 +29,9 @@ from dataprice.valuation.result import ValuationResult
 
 class GradientSimilaritySpec(InRunRunSpec):
     method: Literal["gradient_similarity"]
+    #: compare count-sketch projections of the gradients (LESS-style) with this many
+    #: coordinates instead of the gradients themselves (None: exact cosines)
+    projection_dim: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
 
     def requires(self) -> frozenset[str]:
         return frozenset({"inrun", "inrun:similarity"})
@@ -43,10 +47,14 @@ class GradientSimilarity(InRunRun):
 
     @classmethod
     def from_spec(cls, spec: Any, *, seed: int, progress: bool = False) -> GradientSimilarity:
-        return cls(**spec.run_options(), seed=seed, progress=progress)
+        return cls(projection_dim=spec.projection_dim, **spec.run_options(), seed=seed, progress=progress)
+
+    def __init__(self, *, projection_dim: int | None = None, **run: Any) -> None:
+        super().__init__(**run)
+        self.projection_dim = projection_dim
 
     def fit(self, game: Game) -> GradientSimilarity:
-        trace = self._train(game, order=1, similarity=True)
+        trace = self._train(game, order=1, similarity=True, projection_dim=self.projection_dim)
         if trace.similarity is None:
             raise TypeError(f"the {type(game).__name__} in-run training does not compute gradient similarity")
         sums = np.bincount(trace.owners, weights=trace.similarity, minlength=game.n_players)
@@ -58,6 +66,7 @@ class GradientSimilarity(InRunRun):
                   f"training run (seed {trace.seed}, {trace.steps} steps): a screening score in [-1, 1], not a "
                   "semivalue and not a payment basis"),
             semivalue=False, steps=trace.steps, training_seed=trace.seed, model_trainings=1,
+            projection_dim=self.projection_dim,
         )
         self._result = replace(result, seed=self.seed)
         return self
