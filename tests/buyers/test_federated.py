@@ -117,3 +117,70 @@ def test_reconstruction_replays_the_server_rule_so_the_grand_coalition_is_the_tr
     if aggregator in ("fedavgm", "fedadam"):  # the raw sum of aggregates is not the trained model
         raw = run.thetas[0] + np.cumsum(np.einsum("j,tjp->tp", run.sizes / run.sizes.sum(), run.updates), axis=0)
         assert np.abs(raw[-1] - trained[-1]).max() > 1e-2 * scale
+
+
+# --- in-run values from the stored run ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("aggregator", [*AGGREGATORS, "fedrandom"])
+def test_inrun_splits_each_round_by_the_shapley_values_of_its_quadratic_local_game(shards, aggregator):
+    """The clients' parts add up to the server's actual step under every rule (momentum and
+    Adam moments carried per client); per round, the closed form equals brute-force exact
+    Shapley of the second-order local game ``v(S) = grad U . u_S + u_S . H u_S / 2``; and the
+    values account for the run's utility change up to a remainder that shrinks with the
+    steps (under 3% of the change at client rate 0.001)."""
+    from dataprice.buyers.federated.inrun import client_parts, federated_inrun
+    from dataprice.models.softmax import SoftmaxValidation, with_intercept
+    from dataprice.valuation.game import TabulatedGame, masks_to_coalitions
+
+    run = train_federated(shards, aggregator, FederatedConfig(rounds=4), seed=2)
+    model = SoftmaxValidation(with_intercept(shards.X_val), shards.y_val, shards.n_classes)
+    shape = (model.X1_val.shape[1], shards.n_classes)
+    coalitions = masks_to_coalitions(np.arange(32), 5)
+    total = np.zeros(5)
+    for t, parts in enumerate(client_parts(run)):
+        np.testing.assert_allclose(parts.sum(axis=0), run.thetas[t + 1] - run.thetas[t], rtol=1e-9, atol=1e-12)
+        theta = run.thetas[t].reshape(shape)
+        grad = model.utility_gradient(theta).reshape(-1)
+        u = coalitions @ parts
+        hu = np.array([model.utility_hvp(theta, row.reshape(shape)).reshape(-1) for row in u])
+        local = TabulatedGame(u @ grad + 0.5 * np.einsum("cp,cp->c", u, hu))
+        total += ExactShapley().fit(local).result.values
+    trace = federated_inrun(shards, run, order=2)
+    np.testing.assert_allclose(trace.values, total, rtol=1e-8, atol=1e-12)
+    assert trace.steps == 4
+    small = train_federated(shards, aggregator, FederatedConfig(rounds=10, client_lr=0.001), seed=2)
+    second, first = federated_inrun(shards, small, order=2), federated_inrun(shards, small, order=1)
+    assert abs(second.remainder) < min(0.03 * abs(second.utility_change), abs(first.remainder))
+
+
+def test_inrun_values_of_a_users_table_through_the_cli_pay_every_rule(tmp_path, capsys):
+    """The federated buyer on a user's CSV: ``inrun_shapley`` reads the stored run (no
+    retraining), the client whose labels are all flipped gets the lowest value, the rules
+    pay on the in-run values, and a training setting given to the method is refused in one
+    line (the run is the buyer's)."""
+    import pandas as pd
+
+    from dataprice.cli import main
+
+    from .test_classifier_tables import five_owners_last_flipped, run_cli, values, write_scenario
+
+    five_owners_last_flipped(tmp_path / "five.csv")
+    buyer = {"task": "federated", "table": {"file": "five.csv"}, "aggregator": "fedavgm", "rounds": 10}
+    valuation = [{"method": "inrun_shapley", "order": 2}, {"method": "gradient_similarity"}, {"method": "exact_shapley"}]
+    market = {"payment_rules": ["loo", "myerson", "vcg"], "value_basis": "inrun_shapley"}
+    scenario = write_scenario(tmp_path, buyer, count=5, valuation=valuation, market=market)
+    assert run_cli(scenario, tmp_path / "a") == 0
+    a = values(tmp_path / "a")
+    phi = a["value[inrun_shapley]"].to_numpy()
+    assert int(np.argmin(phi)) == 4 and int(np.argmin(a["value[gradient_similarity]"].to_numpy())) == 4
+    chosen = phi >= a["bid"].to_numpy()
+    for rule in market["payment_rules"]:
+        np.testing.assert_allclose(a[f"payment[{rule}]"], np.where(chosen, phi, 0.0), rtol=1e-9, atol=1e-12)
+    bad = write_scenario(tmp_path, buyer, count=5, name="bad", market=market,
+                         valuation=[{"method": "inrun_shapley", "learning_rate": 0.5}])
+    assert main(["run", str(bad), "--out", str(tmp_path / "b"), "--quiet"]) == 2
+    assert not (tmp_path / "b").exists()
+    err = capsys.readouterr().err.strip()
+    assert "valuation[0].method: 'inrun_shapley' needs an in-run training of its own" in err and "\n" not in err
+    assert isinstance(pd.read_csv(tmp_path / "a" / "examples.csv"), pd.DataFrame)

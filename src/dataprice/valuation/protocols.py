@@ -30,6 +30,9 @@ CAPABILITIES = {
     "inrun": "one training run whose steps are split among the batch's examples (In-Run Data Shapley)",
     "inrun:similarity": "gradient-similarity scores from its in-run training (the classifier's)",
     "inrun:second_order": "second-order in-run terms (a validation Hessian-vector product per step; order: 1 needs none)",
+    "inrun:settings": "an in-run training of its own with the method's epochs, batch_size and learning_rate (the "
+                      "federated buyer values its stored run: leave them out)",
+    "inrun:projection": "projected gradients for gradient similarity (projection_dim)",
 }
 
 

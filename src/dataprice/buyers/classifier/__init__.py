@@ -199,7 +199,7 @@ class ClassifierBuyer(ShardsBuyer):
     label: ClassVar[str] = "a classifier trained on the sellers' data shards"
     offers: ClassVar[frozenset[str]] = frozenset(
         {"knn", "copies", "unlearning:newton", "unlearning:gradient_ascent", "inrun", "inrun:second_order",
-         "inrun:similarity"}
+         "inrun:similarity", "inrun:settings", "inrun:projection"}
     )
 
     @model_validator(mode="after")

@@ -97,7 +97,8 @@ class DPOBuyer(Buyer):
     def capabilities(self) -> frozenset[str]:
         if self.utility == "generation":
             return frozenset()
-        return self.offers | ({"inrun", "inrun:similarity"} if self.training.lora_r > 0 else set())
+        inrun = {"inrun", "inrun:similarity", "inrun:settings", "inrun:projection"}
+        return self.offers | (inrun if self.training.lora_r > 0 else set())
 
     def problems(self, scenario: Any) -> Iterable[str]:
         n = scenario.sellers.count

@@ -55,6 +55,8 @@ class FederatedBuyer(ShardsBuyer):
     ground_truth: bool = False  # with compare_aggregators: retraining Shapley (2^n - 1 runs per seed)
 
     label: ClassVar[str] = "a buyer training a classifier by federated learning over the sellers' shards"
+    #: in-run values split each round's server step among the clients (from the stored run)
+    offers: ClassVar[frozenset[str]] = frozenset({"inrun", "inrun:second_order", "inrun:similarity"})
 
     def problems(self, scenario: Any) -> Iterable[str]:
         yield from super().problems(scenario)
@@ -82,7 +84,7 @@ class FederatedBuyer(ShardsBuyer):
         shards = self.shards(context.scenario, context.seed, copies=False)
         run = train_federated(shards, self.aggregator, self.config(), pool=self.pool, seed=context.seed)
         game = FederatedGame(shards, run, reconstruction=self.reconstruction,
-                             value_per_quality=self.value_per_quality, player_names=context.names)
+                             value_per_quality=self.value_per_quality, player_names=context.names, seed=context.seed)
         contributions = pd.DataFrame(
             {"seller": context.names, "data_points": shards.shard_sizes(), "noisy_label_fraction": shards.noisy_fraction()}
         )

@@ -197,10 +197,10 @@ class FederatedGame(Game):
 
     def __init__(
         self, shards: SellerShards, run: FederatedRun, *, reconstruction: str = "multi_round",
-        value_per_quality: float = 1.0, player_names: Sequence[str] | None = None,
+        value_per_quality: float = 1.0, player_names: Sequence[str] | None = None, seed: int = 0,
     ) -> None:
         super().__init__(shards.n_sellers, player_names)
-        self.shards, self.run = shards, run
+        self.shards, self.run, self.seed = shards, run, int(seed)  # seed: the run's
         self.reconstruction = reconstruction
         self.value_per_quality = float(value_per_quality)
         self.model = SoftmaxRegression(shards.X_train.shape[1], shards.n_classes, 0.0)
@@ -209,6 +209,22 @@ class FederatedGame(Game):
 
     def _accuracy(self, theta: NDArray) -> float:
         return self.model.accuracy(theta, self.X1_val, self.shards.y_val)
+
+    def inrun_trace(self, *, order: int, seed: int, epochs: int | None = None, batch_size: int | None = None,
+                    learning_rate: float | None = None, validation_batch: int | None = None,
+                    similarity: bool = False, projection_dim: int | None = None, progress: bool = False):
+        """Per-client In-Run Shapley values of the stored run, round by round
+        (:mod:`dataprice.buyers.federated.inrun`): nothing is trained again, so the run's
+        settings are the buyer's (``rounds``, ``client_lr``, ...), not the method's."""
+        from dataprice.buyers.federated.inrun import federated_inrun
+
+        given = [name for name, v in (("epochs", epochs), ("batch_size", batch_size), ("learning_rate", learning_rate),
+                                      ("projection_dim", projection_dim)) if v is not None]
+        if given:
+            raise ValueError(f"the federated buyer values its own stored run: remove {given[0]!r} from the method "
+                             "(the run's settings are buyer.rounds, buyer.client_lr, buyer.batch_size, ...)")
+        return federated_inrun(self.shards, self.run, order=order, validation_batch=validation_batch,
+                               similarity=similarity, seed=self.seed, validation_seed=seed)
 
     def reconstruct(self, coalition: NDArray[np.bool_]) -> list[NDArray]:
         """The coalition's model after each round (one-round: from ``theta_0``; multi-round:

@@ -34,6 +34,11 @@ class InRunRunSpec(MethodSpec):
     learning_rate: PositiveFloat | None = None
     validation_batch: PositiveInt | None = None  # validation points drawn per step (None: all)
 
+    def requires(self) -> frozenset[str]:
+        """``inrun``, and ``inrun:settings`` when the run's own settings are given."""
+        given = any(v is not None for v in (self.epochs, self.batch_size, self.learning_rate))
+        return frozenset({"inrun", "inrun:settings"} if given else {"inrun"})
+
     def run_options(self) -> dict[str, Any]:
         return {"epochs": self.epochs, "batch_size": self.batch_size, "learning_rate": self.learning_rate,
                 "validation_batch": self.validation_batch}
@@ -81,7 +86,7 @@ class InRunShapleySpec(InRunRunSpec):
     value_per_unit: PositiveFloat | None = None
 
     def requires(self) -> frozenset[str]:
-        return frozenset({"inrun", "inrun:second_order"} if self.order == 2 else {"inrun"})
+        return super().requires() | ({"inrun:second_order"} if self.order == 2 else set())
 
 
 @register_method

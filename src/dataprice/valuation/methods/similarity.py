@@ -34,7 +34,7 @@ class GradientSimilaritySpec(InRunRunSpec):
     projection_dim: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
 
     def requires(self) -> frozenset[str]:
-        return frozenset({"inrun", "inrun:similarity"})
+        return super().requires() | {"inrun:similarity"} | ({"inrun:projection"} if self.projection_dim else set())
 
 
 @register_method
