@@ -22,6 +22,7 @@ Shapley (2^n - 1 trainings, through ``--cache``: policies trained before are rea
     python benchmarks/inrun_shapley.py [--repeats 5] [--large 200000]
     python benchmarks/inrun_shapley.py --dpo tiny --owners 4 [--cache DIR]
     python benchmarks/inrun_shapley.py --dpo smollm2 --owners 6 --learning-rate 0.05 --repeats 1 --overhead-only
+    python benchmarks/inrun_shapley.py --federated
 """
 
 from __future__ import annotations
@@ -68,11 +69,17 @@ def main() -> None:
     parser.add_argument("--owners", type=int, default=4)
     parser.add_argument("--learning-rate", type=float, default=0.005, help="SGD rate of the DPO run")
     parser.add_argument("--cache", type=Path, default=None, help="DPO policy folder kept between runs")
+    parser.add_argument("--federated", action="store_true",
+                        help="the federated buyer instead: in-run values of its stored run against retraining")
     parser.add_argument("--overhead-only", action="store_true",
                         help="DPO: time the plain run and held-out batches of 8 and 4 only (no references)")
     args = parser.parse_args()
     if args.dpo:
         dpo(args)
+        return
+    if args.federated:
+        with threadpool_limits(1):
+            federated(args)
         return
     n = args.sellers
     noisy = [n - 2, n - 1]
@@ -121,6 +128,41 @@ def row(name: str, shards, repeats: int, *, exact: bool) -> None:
           f"{first / plain:.2f}x / {second / plain:.2f}x / {batched / plain:.2f}x | {rem[1]:+.3f} / {rem[2]:+.3f} | "
           f"{agreement} | {auc[1]:.3f} / {auc[2]:.3f} / {auc_sub:.3f} | {auc_similarity:.3f} | {between:.3f} |",
           flush=True)
+
+def federated(args) -> None:
+    """Per aggregator: the in-run values of the stored run (orders 1 and 2) against exact
+    Shapley of the reconstruction game and of retraining (2^n - 1 federated runs)."""
+    from dataprice.buyers.federated.inrun import federated_inrun
+    from dataprice.buyers.federated.training import (
+        FederatedConfig,
+        FederatedGame,
+        FederatedRetrainingGame,
+        train_federated,
+    )
+
+    n = 6
+    shards = make_shards("breast_cancer", n, seed=1, partition="dirichlet", alpha=0.5, noisy_sellers=[n - 1],
+                         noise_fraction=0.8)
+    print(f"{n} clients (breast cancer, Dirichlet 0.5, client {n - 1} with 80% of labels redrawn), 20 rounds\n")
+    print("| aggregator | client rate | in-run time | remainder / change (1 / 2) | Spearman vs reconstruction Shapley "
+          "(1 / 2) | vs retraining Shapley (1 / 2) | noisy client last (2) |")
+    print("|---|---|---|---|---|---|---|")
+    for aggregator in ("fedavg", "fedavgm", "fedadam", "fedrandom"):
+        for rate in (0.1, 0.01):
+            config = FederatedConfig(rounds=20, client_lr=rate)
+            run = train_federated(shards, aggregator, config, seed=0)
+            started = time.perf_counter()
+            traces = {order: federated_inrun(shards, run, order=order) for order in (1, 2)}
+            seconds = (time.perf_counter() - started) / 2
+            reconstruction = ExactShapley().fit(tabulate(FederatedGame(shards, run))).result.values
+            retraining = ExactShapley().fit(tabulate(FederatedRetrainingGame(shards, aggregator, config, seed=0)))
+            rho = {o: (spearmanr(t.seller_values(), reconstruction).statistic,
+                       spearmanr(t.seller_values(), retraining.result.values).statistic) for o, t in traces.items()}
+            rem = {o: t.remainder / t.utility_change for o, t in traces.items()}
+            print(f"| {aggregator} | {rate} | {seconds * 1e3:.1f} ms | {rem[1]:+.3f} / {rem[2]:+.3f} | "
+                  f"{rho[1][0]:.3f} / {rho[2][0]:.3f} | {rho[1][1]:.3f} / {rho[2][1]:.3f} | "
+                  f"{'yes' if int(np.argmin(traces[2].seller_values())) == n - 1 else 'no'} |", flush=True)
+
 
 def dpo(args) -> None:
     from dataprice.buyers import dpo_base_model
