@@ -35,8 +35,9 @@ def no_utilities() -> pd.DataFrame:
 
 def utility_values(game: Game, market, outcomes: dict[str, list[Outcome]]) -> pd.DataFrame:
     """Long table ``utility, quantity, seller, amount``: ``quantity`` is ``shapley``,
-    ``banzhaf`` or ``payment[rule]`` (the last round re-settled under that utility, when
-    ``market`` is a subset market over the buyer's values)."""
+    ``banzhaf`` or ``payment[rule]`` (the last round's reports settled again under that
+    utility, when ``market`` is a subset market over the buyer's values; without the round's
+    value shocks or budget, if the scenario has them)."""
     if not isinstance(game, MultiUtility) or game.n_players > MAX_ROBUSTNESS_SELLERS:
         return no_utilities()
     variants = game.utility_variants()

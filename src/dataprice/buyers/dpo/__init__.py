@@ -97,7 +97,7 @@ class DPOBuyer(Buyer):
     def capabilities(self) -> frozenset[str]:
         if self.utility == "generation":
             return frozenset()
-        inrun = {"inrun", "inrun:similarity", "inrun:settings", "inrun:projection"}
+        inrun = {"inrun", "inrun:second_order", "inrun:similarity", "inrun:settings", "inrun:projection"}
         return self.offers | (inrun if self.training.lora_r > 0 else set())
 
     def problems(self, scenario: Any) -> Iterable[str]:

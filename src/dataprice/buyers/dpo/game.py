@@ -132,8 +132,8 @@ class DPOShapleyGame(Game):
     def inrun_trace(self, *, order: int, seed: int, epochs: int | None = None, batch_size: int | None = None,
                     learning_rate: float | None = None, validation_batch: int | None = None,
                     similarity: bool = False, projection_dim: int | None = None, progress: bool = False):
-        """One SGD run of the LoRA policy on every owner's pairs with first-order In-Run
-        Shapley values per pair (:mod:`dataprice.buyers.dpo.inrun`), and with ``similarity``
+        """One SGD run of the LoRA policy on every owner's pairs with In-Run Shapley values
+        per pair (order 1 or 2) (:mod:`dataprice.buyers.dpo.inrun`), and with ``similarity``
         each pair's gradient-similarity score; the learning rate defaults to the buyer's (an
         AdamW rate: SGD usually wants a larger one)."""
         from dataclasses import replace
@@ -142,14 +142,12 @@ class DPOShapleyGame(Game):
 
         if self.context is None:
             raise TypeError("this DPO game was built without its training context; in-run Shapley needs it")
-        if order != 1:
-            raise ValueError("in-run Shapley for the DPO buyer is first order only (order: 1)")
         c = self.context
         config = replace(c.config, seed=seed % (2**31))
         return dpo_inrun(c.base, c.tokenizer, c.sold, c.heldout, config,
                          learning_rate=learning_rate or c.config.learning_rate, epochs=epochs,
                          batch_size=batch_size, validation_batch=validation_batch, similarity=similarity,
-                         projection_dim=projection_dim, progress=progress)[1]
+                         projection_dim=projection_dim, order=order, progress=progress)[1]
 
     def utility_variants(self) -> dict[str, Game]:
         """This game under each margin utility (``accuracy``, ``logsigmoid``), the declared one

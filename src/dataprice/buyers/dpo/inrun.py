@@ -13,8 +13,10 @@ weight of a linear layer (the LoRA factors ``A`` and ``B``), whose per-pair grad
 chosen and rejected sequences). With the layer's inputs and output gradients recorded in the
 batch's one backward pass, ``g_i . M = sum_t delta_{i,t} . (M a_{i,t})``: no per-pair
 gradient is formed. Full fine-tuning (``lora_r: 0``: embeddings and norms are trained too)
-is refused. Second order is not offered for this buyer yet (it needs a Hessian-vector
-product of the held-out utility through the LM).
+is refused. Second order (``order=2``) adds each pair's share of the batch's interactions,
+``(s^2 / 2) g_i . H_U G_B``: the held-out Hessian-vector product ``H_U G_B`` comes from central
+differences of the held-out gradient (two more held-out passes per step), and its dot
+product with each pair's gradient is a ghost product again.
 
 Gradient similarity (:mod:`dataprice.valuation.methods.similarity`) needs each pair's
 gradient norm: a LoRA factor's per-pair gradient is small (``r x d``), so it is formed per
@@ -126,6 +128,35 @@ def similarity_scores(blocks: list[torch.Tensor], directions: list[torch.Tensor]
     return projected_cosines(projected, direction)
 
 
+#: Central-difference step of :func:`heldout_hvp`, relative to the trained weights' norm.
+HVP_STEP = 1e-3
+
+
+def heldout_hvp(layers: list[torch.nn.Linear], direction: dict[int, torch.Tensor], gradient) -> dict[int, torch.Tensor]:
+    """``H_U v`` for the trained ``layers``' weights by central differences of the held-out
+    gradient: ``[grad U(theta + h u) - grad U(theta - h u)] |v| / (2 h)`` with ``u = v / |v|``
+    and ``h = HVP_STEP * max(1, |theta|)``. ``gradient()`` leaves ``grad U`` in the weights'
+    ``.grad``; the weights are restored exactly (the same tensors are added and taken away
+    in float64 and copied back)."""
+    norm = float(torch.stack([(direction[id(m)].double() ** 2).sum() for m in layers]).sum().sqrt())
+    if norm == 0.0:
+        return {id(m): torch.zeros_like(m.weight) for m in layers}
+    size = float(torch.stack([(m.weight.detach().double() ** 2).sum() for m in layers]).sum().sqrt())
+    h = HVP_STEP * max(1.0, size)
+    saved = {id(m): m.weight.detach().clone() for m in layers}
+    grads = []
+    for sign in (1.0, -1.0):
+        with torch.no_grad():
+            for m in layers:
+                m.weight.copy_((saved[id(m)].double() + sign * h / norm * direction[id(m)].double()).to(m.weight.dtype))
+        gradient()
+        grads.append({id(m): _grad_of(m.weight).double() for m in layers})
+    with torch.no_grad():
+        for m in layers:
+            m.weight.copy_(saved[id(m)])
+    return {key: ((grads[0][key] - grads[1][key]) * (norm / (2 * h))).to(saved[key].dtype) for key in saved}
+
+
 def _grad_of(weight: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(weight) if weight.grad is None else weight.grad.detach().clone()
 
@@ -134,7 +165,7 @@ def dpo_inrun(
     base, tokenizer, sold: PreferenceSet, heldout: PreferenceSet, config: DPOConfig, *, learning_rate: float,
     epochs: int | None = None, batch_size: int | None = None, value: bool = True,
     validation_batch: int | None = None, similarity: bool = False, projection_dim: int | None = None,
-    progress: bool = False,
+    order: int = 1, progress: bool = False,
 ) -> tuple[torch.nn.Module, InRunTrace | None]:
     """One SGD run of ``config``'s LoRA policy on ``sold``; with ``value``, the first-order
     In-Run Shapley value of every pair (None otherwise: the plain run, same steps).
@@ -142,9 +173,14 @@ def dpo_inrun(
     (stream ``[seed, 1]``; None: all of them), so a step costs a bounded extra pass.
     ``similarity``: also each pair's mean ``cos(-g_i, grad U)`` over its steps, from its
     per-layer LoRA gradients (exact, or of their :class:`CountSketch` to ``projection_dim``
-    coordinates, LESS-style)."""
+    coordinates, LESS-style). ``order=2``: also each pair's share of the batch's interaction
+    terms, ``(s^2 / 2) g_i . H_U G_B``, with the held-out Hessian-vector product ``H_U G_B`` by
+    central differences of the held-out gradient (:func:`heldout_hvp`: two more held-out
+    passes per step, on the step's held-out pairs)."""
     from dataprice.progress import progress as progress_display
 
+    if order not in (1, 2):
+        raise ValueError(f"order must be 1 or 2, got {order}")
     if config.lora_r <= 0:
         raise ValueError("in-run Shapley for the DPO buyer trains LoRA adapters; set buyer.training.lora_r > 0")
     epochs = epochs or config.epochs
@@ -161,9 +197,9 @@ def dpo_inrun(
     validation_rng = np.random.default_rng([config.seed, 1])
     drawn = validation_batch if validation_batch is not None and validation_batch < len(heldout) else 0
 
-    def held_utility(with_grad: bool) -> float:
-        rows = sorted(validation_rng.choice(len(heldout), drawn, replace=False).tolist()) if with_grad and drawn \
-            else list(range(len(heldout)))
+    every_row = list(range(len(heldout)))
+
+    def held_utility(with_grad: bool, rows: list[int] = every_row) -> float:
         assert ref_held is not None
         pw, pl = pair_logprobs(model, tokenizer, heldout, rows, config, grad=with_grad)
         utility = -dpo_loss(pw, pl, ref_held[0][rows], ref_held[1][rows], config.beta)
@@ -173,7 +209,7 @@ def dpo_inrun(
         return float(utility.detach())
 
     rng = np.random.default_rng(config.seed)
-    first = np.zeros(len(sold))
+    first, second = np.zeros(len(sold)), np.zeros(len(sold))
     cosine_sum, visits = np.zeros(len(sold)), np.zeros(len(sold))
     sketch = CountSketch(projection_dim, config.seed) if similarity and projection_dim else None
     steps, started = 0, time.perf_counter()
@@ -183,8 +219,9 @@ def dpo_inrun(
     flat = [order[s:s + batch_size].tolist() for order in batches for s in range(0, len(order), batch_size)]
     for idx in progress_display(flat, desc="in-run DPO", enabled=progress):
         directions = None
+        rows = sorted(validation_rng.choice(len(heldout), drawn, replace=False).tolist()) if drawn else every_row
         if taps is not None:
-            held_utility(True)
+            held_utility(True, rows)
             directions = {id(layer): _grad_of(layer.weight) for layer in taps.layers}
             taps.clear()
             taps.recording = True
@@ -197,8 +234,16 @@ def dpo_inrun(
         loss.backward()
         step = learning_rate / len(idx)
         if taps is not None and directions is not None:
-            f, _ = taylor_split(step, taps.dots(directions, len(idx)).numpy(), None)
+            hessian_dots = None
+            if order == 2:
+                batch_grad = {id(layer): _grad_of(layer.weight) for layer in taps.layers}  # G_B
+                hvp = heldout_hvp(taps.layers, batch_grad, lambda step_rows=rows: held_utility(True, step_rows))
+                hessian_dots = taps.dots(hvp, len(idx)).numpy()
+                for layer in taps.layers:  # the step uses G_B: put it back where the HVP's passes left theirs
+                    layer.weight.grad = batch_grad[id(layer)]
+            f, q = taylor_split(step, taps.dots(directions, len(idx)).numpy(), hessian_dots)
             first[idx] += f
+            second[idx] += q
             if similarity:
                 cosine_sum[idx] += similarity_scores(taps.example_blocks(len(idx)),
                                                      [directions[id(layer)] for layer in taps.layers], sketch)
@@ -211,8 +256,8 @@ def dpo_inrun(
     if taps is None:
         return model, None
     taps.remove()
-    trace = InRunTrace(first=first, second=np.zeros_like(first), owners=np.asarray(sold.owners, dtype=np.int64),
-                       n_sellers=sold.n_sellers, utility_change=held_utility(False) - start_utility, order=1,
+    trace = InRunTrace(first=first, second=second, owners=np.asarray(sold.owners, dtype=np.int64),
+                       n_sellers=sold.n_sellers, utility_change=held_utility(False) - start_utility, order=order,
                        steps=steps, seed=config.seed, validation_points=drawn or len(heldout),
                        similarity=np.divide(cosine_sum, visits, out=np.zeros(len(sold)), where=visits > 0)
                        if similarity else None,

@@ -35,17 +35,29 @@ buyer's reconstruction game measures.
 from __future__ import annotations
 
 import time
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from dataprice.buyers.federated.training import FederatedRun
 from dataprice.data.shards import SellerShards
 from dataprice.models.softmax import SoftmaxValidation, with_intercept
 from dataprice.valuation.inrun import InRunTrace, taylor_split
 
 
-def client_parts(run: FederatedRun) -> list[NDArray[np.float64]]:
+class StoredRun(Protocol):
+    """What this module reads of a federated run's record
+    (:class:`~dataprice.buyers.federated.training.FederatedRun`, which calls it)."""
+
+    thetas: list[NDArray]  # theta_0 .. theta_T
+    updates: NDArray  # (T, n, p)
+    rules: list[str]
+    sizes: NDArray[np.int64]
+    config: Any  # FederatedConfig: server_lr, momentum, adam_lr, adam_betas, adam_tau
+    server_states: list[tuple[NDArray, NDArray, NDArray]]
+
+
+def client_parts(run: StoredRun) -> list[NDArray[np.float64]]:
     """``u[t]``, shape ``(n, p)``: each client's part of round ``t``'s server step (module
     docstring); ``u[t].sum(0) == theta_{t+1} - theta_t`` up to rounding."""
     c = run.config
@@ -68,7 +80,7 @@ def client_parts(run: FederatedRun) -> list[NDArray[np.float64]]:
     return out
 
 
-def federated_inrun(shards: SellerShards, run: FederatedRun, *, order: int = 2, validation_batch: int | None = None,
+def federated_inrun(shards: SellerShards, run: StoredRun, *, order: int = 2, validation_batch: int | None = None,
                     similarity: bool = False, seed: int = 0, validation_seed: int = 0) -> InRunTrace:
     """Per-client In-Run Shapley values of the stored federated ``run`` (one "example" per
     client; ``seed``: the run's, recorded). ``validation_batch``: validation points drawn per
