@@ -63,7 +63,7 @@ def test_share_swapped_is_the_kendall_discordance_and_known_cases():
     # the same ranking at another scale: nothing swaps before 135 degrees (past w, towards -u)
     (same,) = compare_utilities({"u": x, "w": 7.0 * x}, "u")
     assert same.spearman == 1.0 and same.swapped == 0.0 and np.isclose(same.first_swap, 135.0)
-    assert "Spearman 1.00" in same.sentence()
+    assert "Spearman 1.00" in same.sentence() and "no mix of the two changes the order" in same.sentence()
 
 
 def test_ties_under_the_declared_utility_are_left_out_and_a_zero_utility_has_no_direction():

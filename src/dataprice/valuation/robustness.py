@@ -91,9 +91,15 @@ class UtilityComparison:
 
     def sentence(self) -> str:
         """The comparison in one line of the report."""
-        turn = (f"turning the utility {self.first_swap:.1f} degrees towards {self.other} (90 is {self.other} "
-                f"itself) changes the order of a first pair of sellers, {self.tenth_swap:.1f} degrees a tenth of them"
-                if np.isfinite(self.first_swap) else "no two sellers are ordered under the declared utility")
+        if not np.isfinite(self.first_swap):
+            turn = "no two sellers are ordered under the declared utility"
+        elif self.first_swap > 90.0:
+            turn = (f"no mix of the two changes the order of any pair: the first swap is at {self.first_swap:.1f} "
+                    f"degrees, past {self.other} (90), a tenth of the pairs by {self.tenth_swap:.1f}")
+        else:
+            turn = (f"turning the utility {self.first_swap:.1f} degrees towards {self.other} (90 is {self.other} "
+                    f"itself) changes the order of a first pair of sellers, {self.tenth_swap:.1f} degrees a tenth "
+                    "of them")
         return (f"{self.semivalue.capitalize()} values under {self.declared} and {self.other}: Spearman "
                 f"{self.spearman:.2f}, Kendall {self.kendall:.2f}; {self.swapped:.0%} of the pairs of sellers are "
                 f"ordered differently; {turn}.")
