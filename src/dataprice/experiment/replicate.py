@@ -169,8 +169,8 @@ def buyer_condition_findings(market, outcomes: dict[str, list[Outcome]]) -> list
     return []
 
 
-#: Relative gap between what the basis values add up to and the buyer's own ``v(N) - v(empty)``
-#: above which the report warns that the payments use another measure of quality.
+#: Relative gap between the basis values of the sellers bought and the buyer's own value of
+#: their data above which the report warns that the payments use another measure of quality.
 BASIS_GAP = 0.25
 
 
