@@ -32,6 +32,14 @@ def test_small_run_of_a_library_scenario():
     run = dp.run(Path(__file__).resolve().parent.parent / "scenarios" / "reseller.yaml", small=True, progress=False)
     assert run.scenario.name == "reseller_small"
     assert all(getattr(m, "max_evaluations", None) is None or m.max_evaluations <= 300 for m in run.scenario.valuation)
+    # in a notebook: a one-line repr (not the 11.8k characters of the dataclass), and a summary table
+    text = repr(run)
+    assert len(text) < 400 and "\n" not in text and text.startswith("RunResult('reseller_small': 5 sellers")
+    assert "smoke test" in text
+    html = run._repr_html_()
+    assert html.count("<tr") == 1 + len(run.rules) and "total_paid" in html and "Smoke test" in html
+    for rule in run.rules:
+        assert f"<td>{rule}</td>" in html
 
 
 def test_bad_input_is_one_line():

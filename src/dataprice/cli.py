@@ -1,4 +1,4 @@
-"""Command line: ``dataprice run | compare | report | diff | validate``.
+"""Command line: ``dataprice run | compare | report | diff | validate | init``.
 
 Exit codes: 0 success, 2 bad input (scenario, data, output path), 1 unexpected failure
 (one line; ``--traceback`` shows the whole traceback), 130 interrupted.
@@ -178,6 +178,61 @@ def _check_replaceable_file(path: Path, first_line: str) -> None:
         raise OutputError(f"--out {excerpt(str(path), 200)} exists and was not written by dataprice diff; choose another name")
 
 
+def _cmd_init(args: argparse.Namespace) -> int:
+    """Write an annotated scenario template; an existing path is never overwritten."""
+    from dataprice.inputs import excerpt, path_problem
+    from dataprice.scenario.templates import TEMPLATES
+
+    path: Path = args.file
+    problem = path_problem(path)
+    if problem:
+        raise OutputError(f"init: {problem} (got {excerpt(str(path))})")
+    if path.exists() or path.is_symlink():
+        raise OutputError(f"init: {excerpt(str(path), 200)} exists; dataprice init never overwrites a file, choose "
+                          "another name")
+    if path.suffix not in (".yaml", ".yml"):
+        raise OutputError(f"init: a scenario file ends in .yaml or .yml (got {excerpt(str(path), 200)})")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("x", encoding="utf-8") as fh:  # "x": fails rather than replace a file made meanwhile
+        fh.write(TEMPLATES[args.buyer])
+    print(f"wrote {path} ({args.buyer} buyer). Check it: dataprice validate {path}; try it: "
+          f"dataprice run {path} --small")
+    return 0
+
+
+#: Each subcommand's description and example, shown by ``dataprice COMMAND --help``.
+HELP = {
+    "run": ("Run a scenario: build the buyer's game, value the sellers with every method, settle the "
+            "market under every payment rule, audit truthfulness, and write the compensation report "
+            "(report.html, report.md, one statement per seller, tables as CSV and Parquet).",
+            "dataprice run scenarios/quickstart.yaml --small\n  dataprice run my.yaml --out reports/mine --seed 3"),
+    "compare": ("Run every payment rule of a scenario over several seeds and compare them: truthfulness, "
+                "efficiency, buyer cost, seller surplus and payment stability.",
+                "dataprice compare scenarios/learning_sellers.yaml --seeds 4"),
+    "report": ("Rebuild a report directory from the run saved in it (no data files or models needed), "
+               "optionally with each statement printed to PDF.",
+               "dataprice report reports/quickstart --out reports/quickstart_again"),
+    "diff": ("Which seller's payment changed between two report directories, and what changed with it "
+             "(selection, cost, report, contribution, values).",
+             "dataprice diff reports/before reports/after --out diff.md"),
+    "validate": ("Check scenario files without running them: every problem is one line naming the field, "
+                 "and the data files they name are read and checked.",
+                 "dataprice validate scenarios/*.yaml"),
+    "init": ("Write an annotated scenario template for a buyer (it runs as written, on data dataprice "
+             "builds; comments say where your own files and models go).",
+             "dataprice init my_market.yaml --buyer dpo\n  dataprice run my_market.yaml --small"),
+}
+
+
+def _subcommand(sub, name: str, help_text: str) -> argparse.ArgumentParser:
+    import textwrap
+
+    description, example = HELP[name]
+    return sub.add_parser(name, help=help_text, description=textwrap.fill(description, 88),
+                          epilog=f"example:\n  {example}",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dataprice",
@@ -191,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def runner_command(name: str, help_text: str, out_default: str):
-        command = sub.add_parser(name, help=help_text)
+        command = _subcommand(sub, name, help_text)
         command.add_argument("scenario", type=Path, help="scenario YAML file")
         command.add_argument("--out", type=Path, default=None, help=f"report directory (default: {out_default})")
         command.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
@@ -223,21 +278,29 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the scenario's replicates)")
     compare.set_defaults(func=_cmd_compare)
 
-    report = sub.add_parser("report", help="rebuild a report directory from the results saved in it")
+    report = _subcommand(sub, "report", "rebuild a report directory from the results saved in it")
     report.add_argument("directory", type=Path, help="a report directory written by dataprice run or compare")
     report.add_argument("--out", type=Path, default=None, help="write the rebuilt report here (default: in place)")
     report.add_argument("--statements", choices=["html", "pdf"], default="html", help=statements_help)
     report.set_defaults(func=_cmd_report)
 
-    diff = sub.add_parser("diff", help="which seller's payment changed between two reports, and why")
+    diff = _subcommand(sub, "diff", "which seller's payment changed between two reports, and why")
     diff.add_argument("before", type=Path, help="report directory")
     diff.add_argument("after", type=Path, help="report directory")
     diff.add_argument("--out", type=Path, default=None, help="write Markdown here (and a CSV beside it)")
     diff.set_defaults(func=_cmd_diff)
 
-    validate = sub.add_parser("validate", help="check scenario files without running them")
+    validate = _subcommand(sub, "validate", "check scenario files without running them")
     validate.add_argument("scenarios", type=Path, nargs="+", help="scenario YAML files")
     validate.set_defaults(func=_cmd_validate)
+
+    from dataprice.scenario.templates import TEMPLATES
+
+    init = _subcommand(sub, "init", "write an annotated scenario template to start from")
+    init.add_argument("file", type=Path, nargs="?", default=Path("scenario.yaml"),
+                      help="where to write it (default: scenario.yaml; never overwritten)")
+    init.add_argument("--buyer", choices=sorted(TEMPLATES), default="classifier", help="the kind of buyer")
+    init.set_defaults(func=_cmd_init)
     return parser
 
 

@@ -62,7 +62,7 @@ class ReplicateResult:
         return float(np.mean(self.round_best_welfare))
 
 
-@dataclass
+@dataclass(repr=False)
 class RunResult:
     """A whole run: the scenario, the sellers (names and true costs) and every replicate.
 
@@ -88,6 +88,31 @@ class RunResult:
     @property
     def player_names(self) -> list[str]:
         return list(self.seller_names)
+
+    # -- in a notebook ---------------------------------------------------------------------
+    def __repr__(self) -> str:
+        s = self.scenario
+        smoke = ", smoke test" if s.smoke_test else ""
+        return (f"RunResult({s.name!r}: {len(self.seller_names)} sellers, buyer {s.buyer.task}, "
+                f"{len(self.replicates)} replicate(s) x {s.rounds} round(s){smoke}; rules {', '.join(self.rules)}; "
+                f"methods {', '.join(self.methods)}; {self.seconds:.1f} s)")
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: what ran, and one row per payment rule (the report's summary
+        table); every text is escaped."""
+        from html import escape
+
+        s = self.scenario
+        table = self.mechanisms_table()
+        keep = [c for c in ("rule", "sellers_selected", "total_paid", "buyer_surplus", "efficiency", "ir_violations",
+                            "truthful", "max_misreport_gain") if c in table.columns]
+        rows = table[keep].to_html(index=False, float_format=lambda v: f"{v:,.3f}", border=0)
+        banner = f"<p><b>{escape(s.smoke_test)}</b></p>" if s.smoke_test else ""
+        return (f"<div><p><b>{escape(s.name)}</b>: {len(self.seller_names)} sellers, buyer "
+                f"{escape(s.buyer.task)}, {len(self.replicates)} replicate(s) x {s.rounds} round(s), "
+                f"{self.seconds:.1f} s. Methods: {escape(', '.join(self.methods))}.</p>{banner}{rows}"
+                "<p>Per seller: <code>run.sellers_table()</code>; the full report: "
+                "<code>dp.write(run, folder)</code>.</p></div>")
 
     @property
     def rules(self) -> list[str]:
