@@ -60,7 +60,8 @@ def run(
     checkpoint_dir: str | Path | None = None,
 ) -> RunResult:
     """Run every replicate. ``small=True`` runs the scenario at CI size
-    (:func:`~dataprice.scenario.small_scenario`); ``engine`` overrides the scenario's."""
+    (:func:`~dataprice.scenario.small_scenario`); ``engine`` overrides the scenario's: an
+    engine, or any ``concurrent.futures.Executor`` (your pool; dataprice does not shut it down)."""
     from dataprice.experiment import run_scenario
 
     resolved = load(scenario)

@@ -132,3 +132,30 @@ def test_make_engine_names():
     assert make_engine("dask").name == "dask" and make_engine("ray").name == "ray"
     with pytest.raises(EngineError, match="^engine.kind: unknown engine 'spark'; choose 'serial', 'loky', 'dask' or 'ray'$"):
         make_engine("spark")
+
+
+@pytest.mark.parametrize("pool", ["threads", "processes"])
+def test_any_executor_runs_a_scenario_with_the_serial_results(pool):
+    """A caller's ``concurrent.futures`` pool as the engine: the same values and outcomes as
+    the serial engine, its kind recorded in the provenance, and the pool left running."""
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    from dataprice.experiment import run_scenario
+
+    data = {
+        "name": "x", "seed": 5, "replicates": 2,
+        "sellers": {"count": 4, "costs": [0.5, 1, 1.5, 2]},
+        "buyer": {"task": "classifier", "dataset": "wine", "value_per_quality": 100},
+        "valuation": [{"method": "exact_shapley"}, {"method": "tmc_shapley", "max_evaluations": 120}],
+        "audit": {"enabled": False}, "uncertainty": {"resamples": 0},
+    }
+    scenario = parse_scenario(data)
+    serial = run_scenario(scenario, progress=False)
+    make = ThreadPoolExecutor if pool == "threads" else ProcessPoolExecutor
+    with make(max_workers=2) as executor:
+        pooled = run_scenario(scenario, progress=False, engine=executor)
+        assert executor.submit(abs, -3).result() == 3  # still the caller's, still running
+    pd.testing.assert_frame_equal(serial.values_table(), pooled.values_table())
+    pd.testing.assert_frame_equal(serial.outcomes_table(), pooled.outcomes_table())
+    described = pooled.provenance["engine"]
+    assert described["kind"] == "executor" and described["library"].endswith(make.__name__)

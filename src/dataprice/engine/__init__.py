@@ -14,6 +14,8 @@ on the engine, the number of workers or the order in which tasks finish.
   existing scheduler at ``address`` (then nothing else changes).
 * ``ray``: Ray -- a local instance with ``workers`` CPUs, or an existing cluster at
   ``address`` (optional: ``pip install "dataprice[ray]"``).
+* any ``concurrent.futures.Executor`` given to ``run_scenario(engine=...)`` or
+  ``dp.run(engine=...)`` (:mod:`.executor`): the caller's pool, never shut down by dataprice.
 
 Two promises hold for every engine:
 
@@ -42,6 +44,7 @@ from collections.abc import Callable
 from dataprice.engine.address import ADDRESS_FORMS, address_problem
 from dataprice.engine.base import DEFAULT_CONNECT_TIMEOUT, KINDS, PARENT_POLL_S, Engine
 from dataprice.engine.dask_engine import DaskEngine
+from dataprice.engine.executor import ExecutorEngine, as_engine
 from dataprice.engine.local import LokyEngine, SerialEngine
 from dataprice.engine.ray_engine import RayEngine, RayFuture
 from dataprice.errors import EngineError
@@ -74,4 +77,5 @@ def make_engine(
 
 
 __all__ = ["ADDRESS_FORMS", "DEFAULT_CONNECT_TIMEOUT", "ENGINES", "KINDS", "PARENT_POLL_S", "DaskEngine", "Engine",
-           "LokyEngine", "RayEngine", "RayFuture", "SerialEngine", "address_problem", "make_engine"]
+           "ExecutorEngine", "LokyEngine", "RayEngine", "RayFuture", "SerialEngine", "address_problem", "as_engine",
+           "make_engine"]

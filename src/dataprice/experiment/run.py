@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from dataprice import __version__
-from dataprice.engine import SerialEngine, make_engine
+from dataprice.engine import SerialEngine, as_engine, make_engine
 from dataprice.experiment.checkpoints import ReplicateCheckpoints
 from dataprice.experiment.diagnostics import data_notes, diagnostics
 from dataprice.experiment.replicate import run_replicate
@@ -52,7 +52,8 @@ class _ReplicateJob:
 def run_scenario(
     scenario: Scenario, *, progress: bool = True, engine=None, checkpoint_dir: str | Path | None = None,
 ) -> RunResult:
-    """Run every replicate of ``scenario`` (on ``engine``, default: the scenario's).
+    """Run every replicate of ``scenario`` (on ``engine``: an engine, any
+    ``concurrent.futures.Executor``, or by default the scenario's).
 
     With ``checkpoint_dir``, each finished replicate is saved there and a later call with the
     same scenario reuses it (see :class:`ReplicateCheckpoints`).
@@ -77,7 +78,8 @@ def run_scenario(
         store.close()
     own_engine = engine is None
     spec = scenario.engine
-    engine = engine or make_engine(spec.kind, spec.workers, spec.address, connect_timeout=spec.connect_timeout)
+    engine = as_engine(engine) if engine is not None else make_engine(
+        spec.kind, spec.workers, spec.address, connect_timeout=spec.connect_timeout)
     parallel = engine.name != "serial" and len(todo) > 1
     if parallel:
         engine.start()  # connect or start workers now: an unreachable cluster fails before any work
