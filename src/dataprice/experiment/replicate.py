@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from dataprice import __version__
-from dataprice.agents.model import MarketModel, with_budget
+from dataprice.agents.model import MarketEnvironment, MarketModel, with_budget
 from dataprice.agents.strategies import make_strategy
-from dataprice.buyers.base import BuildContext
+from dataprice.buyers.base import BuildContext, BuiltTask
 from dataprice.errors import DataError
 from dataprice.experiment.environment import audit_sample, build_environment, make_market
 from dataprice.experiment.resampling import empty_draws, resample_replicate
@@ -27,6 +28,7 @@ from dataprice.experiment.utilities import no_utilities, utility_values
 from dataprice.market.kinds import MARKET_KINDS
 from dataprice.market.mechanism import Outcome
 from dataprice.market.metrics import AuditResult, truthfulness_audit
+from dataprice.market.protocol import Market
 from dataprice.market.rules.myerson import critical_reports
 from dataprice.progress import progress as progress_display
 from dataprice.rng import Stream, child_rng, child_seed, child_sequence
@@ -43,16 +45,32 @@ def replicate_seed(scenario: Scenario, replicate: int) -> int:
     return child_seed(scenario.seed, replicate)
 
 
-def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, progress: bool = False,
-                  names: list[str] | None = None) -> ReplicateResult:
-    """Build the game, value the sellers, run the repeated market under every rule, audit."""
-    started = time.monotonic()
+@dataclass
+class PreparedReplicate:
+    """A replicate up to its market: the buyer's game, the sellers' values, the market and
+    the repeated market's environment (what :func:`run_replicate` settles, and what
+    ``dataprice live`` steps round by round)."""
+
+    seed: int
+    built: BuiltTask
+    game: Game
+    points: PointCache | None
+    counted: CachedGame
+    valued: Game
+    values: dict[str, ValuationResult]
+    market: Market
+    environment: MarketEnvironment
+
+
+def prepare_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, progress: bool = False,
+                      names: list[str] | None = None) -> PreparedReplicate:
+    """Build the buyer's game, value the sellers with every method, make the market."""
     seed = replicate_seed(scenario, replicate)
     names = names if names is not None else scenario.buyer.seller_names(scenario.sellers)
     built = scenario.buyer.build(BuildContext(scenario, seed, costs, names, progress))
     game = built.game
     # a buyer that averages over an evaluation set keeps each coalition's per-point scores,
-    # so the intervals below resample that set without training anything again
+    # so the intervals resample that set without training anything again
     # (payments on a method's values (market.value_basis) come from one run, not from the
     # evaluation set: there is nothing of theirs to resample)
     basis = scenario.market.value_basis
@@ -79,6 +97,18 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
 
     market = make_market(scenario, seed, built, valued, values)
     env = build_environment(scenario, seed, market, costs, names)
+    return PreparedReplicate(seed, built, game, points, counted, valued, values, market, env)
+
+
+def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, progress: bool = False,
+                  names: list[str] | None = None) -> ReplicateResult:
+    """Build the game, value the sellers, run the repeated market under every rule, audit."""
+    started = time.monotonic()
+    names = names if names is not None else scenario.buyer.seller_names(scenario.sellers)
+    prepared = prepare_replicate(scenario, costs, replicate, progress=progress, names=names)
+    seed, built, game, points, counted = prepared.seed, prepared.built, prepared.game, prepared.points, prepared.counted
+    valued, values, market, env = prepared.valued, prepared.values, prepared.market, prepared.environment
+    basis = scenario.market.value_basis
     bidding = scenario.bidding
     # the same stream for every rule: sellers' random draws are common across rules
     stream = child_sequence(scenario.seed, replicate, Stream.BIDDING)
