@@ -1,4 +1,4 @@
-"""Command line: ``dataprice run | compare | report | diff | validate | init``.
+"""Command line: ``dataprice run | compare | report | diff | validate | init | live``.
 
 Exit codes: 0 success, 2 bad input (scenario, data, output path), 1 unexpected failure
 (one line; ``--traceback`` shows the whole traceback), 130 interrupted.
@@ -200,6 +200,31 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_live(args: argparse.Namespace) -> int:
+    """Serve the live view until interrupted."""
+    from dataprice.errors import ScenarioError
+    from dataprice.live import LOOPBACK, LiveMarket, serve
+
+    if args.host not in LOOPBACK:  # before building anything (serve checks it again)
+        raise ScenarioError(f"--host: the live view listens on a loopback address only ({', '.join(LOOPBACK)}); "
+                            f"got {args.host[:60]!r}")
+    if not 0 <= args.port <= 65535:
+        raise ScenarioError(f"--port: a port is 0..65535 (0: any free one); got {args.port}")
+    scenario = _load_with_overrides(args, None)
+    live = LiveMarket(scenario)
+    server = serve(live, args.host, args.port)
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    print(f"dataprice live: http://{'[' + host + ']' if ':' in host else host}:{port}/ ({scenario.name}; "
+          "Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 #: Each subcommand's description and example, shown by ``dataprice COMMAND --help``.
 HELP = {
     "run": ("Run a scenario: build the buyer's game, value the sellers with every method, settle the "
@@ -218,6 +243,10 @@ HELP = {
     "validate": ("Check scenario files without running them: every problem is one line naming the field, "
                  "and the data files they name are read and checked.",
                  "dataprice validate scenarios/*.yaml"),
+    "live": ("Watch a scenario's repeated market round by round in a browser: reports against costs, payments "
+             "and welfare per rule, with controls for the rule shown, the bidding strategy and Hedge's learning "
+             "rate. Serves on a loopback address only.",
+             "dataprice live scenarios/learning_sellers.yaml --port 8050"),
     "init": ("Write an annotated scenario template for a buyer (it runs as written, on data dataprice "
              "builds; comments say where your own files and models go).",
              "dataprice init my_market.yaml --buyer dpo\n  dataprice run my_market.yaml --small"),
@@ -293,6 +322,14 @@ def build_parser() -> argparse.ArgumentParser:
     validate = _subcommand(sub, "validate", "check scenario files without running them")
     validate.add_argument("scenarios", type=Path, nargs="+", help="scenario YAML files")
     validate.set_defaults(func=_cmd_validate)
+
+    live = _subcommand(sub, "live", "watch the repeated market round by round in a browser (localhost)")
+    live.add_argument("scenario", type=Path, help="scenario YAML file")
+    live.add_argument("--port", type=int, default=8050, help="port (0: any free one; default 8050)")
+    live.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (127.0.0.1, ::1 or localhost)")
+    live.add_argument("--small", action="store_true", help="the scenario at small size (tiny LM, fewer evaluations)")
+    live.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    live.set_defaults(func=_cmd_live, workers=None, engine=None, address=None, coalition_cache=None)
 
     from dataprice.scenario.templates import TEMPLATES
 
