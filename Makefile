@@ -4,6 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= scenarios/quickstart.yaml
+PYDVL_VENV := .venv-pydvl
 
 .PHONY: demo test test-all typecheck venv clean bench-pydvl bench-estimators browser
 
@@ -46,8 +47,8 @@ test: $(STAMP) $(PYDVL_VENV)/.installed browser typecheck
 test-all: $(STAMP) $(PYDVL_VENV)/.installed browser typecheck
 	$(BIN)/python -m pytest -q
 
-# pyDVL 0.10 pins numpy<2, so the comparison runs its side in a separate environment.
-PYDVL_VENV := .venv-pydvl
+# pyDVL 0.10 pins numpy<2, so the comparison (and the interop test) runs its side in a
+# separate environment (PYDVL_VENV is set at the top: prerequisites expand when read).
 $(PYDVL_VENV)/.installed:
 	$(PYTHON) -m venv $(PYDVL_VENV)
 	$(PYDVL_VENV)/bin/python -m pip install --quiet pyDVL==0.10.0 scikit-learn==1.9.1
