@@ -119,6 +119,11 @@ class Buyer(StrictModel):
         """What this buyer's game provides with these settings (default: all it offers)."""
         return self.offers
 
+    def extras(self) -> frozenset[str]:
+        """The optional parts of dataprice (:data:`dataprice.extras.EXTRAS`) this buyer needs
+        with these settings (default: none, the core is enough)."""
+        return frozenset()
+
     def problems(self, scenario: Any) -> Iterable[str]:
         """Problems of this section that need the rest of the scenario, one line each,
         ``field.path: what is wrong; what is allowed``."""

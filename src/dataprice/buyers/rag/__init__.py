@@ -172,6 +172,13 @@ class CorpusBuyer(Buyer):
         """Whether every question needs a gold document or an answer (relevance is judged here)."""
         return True
 
+    def extras(self) -> frozenset[str]:
+        """``rag`` (the index, the embedding model, the ICD-10-CM corpus), and ``llm`` when an
+        LM reads the retrieved documents; nothing for candidates from a query log."""
+        if getattr(self, "candidates_from", "retriever") == "query_log":
+            return frozenset()
+        return frozenset({"rag", "llm"} if self.scored_by() == "lm_reader" else {"rag"})
+
     def uses_relevance(self) -> bool:
         """Whether documents are valued by the corpus's relevance (gold ids or answers)."""
         return self.scored_by() == "retrieval"
