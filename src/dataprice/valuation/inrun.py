@@ -169,8 +169,10 @@ class CountSketch:
         return np.asarray(X @ self._maps[key])
 
 
-def projected_cosines(examples: NDArray[np.float64], direction: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``cos(-x_i, d)`` of each row of ``examples`` with ``direction`` (0 where a norm is 0)."""
+def descent_cosines(examples: NDArray[np.float64], direction: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``cos(-x_i, d)`` of each row of ``examples`` (gradients, or their projections) with
+    ``direction`` (the utility's gradient): the gradient-similarity score of one step, 0
+    where a norm is 0."""
     scale = np.linalg.norm(examples, axis=1) * float(np.linalg.norm(direction))
     return np.divide(-(examples @ direction), scale, out=np.zeros(examples.shape[0]), where=scale > 0)
 
@@ -234,7 +236,7 @@ def linear_inrun(
                 hess_dots = ghost_dots(Xb, R, hg) + c * float(np.sum(theta * hg))
             if sketch is not None:
                 per_example = Xb[:, :, None] * R[:, None, :] + c * theta[None]  # g_i, (b, d, K)
-                cosine_sum[batch] += projected_cosines(sketch(0, per_example.reshape(batch.size, -1)),
+                cosine_sum[batch] += descent_cosines(sketch(0, per_example.reshape(batch.size, -1)),
                                                        sketch(0, grad_u.reshape(1, -1))[0])
                 visits[batch] += 1
             elif similarity:

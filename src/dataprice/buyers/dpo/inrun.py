@@ -33,7 +33,7 @@ import torch
 
 from dataprice.buyers.dpo.training import DPOConfig, dpo_loss, pair_logprobs
 from dataprice.data.preferences import PreferenceSet
-from dataprice.valuation.inrun import CountSketch, InRunTrace, projected_cosines, taylor_split
+from dataprice.valuation.inrun import CountSketch, InRunTrace, descent_cosines, taylor_split
 
 
 class LinearTaps:
@@ -119,13 +119,12 @@ def similarity_scores(blocks: list[torch.Tensor], directions: list[torch.Tensor]
     """``cos(-g_i, grad U)`` of each pair from its per-layer gradient ``blocks`` and the
     held-out gradient's (``directions``, same layers), exact or of their ``sketch``."""
     if sketch is None:
-        dots = torch.stack([b @ d.reshape(-1).double() for b, d in zip(blocks, directions, strict=True)]).sum(0)
-        norms = torch.stack([(b * b).sum(dim=1) for b in blocks]).sum(0).sqrt()
-        scale = (norms * torch.stack([(d.double() ** 2).sum() for d in directions]).sum().sqrt()).numpy()
-        return np.divide(-dots.numpy(), scale, out=np.zeros(scale.shape[0]), where=scale > 0)
-    projected = np.sum([sketch(k, b.numpy()) for k, b in enumerate(blocks)], axis=0)
-    direction = np.sum([sketch(k, d.reshape(1, -1).double().numpy())[0] for k, d in enumerate(directions)], axis=0)
-    return projected_cosines(projected, direction)
+        examples = torch.cat(blocks, dim=1).numpy()
+        direction = torch.cat([d.reshape(-1).double() for d in directions]).numpy()
+    else:
+        examples = np.sum([sketch(k, b.numpy()) for k, b in enumerate(blocks)], axis=0)
+        direction = np.sum([sketch(k, d.reshape(1, -1).double().numpy())[0] for k, d in enumerate(directions)], axis=0)
+    return descent_cosines(examples, direction)
 
 
 #: Central-difference step of :func:`heldout_hvp`, relative to the trained weights' norm.

@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 
 from dataprice.data.shards import SellerShards
 from dataprice.models.softmax import SoftmaxValidation, with_intercept
-from dataprice.valuation.inrun import InRunTrace, taylor_split
+from dataprice.valuation.inrun import InRunTrace, descent_cosines, taylor_split
 
 
 class StoredRun(Protocol):
@@ -107,9 +107,8 @@ def federated_inrun(shards: SellerShards, run: StoredRun, *, order: int = 2, val
         f, q = taylor_split(1.0, -(parts @ grad_u), hessian_dots)
         first += f
         second += q
-        if similarity:
-            scale = np.linalg.norm(parts, axis=1) * float(np.linalg.norm(grad_u))
-            cosine += np.divide(parts @ grad_u, scale, out=np.zeros(n), where=scale > 0)
+        if similarity:  # a part is a descent step already: cos(u, grad U) = cos(-(-u), grad U)
+            cosine += descent_cosines(-parts, grad_u)
     rounds = len(run.rules)
     change = model.utility(run.thetas[-1].reshape(shape)) - model.utility(run.thetas[0].reshape(shape))
     return InRunTrace(first=first, second=second if order == 2 else np.zeros(n), owners=np.arange(n, dtype=np.int64),
