@@ -264,20 +264,29 @@ def statement(run: RunResult, facts: _Facts, j: int) -> Section:
 EXAMPLES_NAMED = 3
 
 
+def per_example(result) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(values, owners)`` per training example of a result that has them (in-run
+    Shapley keeps them in its ``extra``), else None."""
+    values = result.extra.get("example_values")
+    if values is None:
+        return None
+    return np.asarray(values, dtype=np.float64), np.asarray(result.extra["example_owners"], dtype=np.int64)
+
+
 def _example_lines(run: RunResult, j: int) -> list[str]:
     """For methods that value each example (in-run Shapley): how seller ``j``'s value splits
     over its examples, naming the lowest- and highest-valued (first replicate)."""
     out = []
     rep = run.replicates[0]
     for key, result in rep.values.items():
-        values = result.extra.get("example_values")
-        if values is None:
+        examples = per_example(result)
+        if examples is None:
             continue
-        owners = np.asarray(result.extra["example_owners"], dtype=np.int64)
+        values, owners = examples
         mine = np.flatnonzero(owners == j)
         if mine.size == 0:
             continue
-        own = np.asarray(values, dtype=np.float64)[mine]
+        own = values[mine]
         order = np.argsort(own, kind="stable")
         k = min(EXAMPLES_NAMED, mine.size)
         low = ", ".join(f"#{mine[i]} ({_money(float(own[i]))})" for i in order[:k])

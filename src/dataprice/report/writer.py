@@ -38,7 +38,7 @@ from dataprice.report.document import (
     unique_name,
 )
 from dataprice.report.labels import glossary
-from dataprice.report.statements import CONTRIBUTION, statements_section
+from dataprice.report.statements import CONTRIBUTION, per_example, statements_section
 from dataprice.report.utilities import utility_section
 from dataprice.safedir import write_directory
 from dataprice.scenario import changed_fields, scenario_to_yaml
@@ -238,14 +238,13 @@ def example_table(run: RunResult) -> pd.DataFrame:
     frames = []
     for rep in run.replicates:
         for key, result in rep.values.items():
-            values = result.extra.get("example_values")
-            if values is None:
+            examples = per_example(result)
+            if examples is None:
                 continue
-            owners = np.asarray(result.extra["example_owners"], dtype=np.int64)
+            values, owners = examples
             frames.append(pd.DataFrame({"replicate": rep.replicate, "method": key,
-                                        "example": np.arange(len(values), dtype=np.int64),
-                                        "seller": [run.player_names[o] for o in owners],
-                                        "value": np.asarray(values, dtype=np.float64)}))
+                                        "example": np.arange(values.size, dtype=np.int64),
+                                        "seller": [run.player_names[o] for o in owners], "value": values}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

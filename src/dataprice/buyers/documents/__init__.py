@@ -122,6 +122,10 @@ class DocumentsBuyer(CorpusBuyer):
     def needs_answers(self) -> bool:
         return self.candidates_from == "retriever"
 
+    def extras(self) -> frozenset[str]:
+        """Nothing beyond the core for candidates from a query log (no index, no model)."""
+        return frozenset() if self.candidates_from == "query_log" else super().extras()
+
     def problems(self, scenario: Any) -> Iterable[str]:
         yield from super().problems(scenario)
         if self.candidates_from == "query_log":

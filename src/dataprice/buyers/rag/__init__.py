@@ -174,9 +174,7 @@ class CorpusBuyer(Buyer):
 
     def extras(self) -> frozenset[str]:
         """``rag`` (the index, the embedding model, the ICD-10-CM corpus), and ``llm`` when an
-        LM reads the retrieved documents; nothing for candidates from a query log."""
-        if getattr(self, "candidates_from", "retriever") == "query_log":
-            return frozenset()
+        LM reads the retrieved documents."""
         return frozenset({"rag", "llm"} if self.scored_by() == "lm_reader" else {"rag"})
 
     def uses_relevance(self) -> bool:
