@@ -147,7 +147,8 @@ def run_replicate(scenario: Scenario, costs: np.ndarray, replicate: int, *, prog
     critical = critical_by_rule(scenario, market, outcomes)
     utilities = no_utilities()
     if scenario.uncertainty.utilities and scenario.needs_coalition_values:
-        utilities = utility_values(game, market if basis is None else None, outcomes)
+        utilities = utility_values(game, market if basis is None else None, outcomes,
+                                   valued if isinstance(valued, TabulatedGame) else None)
     draws = empty_draws()
     if points is not None:
         draws = resample_replicate(scenario, seed, built, points, isinstance(valued, TabulatedGame), outcomes,

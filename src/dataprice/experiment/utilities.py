@@ -17,7 +17,7 @@ import pandas as pd
 
 from dataprice.market.kinds import SubsetMarket
 from dataprice.market.mechanism import Outcome
-from dataprice.valuation.game import Game, tabulate
+from dataprice.valuation.game import Game, TabulatedGame, tabulate
 from dataprice.valuation.methods.exact import ExactBanzhaf, ExactShapley
 from dataprice.valuation.protocols import MultiUtility
 
@@ -33,11 +33,13 @@ def no_utilities() -> pd.DataFrame:
                          "seller": pd.Series([], dtype=np.int64), "amount": pd.Series([], dtype=np.float64)})
 
 
-def utility_values(game: Game, market, outcomes: dict[str, list[Outcome]]) -> pd.DataFrame:
+def utility_values(game: Game, market, outcomes: dict[str, list[Outcome]],
+                   table: TabulatedGame | None = None) -> pd.DataFrame:
     """Long table ``utility, quantity, seller, amount``: ``quantity`` is ``shapley``,
     ``banzhaf`` or ``payment[rule]`` (the last round's reports settled again under that
     utility, when ``market`` is a subset market over the buyer's values; without the round's
-    value shocks or budget, if the scenario has them)."""
+    value shocks or budget, if the scenario has them). ``table``: the run's own table of
+    ``game``, if it made one (the declared utility is then not tabulated again)."""
     if not isinstance(game, MultiUtility) or game.n_players > MAX_ROBUSTNESS_SELLERS:
         return no_utilities()
     variants = game.utility_variants()
@@ -46,11 +48,11 @@ def utility_values(game: Game, market, outcomes: dict[str, list[Outcome]]) -> pd
     frames = []
     sellers = np.arange(game.n_players, dtype=np.int64)
     for utility, variant in variants.items():
-        table = tabulate(variant)
-        amounts = {"shapley": ExactShapley().fit(table).result.values,
-                   "banzhaf": ExactBanzhaf().fit(table).result.values}
+        values = table if variant is game and table is not None else tabulate(variant)
+        amounts = {"shapley": ExactShapley().fit(values).result.values,
+                   "banzhaf": ExactBanzhaf().fit(values).result.values}
         if isinstance(market, SubsetMarket):
-            settled = SubsetMarket(table, allocation=market.allocation, reserve=market.reserve,
+            settled = SubsetMarket(values, allocation=market.allocation, reserve=market.reserve,
                                    shapley_scope=market.shapley_scope, seed=market.seed)
             for rule, rounds in outcomes.items():
                 amounts[f"payment[{rule}]"] = settled.settle(rounds[-1].bids, rule).payments
