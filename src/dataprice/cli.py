@@ -202,14 +202,9 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 def _cmd_live(args: argparse.Namespace) -> int:
     """Serve the live view until interrupted."""
-    from dataprice.errors import ScenarioError
-    from dataprice.live import LOOPBACK, LiveMarket, serve
+    from dataprice.live import LiveMarket, check_address, serve
 
-    if args.host not in LOOPBACK:  # before building anything (serve checks it again)
-        raise ScenarioError(f"--host: the live view listens on a loopback address only ({', '.join(LOOPBACK)}); "
-                            f"got {args.host[:60]!r}")
-    if not 0 <= args.port <= 65535:
-        raise ScenarioError(f"--port: a port is 0..65535 (0: any free one); got {args.port}")
+    check_address(args.host, args.port)  # before building the market
     scenario = _load_with_overrides(args, None)
     live = LiveMarket(scenario)
     server = serve(live, args.host, args.port)

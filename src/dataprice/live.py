@@ -186,12 +186,19 @@ class _LiveServer(ThreadingHTTPServer):
         self.live = live
 
 
-def serve(live: LiveMarket, host: str = "127.0.0.1", port: int = 0) -> _LiveServer:
-    """A server for ``live`` on a loopback ``host`` (``port`` 0: a free one); call
-    ``serve_forever()`` on it (or run it in a thread) and ``shutdown()`` to stop."""
+def check_address(host: str, port: int) -> None:
+    """The live view listens on a loopback ``host`` and a port in 0..65535 (0: a free one)."""
     if host not in LOOPBACK:
         raise ScenarioError(f"--host: the live view listens on a loopback address only ({', '.join(LOOPBACK)}); "
                             f"got {host[:60]!r}")
+    if not 0 <= port <= 65535:
+        raise ScenarioError(f"--port: a port is 0..65535 (0: any free one); got {port}")
+
+
+def serve(live: LiveMarket, host: str = "127.0.0.1", port: int = 0) -> _LiveServer:
+    """A server for ``live`` on a loopback ``host`` (``port`` 0: a free one); call
+    ``serve_forever()`` on it (or run it in a thread) and ``shutdown()`` to stop."""
+    check_address(host, port)
     return _LiveServer(("127.0.0.1" if host == "localhost" else host, port), live)
 
 

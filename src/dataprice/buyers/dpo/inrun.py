@@ -217,9 +217,10 @@ def dpo_inrun(
     batches = [rng.permutation(len(sold)) for _ in range(epochs)]
     flat = [order[s:s + batch_size].tolist() for order in batches for s in range(0, len(order), batch_size)]
     for idx in progress_display(flat, desc="in-run DPO", enabled=progress):
-        directions = None
-        rows = sorted(validation_rng.choice(len(heldout), drawn, replace=False).tolist()) if drawn else every_row
+        directions, rows = None, every_row
         if taps is not None:
+            if drawn:  # this step's held-out pairs (the plain run draws none)
+                rows = sorted(validation_rng.choice(len(heldout), drawn, replace=False).tolist())
             held_utility(True, rows)
             directions = {id(layer): _grad_of(layer.weight) for layer in taps.layers}
             taps.clear()

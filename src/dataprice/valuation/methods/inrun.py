@@ -69,8 +69,8 @@ class InRunRun(ValuationMethod):
         """The buyer's one in-run training (kept as :attr:`trace`)."""
         if not isinstance(game, InRunTrainable):
             raise TypeError(
-                f"{self.name} needs a buyer that trains by minibatch steps (the classifier's own model, or the DPO "
-                f"buyer with LoRA), got {type(game).__name__}"
+                f"{self.name} needs a buyer that trains by steps (the classifier's own model, the DPO buyer with "
+                f"LoRA, or the federated buyer), got {type(game).__name__}"
             )
         self.trace = game.inrun_trace(order=order, seed=self.seed, epochs=self.epochs, batch_size=self.batch_size,
                                       learning_rate=self.learning_rate, validation_batch=self.validation_batch,
