@@ -92,11 +92,11 @@ def main() -> None:
                 path.unlink()
     if args.embed:
         sys.path.insert(0, src)
-        from dataprice.models.embedder import Embedder, _load_minilm
+        from dataprice.models.embedder import Embedder, load_sentence_model
 
         texts = [d["text"] for d in documents(args.embed, seed=1)]
         start = time.perf_counter()
-        _load_minilm()
+        load_sentence_model(None)
         loaded = time.perf_counter() - start
         embedder = Embedder(cache=False, progress=True)
         start = time.perf_counter()

@@ -343,10 +343,10 @@ def dask_compare(root: Path, args) -> None:
 def minilm(n: int) -> None:
     """MiniLM embedding cost per document (model loading not counted; cache off)."""
     sys.path.insert(0, str(ROOT / "src"))
-    from dataprice.models.embedder import Embedder, _load_minilm
+    from dataprice.models.embedder import Embedder, load_sentence_model
 
     texts = [f"Notes on topic {i % 97}: patient presents with condition {i} and is treated daily." for i in range(n)]
-    _load_minilm()
+    load_sentence_model(None)
     embedder = Embedder(cache=False)
     started = time.perf_counter()
     embedder.encode(texts)

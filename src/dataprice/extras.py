@@ -32,7 +32,7 @@ import importlib.util
 
 #: The modules each extra brings, checked in this order.
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "rag": ("faiss", "torch", "transformers", "icd10"),
+    "rag": ("faiss", "torch", "transformers", "sentence_transformers", "icd10"),
     "llm": ("torch", "transformers", "peft", "gguf", "icd10"),
     "dask": ("distributed",),
     "ray": ("ray",),

@@ -102,8 +102,7 @@ def forbid_embedding(monkeypatch) -> None:
     def refuse(*args, **kwargs):
         raise AssertionError("the embedding model was used")
 
-    monkeypatch.setattr(embedder_module, "_load_minilm", refuse)
-    monkeypatch.setattr(embedder_module, "load_encoder_folder", refuse)
+    monkeypatch.setattr(embedder_module, "load_sentence_model", refuse)
     monkeypatch.setattr(embedder_module.Embedder, "encode", refuse)
 
 
@@ -139,6 +138,45 @@ def test_an_embedding_folder_is_checked_at_validation(corpus, capsys):
     path = scenario(corpus, {"model": {"path": "no-such-encoder"}})
     assert main(["validate", str(path)]) == 2
     one_line_error(capsys, "buyer.embeddings.model.path", "model folder not found", "no-such-encoder")
+
+
+def _received_encoder(corpus: Path, modules: list | None = None, prompts: dict | None = None) -> str:
+    """MiniLM copied into the user's folder as a model they received, with its own
+    ``modules.json`` and prompts when given."""
+    import shutil
+
+    folder = corpus / "encoder"
+    shutil.copytree(minilm_folder(), folder)
+    if modules is not None:
+        (folder / "modules.json").write_text(json.dumps(modules))
+    if prompts is not None:
+        (folder / "config_sentence_transformers.json").write_text(json.dumps({"prompts": prompts}))
+    return "encoder"
+
+
+def test_an_embedding_folder_with_prompts_validates_and_runs(corpus, tmp_path):
+    path = scenario(corpus, {"model": {"path": _received_encoder(corpus, prompts={"query": "query: "})}})
+    assert main(["validate", str(path)]) == 0
+    assert run_cli(path, tmp_path / "own") == 0
+    assert run_cli(scenario(corpus), tmp_path / "preset") == 0
+    own, preset = (pd.read_parquet(tmp_path / r / "values.parquet") for r in ("own", "preset"))
+    assert own["value"].abs().sum() > 0 and len(own) == len(preset)
+
+
+def test_a_received_encoder_naming_code_to_import_is_refused_at_validation(corpus, tmp_path, monkeypatch, capsys):
+    planted = tmp_path / "site"
+    planted.mkdir()
+    marker = tmp_path / "imported"
+    (planted / "dataprice_planted_encoder.py").write_text(f"open({str(marker)!r}, 'w').close()\nclass Pool:\n    pass\n")
+    monkeypatch.syspath_prepend(str(planted))
+    modules = [{"path": "", "type": "sentence_transformers.models.Transformer"},
+               {"path": "1_Pooling", "type": "dataprice_planted_encoder.Pool"}]
+    path = scenario(corpus, {"model": {"path": _received_encoder(corpus, modules)}})
+    assert main(["validate", str(path)]) == 2
+    one_line_error(capsys, "buyer.embeddings.model.path", "modules.json: module 2", "is not a module dataprice loads")
+    assert run_cli(path, tmp_path / "report") == 2
+    one_line_error(capsys, "buyer.embeddings.model.path", "dataprice_planted_encoder.Pool")
+    assert not (tmp_path / "report").exists() and not marker.exists()
 
 
 def _write(folder: Path, name: str, **arrays) -> None:

@@ -454,21 +454,17 @@ def test_fuzzed_files_load_or_raise_a_one_line_data_error(files, tmp_path):
 def test_the_embedder_can_show_its_progress(monkeypatch, capsys):
     """A stand-in model (the bar, not MiniLM, is under test): ``progress=True`` counts texts on
     stderr; the default prints nothing."""
-    torch = pytest.importorskip("torch")
     from types import SimpleNamespace
 
     from dataprice.models import embedder
 
-    def tokenizer(texts, **_):
-        ones = torch.ones(len(texts), 3, dtype=torch.long)
-        return {"input_ids": ones, "attention_mask": ones}
+    def encode(texts, **_):
+        return np.ones((len(texts), 384), np.float32) / np.sqrt(384)
 
-    def model(input_ids, attention_mask):  # noqa: ARG001
-        return SimpleNamespace(last_hidden_state=torch.ones(input_ids.shape[0], 3, 384))
-
-    monkeypatch.setattr(embedder, "_load_minilm", lambda: (torch, tokenizer, model))
+    stand_in = SimpleNamespace(encode=encode, max_seq_length=0)
+    monkeypatch.setattr(embedder, "load_sentence_model", lambda *a, **k: stand_in)
     out = embedder.Embedder(batch_size=2, cache=False, progress=True).encode(["a", "bb", "ccc"])
-    assert out.shape == (3, 384)
+    assert out.shape == (3, 384) and stand_in.max_seq_length == 256
     assert "embedding" in (err := capsys.readouterr().err) and "/3 " in err, err  # n of 3 texts
     embedder.Embedder(batch_size=2, cache=False).encode(["a", "bb", "ccc"])
     assert capsys.readouterr().err == ""

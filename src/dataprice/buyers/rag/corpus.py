@@ -143,8 +143,10 @@ def embed(corpus: Corpus, spec, progress: bool = False) -> Embedded:
             "their first tokens (buyer.embeddings.long_texts: truncate)." if long else
             f"All {n} documents fit the {limit} tokens {model} reads at once: none was cut."
         )
-    cut = int((embedder.token_counts(corpus.questions) > limit).sum())
+    query_limit = embedder.content_limit("query")
+    cut = int((embedder.token_counts(corpus.questions) > query_limit).sum())
     if cut:
-        notes.append(f"{cut} of {corpus.n_questions} questions are longer than {limit} tokens and were cut to "
+        notes.append(f"{cut} of {corpus.n_questions} questions are longer than {query_limit} tokens and were cut to "
                      "their first tokens for retrieval.")
-    return Embedded(corpus, embedder.encode(corpus.texts), embedder.encode(corpus.questions), notes)
+    return Embedded(corpus, embedder.encode(corpus.texts, role="document"),
+                    embedder.encode(corpus.questions, role="query"), notes)
