@@ -57,7 +57,8 @@ def test_with_everything_installed_every_library_scenario_validates(capsys):
 @pytest.mark.slow
 def test_a_core_only_environment_runs_the_core_scenarios(tmp_path):
     """``pip install dataprice`` without extras (from the local index, into a fresh venv)
-    runs quickstart, single_winner and learning_sellers, and imports no model library."""
+    runs quickstart, single_winner and learning_sellers, refuses a RAG scenario in one line
+    naming the extra, and imports no model library."""
     venv = tmp_path / "core"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
@@ -66,5 +67,10 @@ def test_a_core_only_environment_runs_the_core_scenarios(tmp_path):
         done = subprocess.run([str(venv / "bin" / "dataprice"), "run", str(SCENARIOS / f"{name}.yaml"), "--out",
                                str(tmp_path / name), "--quiet"], capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-1000:]
+    # a scenario that needs an extra says which, in one line, before any work
+    done = subprocess.run([str(venv / "bin" / "dataprice"), "run", str(SCENARIOS / "rag_medical.yaml"), "--out",
+                           str(tmp_path / "rag"), "--quiet"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr[-1000:]
+    assert "pip install 'dataprice[rag]'" in done.stderr and not (tmp_path / "rag").exists()
     probe = "import sys, dataprice.api; print(sorted(m for m in ('torch', 'transformers', 'faiss') if m in sys.modules))"
     assert subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"
