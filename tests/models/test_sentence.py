@@ -211,3 +211,10 @@ def test_a_load_says_nothing_unless_asked(capsys, tmp_path):
     shutil.copytree(minilm_folder(), folder, ignore=shutil.ignore_patterns("modules.json", "1_Pooling"))
     Embedder(folder=str(folder), cache=False).encode(["quiet"])
     assert capsys.readouterr().err == ""  # no weights bar, no notice about mean pooling
+
+
+def test_a_module_folder_that_links_out_of_the_model_folder_is_refused(tmp_path):
+    (tmp_path / "outside").mkdir()
+    folder = _folder_with(tmp_path, [TRANSFORMER, {**POOLING, "path": "linked"}])
+    (folder / "linked").symlink_to(tmp_path / "outside", target_is_directory=True)
+    assert "its path 'linked' is not a subfolder" in modules_problem(folder)
