@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +89,11 @@ SMALL_CLASSIFIER = {
 }
 
 
+#: A valid safetensors file holding no tensor (an 8-byte header length, then ``{}``): the
+#: weights of a stand-in model folder whose other files are under test.
+EMPTY_SAFETENSORS = (2).to_bytes(8, "little") + b"{}"
+
+
 def fails(call, *parts: str) -> str:
     """The message of the DataError ``call()`` raises: one line, short, containing ``parts``."""
     with pytest.raises(DataError) as info:
@@ -100,6 +108,16 @@ def fails(call, *parts: str) -> str:
 def run_cli(path: Path, out: Path, *extra: str) -> int:
     """``dataprice run PATH -q --out OUT [extra]``, as a user would; the exit status."""
     return main(["run", str(path), "-q", "--out", str(out), *extra])
+
+
+def run_cli_process(path: Path, out: Path, *extra: str) -> tuple[int, str]:
+    """``dataprice run PATH -q --out OUT [extra]`` in a new Python process, as a terminal
+    runs it: the exit status and everything written to its stderr, including what libraries'
+    own log handlers write there (which pytest's capture of one test does not see)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-m", "dataprice.cli", "run", str(path), "-q", "--out", str(out), *extra],
+                          capture_output=True, text=True, env=env, timeout=300)
+    return done.returncode, done.stderr.strip()
 
 
 #: The tables two runs of the same market must agree on exactly.

@@ -22,7 +22,7 @@ from dataprice.errors import DataError
 from dataprice.models import embedder as embedder_module
 from dataprice.models.embedder import Embedder, minilm_folder
 
-from ..conftest import run_cli, same_tables
+from ..conftest import run_cli, run_cli_process, same_tables
 
 DOCS = [
     ("d1", "clinic_a", "Cholera due to Vibrio cholerae: code A00.0."),
@@ -106,6 +106,11 @@ def forbid_embedding(monkeypatch) -> None:
     monkeypatch.setattr(embedder_module.Embedder, "encode", refuse)
 
 
+def assert_has(err: str, *needles: str) -> None:
+    for needle in needles:
+        assert needle in err, err
+
+
 def one_line_error(capsys, *needles: str) -> str:
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
@@ -177,6 +182,32 @@ def test_a_received_encoder_naming_code_to_import_is_refused_at_validation(corpu
     assert run_cli(path, tmp_path / "report") == 2
     one_line_error(capsys, "buyer.embeddings.model.path", "dataprice_planted_encoder.Pool")
     assert not (tmp_path / "report").exists() and not marker.exists()
+
+
+def test_a_received_encoder_with_cut_short_weights_is_one_line_and_no_report(corpus, tmp_path, capsys):
+    """A copy interrupted mid-file: named at validation from the safetensors header, before
+    any loader sees it (the loader's own error was a SafetensorError traceback)."""
+    path = scenario(corpus, {"model": {"path": _received_encoder(corpus)}})
+    weights = corpus / "encoder" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    assert main(["validate", str(path)]) == 2
+    one_line_error(capsys, "buyer.embeddings.model.path", "model.safetensors", "cut short, copy it again")
+    assert run_cli(path, tmp_path / "report") == 2
+    one_line_error(capsys, "model.safetensors", "cut short")
+    assert not (tmp_path / "report").exists()
+
+
+def test_a_received_encoder_whose_config_does_not_fit_its_weights_is_one_line(corpus, tmp_path):
+    """A config.json edited after saving passes every check of the files; the loader's
+    failure is then one line, without transformers' load report on the process's stderr."""
+    path = scenario(corpus, {"model": {"path": _received_encoder(corpus)}})
+    config = json.loads((corpus / "encoder" / "config.json").read_text())
+    (corpus / "encoder" / "config.json").write_text(json.dumps({**config, "hidden_size": 192}))
+    status, err = run_cli_process(path, tmp_path / "report")
+    assert status == 2 and len(err.splitlines()) == 1, err
+    assert_has(err, "buyer.embeddings.model.path", "cannot be loaded as an embedding model",
+               "the tensor shapes in its weights do not match its config.json")
+    assert not (tmp_path / "report").exists()
 
 
 def _write(folder: Path, name: str, **arrays) -> None:

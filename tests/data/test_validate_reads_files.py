@@ -18,7 +18,7 @@ import yaml
 
 from dataprice.cli import main
 
-from ..conftest import run_cli
+from ..conftest import EMPTY_SAFETENSORS, run_cli
 
 DOCS = "doc_id,owner,text\nd1,a,Cholera is coded A00.0.\nd2,b,Hypertension is coded I10.\nd3,c,Asthma is J45.909.\n"
 QUESTIONS = "question_id,question,gold_doc_id\nq1,Code for cholera?,d1\nq2,Code for hypertension?,d2\n"
@@ -106,7 +106,7 @@ def _folder(folder: Path, model_type: str) -> str:
     model = folder / "my-model"
     model.mkdir()
     (model / "config.json").write_text(json.dumps({"model_type": model_type}))
-    (model / "model.safetensors").write_bytes(b"")
+    (model / "model.safetensors").write_bytes(EMPTY_SAFETENSORS)
     (model / "tokenizer.json").write_text("{}")
     return "my-model"
 

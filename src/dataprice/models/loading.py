@@ -4,15 +4,19 @@
 keyword ``progress`` (announce the load on stderr, :func:`dataprice.progress.announce`) is
 not part of the key: a model loaded quietly is not loaded again to be announced, and one
 loaded with an announcement is not loaded again quietly. :func:`weights_size` says how
-large a model's weight files are, for those announcements.
+large a model's weight files are, for those announcements, :func:`first_line` what a
+one-line error quotes of a loader's failure, and :func:`quiet_loading` keeps the loaders'
+own bars and reports off the terminal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -52,6 +56,49 @@ def loaded_once(maxsize: int) -> Callable[[Callable[P, T]], Callable[P, T]]:
     return decorate
 
 
+_LOADER_LOGGERS = ("sentence_transformers", "transformers")
+_quiet_lock = threading.Lock()
+_quiet_levels: list[int] = []  # the loggers' levels before the first of overlapping loads
+_quiet_depth = [0]  # loads in progress
+
+
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """While a model loads: no ``Loading weights`` bar from transformers, no load report of
+    its own (the tensors of a folder that do not fit its config: the failure becomes one
+    line, see :func:`first_line`) and no sentence-transformers notices (e.g. that a plain
+    transformers folder gets mean pooling). Their loggers' levels are restored when the last
+    of overlapping loads (in threads) ends."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    loggers = [logging.getLogger(name) for name in _LOADER_LOGGERS]
+    with _quiet_lock:
+        if not _quiet_levels:
+            _quiet_levels.extend(logger.level for logger in loggers)
+            for logger in loggers:
+                logger.setLevel(logging.CRITICAL)
+        _quiet_depth[0] += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_depth[0] -= 1
+            if not _quiet_depth[0]:
+                for logger, level in zip(loggers, _quiet_levels, strict=True):
+                    logger.setLevel(level)
+                _quiet_levels.clear()
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type's name when it has none), at most
+    ``limit`` characters: what a one-line error quotes of a library's failure."""
+    text = str(exc).strip()
+    if "ignore_mismatched_sizes" in text:  # transformers points at a load report it logged (kept quiet here)
+        return "the tensor shapes in its weights do not match its config.json"
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+
+
 def weights_size(path: str | Path) -> str:
     """The size of a model's weights, e.g. ``"91 MB"`` or ``"1.4 GB"``: a file's size, or the
     weight files' in a folder (``*.safetensors``, ``*.gguf``, ...; the whole folder when it
@@ -70,4 +117,4 @@ def weights_size(path: str | Path) -> str:
     return f"{mb / 1e3:.1f} GB" if mb >= 1000 else f"{mb:.0f} MB" if mb >= 1 else f"{mb:.1f} MB"
 
 
-__all__ = ["loaded_once", "weights_size"]
+__all__ = ["first_line", "loaded_once", "quiet_loading", "weights_size"]
