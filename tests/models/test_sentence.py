@@ -25,6 +25,8 @@ from dataprice.models import embedder as embedder_module
 from dataprice.models.embedder import Embedder, load_sentence_model, minilm_folder
 from dataprice.models.sentence import ALLOWED_MODULES, encoder_problem, modules_problem, prompt_for
 
+from ..conftest import fails
+
 TEXTS = ["What is the code for cholera?", "Essential (primary) hypertension: code I10.",
          "Acute appendicitis without perforation.", "A", "Headache, unspecified: code R51.9 " * 20]
 
@@ -115,6 +117,31 @@ def test_a_plain_transformers_folder_is_mean_pooled(tmp_path):
         shutil.copy(minilm_folder() / name, folder / name)
     got = Embedder(folder=str(folder), cache=False).encode(TEXTS[:4])
     assert np.abs(got - plain_minilm(TEXTS[:4])).max() < 1e-5
+
+
+def test_a_dense_layer_must_be_intact_and_use_a_torch_activation(st_folder, tmp_path):
+    """sentence-transformers (without trust_remote_code) replaces an activation outside
+    torch.nn by Tanh with only a log warning: other vectors than the model's, so refused."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    folder = tmp_path / "received"
+    shutil.copytree(st_folder, folder)
+    dense = next(p for p in folder.iterdir() if p.name.endswith("_Dense"))
+    config = json.loads((dense / "config.json").read_text())
+    assert config["activation_function"] == "torch.nn.modules.activation.Tanh" and modules_problem(folder) is None
+    (dense / "config.json").write_text(json.dumps({**config, "activation_function": "my_package.layers.Swish"}))
+    replaced = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+    assert isinstance(replaced[2].activation_function, torch.nn.Tanh)  # the silent replacement
+    problem = modules_problem(folder)
+    assert "'my_package.layers.Swish' is not a torch.nn module class" in problem and "\n" not in problem
+    fails(lambda: load_sentence_model(str(folder), "buyer.embeddings.model.path"),
+          "buyer.embeddings.model.path", "activation_function")
+    (dense / "config.json").write_text(json.dumps({**config, "activation_function": "torch.nn.GELU"}))
+    assert modules_problem(folder) is None
+    weights = dense / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    assert "but its header describes" in modules_problem(folder)
 
 
 def _folder_with(tmp_path: Path, modules: list, **files: str) -> Path:

@@ -12,7 +12,8 @@ so ``dataprice validate`` stays fast):
 * **Transformer** (first, at the folder itself), **Pooling**, **Dense** and **Normalize**,
   under the class paths sentence-transformers 2 to 6 write (:data:`ALLOWED_MODULES`);
 * every module's subfolder inside the folder (no ``..``, no absolute path, no link out);
-* a Dense layer's weights in safetensors (``model.safetensors``), never a pickle.
+* a Dense layer's weights in an intact safetensors file (``model.safetensors``), never a
+  pickle, and its activation a ``torch.nn`` class (any other would be replaced by Tanh).
 
 A folder with no ``modules.json`` is a plain transformers encoder (sentence-transformers
 mean-pools it). :func:`prompt_for` reads the folder's prompts
@@ -23,10 +24,12 @@ models such as E5 or BGE prepend to queries and documents.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from dataprice.inputs import excerpt
+from dataprice.models.folder import safetensors_problem
 
 #: Class paths a ``modules.json`` may name, by module (sentence-transformers 2-5 wrote
 #: ``sentence_transformers.models.X``; 6 writes the classes' own modules).
@@ -44,6 +47,8 @@ _KIND = {path: kind for kind, paths in ALLOWED_MODULES.items() for path in paths
 MAX_JSON_BYTES = 2**20
 #: Most modules a folder may list.
 MAX_MODULES = 16
+#: A Dense layer's ``activation_function``: a class path under ``torch.nn``.
+_TORCH_NN = re.compile(r"torch\.nn(\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 
 def _read_json(path: Path) -> Any:
@@ -92,10 +97,33 @@ def modules_problem(folder: str | Path) -> str | None:
         inside = not Path(sub).is_absolute() and target.is_relative_to(root.resolve())
         if not inside or not (target.is_dir() or kind == "Normalize"):  # Normalize reads no file
             return f"{where}: its path {excerpt(sub, 80)!s} is not a subfolder of the model folder"
-        if kind == "Dense" and not (target / "model.safetensors").is_file():
-            return (f"{where}: the Dense layer in {excerpt(sub, 80)} has no model.safetensors (a pickle would be read "
-                    "instead, and unpickling can run code); save the model again with sentence-transformers 3 or later")
+        if kind == "Dense":
+            problem = _dense_problem(where, target, sub)
+            if problem:
+                return problem
     return prompts_problem(root)
+
+
+def _dense_problem(where: str, target: Path, sub: str) -> str | None:
+    """A Dense layer's weights must be an intact ``model.safetensors``, and its activation a
+    ``torch.nn`` module: sentence-transformers without ``trust_remote_code`` puts Tanh in
+    place of any other, which would change the vectors without a word."""
+    weights = target / "model.safetensors"
+    if not weights.is_file():
+        return (f"{where}: the Dense layer in {excerpt(sub, 80)} has no model.safetensors (a pickle would be read "
+                "instead, and unpickling can run code); save the model again with sentence-transformers 3 or later")
+    config_path = target / "config.json"
+    try:
+        config = _read_json(config_path) if config_path.is_file() else {}
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return f"{config_path}: not readable JSON ({excerpt(str(exc), 80)})"
+    if not isinstance(config, dict):
+        return f"{config_path}: not a JSON object"
+    activation = config.get("activation_function")
+    if activation is not None and not (isinstance(activation, str) and _TORCH_NN.fullmatch(activation)):
+        return (f"{config_path}: activation_function {excerpt(activation, 80)} is not a torch.nn module class such as "
+                "'torch.nn.modules.activation.Tanh' (sentence-transformers would use Tanh in its place)")
+    return safetensors_problem(weights)
 
 
 def encoder_problem(path: str | Path) -> str | None:
