@@ -232,6 +232,24 @@ def test_bad_prompt_files_and_gguf_files_are_named(tmp_path):
     assert "a GGUF file is a causal LM" in encoder_problem(tmp_path / "model.gguf")
 
 
+@pytest.mark.parametrize(("text", "needle"), [
+    ("{not json", "not readable JSON"),
+    ("[]", "not a JSON object"),
+    ('{"max_seq_length": 4096}', "max_seq_length 4096 is not allowed; allowed: 1 to 512"),
+    ('{"max_seq_length": "long"}', "max_seq_length 'long' is not allowed"),
+    ('{"max_seq_length": 0}', "max_seq_length 0 is not allowed"),
+])
+def test_a_bad_sentence_bert_config_is_named_before_loading(text, needle, tmp_path):
+    """MiniLM reads 512 positions: a limit above them would let texts through that the model
+    cannot read (the run would fail mid-way on the first long document)."""
+    folder = _folder_with(tmp_path, [TRANSFORMER, POOLING], **{"sentence_bert_config.json": text})
+    problem = encoder_problem(folder)
+    assert problem is not None and needle in problem and "sentence_bert_config.json" in problem, problem
+    fails(lambda: load_sentence_model(str(folder), "buyer.embeddings.model.path"), "buyer.embeddings.model.path", needle)
+    (folder / "sentence_bert_config.json").write_text('{"max_seq_length": 512, "do_lower_case": false}')
+    assert encoder_problem(folder) is None
+
+
 def test_a_load_says_nothing_unless_asked(capsys, tmp_path):
     embedder_module.load_sentence_model.cache_clear()
     folder = tmp_path / "plain"

@@ -132,7 +132,36 @@ def encoder_problem(path: str | Path) -> str | None:
     file (a causal LM), or :func:`modules_problem`; None when it is usable."""
     if Path(path).suffix.lower() == ".gguf":
         return f"{path}: a GGUF file is a causal LM; give a sentence-embedding model folder"
-    return modules_problem(path)
+    return modules_problem(path) or sentence_config_problem(path)
+
+
+def sentence_config_problem(folder: str | Path) -> str | None:
+    """What makes ``sentence_bert_config.json`` unusable (one line), or None: when present it
+    is a JSON object whose ``max_seq_length``, if given, is a whole number of tokens from 1 to
+    the model's ``max_position_embeddings`` (``config.json``). A longer limit would let
+    texts through that the model cannot read; dataprice cuts documents to this limit."""
+    path = Path(folder) / "sentence_bert_config.json"
+    if not path.is_file():
+        return None
+    try:
+        config = _read_json(path)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return f"{path}: not readable JSON ({excerpt(str(exc), 80)})"
+    if not isinstance(config, dict):
+        return f"{path}: not a JSON object"
+    length = config.get("max_seq_length")
+    if length is None:
+        return None
+    try:
+        model = _read_json(Path(folder) / "config.json")
+        positions = model.get("max_position_embeddings") if isinstance(model, dict) else None
+    except (OSError, UnicodeDecodeError, ValueError):
+        positions = None
+    top = positions if isinstance(positions, int) and not isinstance(positions, bool) and positions > 0 else None
+    if not isinstance(length, int) or isinstance(length, bool) or length < 1 or (top is not None and length > top):
+        allowed = f"1 to {top} (the model's max_position_embeddings)" if top else "a whole number from 1"
+        return f"{path}: max_seq_length {excerpt(length, 40)} is not allowed; allowed: {allowed}"
+    return None
 
 
 def _prompts(folder: Path) -> tuple[dict[str, str], str | None]:
