@@ -129,10 +129,10 @@ def safetensors_problem(path: Path) -> str | None:
         return f"{_show(path)}: its safetensors header is not JSON; the file is damaged, copy it again"
     if not isinstance(header, dict):
         return f"{_show(path)}: its safetensors header is not a JSON object; the file is damaged"
-    ends = [entry.get("data_offsets", [0, 0])[1] for name, entry in header.items()
-            if name != "__metadata__" and isinstance(entry, dict) and isinstance(entry.get("data_offsets"), list)
-            and len(entry["data_offsets"]) == 2]
-    expected = 8 + length + max((e for e in ends if isinstance(e, int)), default=0)
+    offsets = [entry.get("data_offsets") for name, entry in header.items()
+               if name != "__metadata__" and isinstance(entry, dict)]
+    ends = [o[1] for o in offsets if isinstance(o, list) and len(o) == 2 and isinstance(o[1], int)]
+    expected = 8 + length + max(ends, default=0)
     if expected != size:
         return (f"{_show(path)} holds {size:,} bytes but its header describes {expected:,}; the file is damaged or "
                 "cut short, copy it again")

@@ -59,7 +59,7 @@ def loaded_once(maxsize: int) -> Callable[[Callable[P, T]], Callable[P, T]]:
 _LOADER_LOGGERS = ("sentence_transformers", "transformers")
 _quiet_lock = threading.Lock()
 _quiet_levels: list[int] = []  # the loggers' levels before the first of overlapping loads
-_quiet_depth = [0]  # loads in progress
+_quiet_depth = 0  # loads in progress
 
 
 @contextlib.contextmanager
@@ -71,23 +71,23 @@ def quiet_loading() -> Iterator[None]:
     of overlapping loads (in threads) ends."""
     from transformers.utils import logging as hf_logging
 
+    global _quiet_depth
     hf_logging.disable_progress_bar()
     loggers = [logging.getLogger(name) for name in _LOADER_LOGGERS]
     with _quiet_lock:
-        if not _quiet_levels:
-            _quiet_levels.extend(logger.level for logger in loggers)
+        if not _quiet_depth:
+            _quiet_levels[:] = [logger.level for logger in loggers]
             for logger in loggers:
                 logger.setLevel(logging.CRITICAL)
-        _quiet_depth[0] += 1
+        _quiet_depth += 1
     try:
         yield
     finally:
         with _quiet_lock:
-            _quiet_depth[0] -= 1
-            if not _quiet_depth[0]:
+            _quiet_depth -= 1
+            if not _quiet_depth:
                 for logger, level in zip(loggers, _quiet_levels, strict=True):
                     logger.setLevel(level)
-                _quiet_levels.clear()
 
 
 def first_line(exc: BaseException, limit: int = 200) -> str:

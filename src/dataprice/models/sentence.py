@@ -58,6 +58,18 @@ def _read_json(path: Path) -> Any:
         return json.load(handle)
 
 
+def _optional_object(path: Path) -> tuple[dict, str | None]:
+    """The JSON object in ``path`` and None, ``{}`` and None when there is no such file, or
+    ``{}`` and a one-line problem naming the file."""
+    if not path.is_file():
+        return {}, None
+    try:
+        data = _read_json(path)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return {}, f"{path}: not readable JSON ({excerpt(str(exc), 80)})"
+    return (data, None) if isinstance(data, dict) else ({}, f"{path}: not a JSON object")
+
+
 def module_kinds(folder: str | Path) -> list[str]:
     """The kinds of the folder's modules, in order (``["Transformer", "Pooling", ...]``);
     ``[]`` when it has no ``modules.json``. Assumes :func:`modules_problem` found none."""
@@ -112,16 +124,12 @@ def _dense_problem(where: str, target: Path, sub: str) -> str | None:
     if not weights.is_file():
         return (f"{where}: the Dense layer in {excerpt(sub, 80)} has no model.safetensors (a pickle would be read "
                 "instead, and unpickling can run code); save the model again with sentence-transformers 3 or later")
-    config_path = target / "config.json"
-    try:
-        config = _read_json(config_path) if config_path.is_file() else {}
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        return f"{config_path}: not readable JSON ({excerpt(str(exc), 80)})"
-    if not isinstance(config, dict):
-        return f"{config_path}: not a JSON object"
+    config, problem = _optional_object(target / "config.json")
+    if problem:
+        return problem
     activation = config.get("activation_function")
     if activation is not None and not (isinstance(activation, str) and _TORCH_NN.fullmatch(activation)):
-        return (f"{config_path}: activation_function {excerpt(activation, 80)} is not a torch.nn module class such as "
+        return (f"{target / 'config.json'}: activation_function {excerpt(activation, 80)} is not a torch.nn module class such as "
                 "'torch.nn.modules.activation.Tanh' (sentence-transformers would use Tanh in its place)")
     return safetensors_problem(weights)
 
@@ -141,22 +149,11 @@ def sentence_config_problem(folder: str | Path) -> str | None:
     the model's ``max_position_embeddings`` (``config.json``). A longer limit would let
     texts through that the model cannot read; dataprice cuts documents to this limit."""
     path = Path(folder) / "sentence_bert_config.json"
-    if not path.is_file():
-        return None
-    try:
-        config = _read_json(path)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        return f"{path}: not readable JSON ({excerpt(str(exc), 80)})"
-    if not isinstance(config, dict):
-        return f"{path}: not a JSON object"
+    config, problem = _optional_object(path)
     length = config.get("max_seq_length")
-    if length is None:
-        return None
-    try:
-        model = _read_json(Path(folder) / "config.json")
-        positions = model.get("max_position_embeddings") if isinstance(model, dict) else None
-    except (OSError, UnicodeDecodeError, ValueError):
-        positions = None
+    if problem or length is None:
+        return problem
+    positions = _optional_object(Path(folder) / "config.json")[0].get("max_position_embeddings")
     top = positions if isinstance(positions, int) and not isinstance(positions, bool) and positions > 0 else None
     if not isinstance(length, int) or isinstance(length, bool) or length < 1 or (top is not None and length > top):
         allowed = f"1 to {top} (the model's max_position_embeddings)" if top else "a whole number from 1"
